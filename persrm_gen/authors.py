@@ -1,0 +1,308 @@
+"""authors.jsonl: the typed models and a loader that reports every defect at once.
+
+The file format is a contract (see ../shared/design.md). The loader reads bytes, not
+text, so that encoding problems (BOM, CRLF, non-UTF-8) get a line number and a fix
+instead of a stack trace. Messages never quote sample text: it is personal data.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from persrm_gen.errors import InputError, InputIssue
+
+BOM = b"\xef\xbb\xbf"
+# A broken file (say Latin-1 throughout) could yield one issue per line; past this
+# many the user learns nothing new, so the rest is summarised in one line.
+MAX_ISSUES = 100
+
+# Strict: a number where a string belongs is an error, not silently coerced.
+# Unknown keys are ignored so newer files still load in older versions.
+_STRICT = ConfigDict(strict=True, extra="ignore")
+
+
+def _not_blank(value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise PydanticCustomError("empty", "is empty")
+    return value
+
+
+class Sample(BaseModel):
+    model_config = _STRICT
+
+    id: str | None = None  # filled in by Author as "<author_id>-<index>"
+    text: str
+    genre: str = "unknown"
+    prompt: str | None = None
+    meta: dict = Field(default_factory=dict)
+
+    @field_validator("id", "text", "genre")
+    @classmethod
+    def _not_blank(cls, value: str | None) -> str | None:
+        return _not_blank(value)
+
+
+class Author(BaseModel):
+    model_config = _STRICT
+
+    author_id: str
+    name: str | None = None
+    samples: list[Sample] = Field(min_length=1)
+    profile: dict | str | None = None
+
+    @field_validator("author_id")
+    @classmethod
+    def _author_id_not_blank(cls, value: str) -> str | None:
+        return _not_blank(value)
+
+    @field_validator("profile", mode="before")
+    @classmethod
+    def _profile_type(cls, value: Any) -> Any:
+        # Checked up front so a wrong type gives one message, not one per union member.
+        if value is not None and not isinstance(value, (dict, str)):
+            raise PydanticCustomError(
+                "profile_type", "must be an object, a string or null, got {got}", {"got": json_type(value)}
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _default_sample_ids(self) -> Author:
+        for index, sample in enumerate(self.samples):
+            if sample.id is None:
+                sample.id = f"{self.author_id}-{index}"
+        return self
+
+
+def iter_samples(authors: Iterable[Author]) -> Iterator[tuple[Author, Sample]]:
+    """Every (author, sample) pair in file order."""
+    for author in authors:
+        for sample in author.samples:
+            yield author, sample
+
+
+def json_type(value: Any) -> str:
+    """The JSON-ish name of a value's type, for messages (never the value itself)."""
+    names = {type(None): "null", bool: "bool", int: "int", float: "float", str: "string", list: "list", dict: "object"}
+    return names.get(type(value), type(value).__name__)
+
+
+def field_path(loc: tuple[int | str, ...]) -> str:
+    """('samples', 3, 'text') -> 'samples[3].text'."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+_EXPECTED = {
+    "string_type": "a string",
+    "dict_type": "an object",
+    "model_type": "an object",
+    "model_attributes_type": "an object",
+    "list_type": "a list",
+}
+
+
+def describe_error(err: dict[str, Any]) -> str:
+    """One pydantic error as a one-line message that names the field, not its value."""
+    where = field_path(err["loc"]) or "value"
+    kind = err["type"]
+    if kind == "missing":
+        return f"{where} is missing"
+    if kind in _EXPECTED:
+        return f"{where} must be {_EXPECTED[kind]}, got {json_type(err.get('input'))}"
+    if kind == "too_short" and where == "samples":
+        return "samples is empty; give at least one sample"
+    if kind in ("empty", "profile_type"):
+        return f"{where} {err['msg']}"
+    return f"{where}: {err['msg']}"
+
+
+def describe_errors(exc: ValidationError) -> list[str]:
+    return [describe_error(err) for err in exc.errors(include_url=False, include_input=True)]
+
+
+class IssueCollector:
+    """Issues for one file, capped at MAX_ISSUES."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.issues: list[InputIssue] = []
+        self.dropped = 0
+
+    def add(self, line: int | None, message: str, *, path: str | None = None) -> None:
+        if len(self.issues) < MAX_ISSUES:
+            self.issues.append(InputIssue(path or self.path, line, message))
+        else:
+            self.dropped += 1
+
+    def raise_if_any(self) -> None:
+        # Checks run in passes; the user reads the file top to bottom.
+        self.issues.sort(key=lambda issue: (issue.path, issue.line or 0))
+        if self.dropped:
+            self.issues.append(InputIssue(self.path, None, f"{self.dropped} more problems not shown"))
+        if self.issues:
+            raise InputError(self.issues)
+
+
+def read_bytes(path: str | Path) -> bytes:
+    """File contents, or an InputError that says why not (missing, a folder, unreadable)."""
+    p = Path(path)
+    try:
+        return p.read_bytes()
+    except FileNotFoundError:
+        raise InputError(InputIssue(str(path), None, "file not found")) from None
+    except IsADirectoryError:
+        raise InputError(InputIssue(str(path), None, "is a folder, expected a file")) from None
+    except OSError as exc:
+        raise InputError(InputIssue(str(path), None, f"cannot read file: {exc.strerror}")) from None
+
+
+def split_lines(data: bytes, issues: IssueCollector, *, strict_format: bool = True) -> Iterator[tuple[int, str]]:
+    """(line number, decoded text) for each non-blank line.
+
+    With ``strict_format`` a BOM and CRLF endings are reported (the contract file must
+    be plain UTF-8 + LF); otherwise they are tolerated. Undecodable lines are always
+    reported (with line and byte offset) and skipped.
+    """
+    offset = 0  # byte offset of the current line in the file, for the user's hex editor
+    if data.startswith(BOM):
+        if strict_format:
+            issues.add(1, "file starts with a UTF-8 byte-order mark; save it as UTF-8 without BOM")
+        data, offset = data[len(BOM):], len(BOM)
+    crlf_reported = False
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        start, offset = offset, offset + len(raw) + 1
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+            if strict_format and not crlf_reported:
+                issues.add(number, "Windows (CRLF) line ending; convert to LF")
+                crlf_reported = True
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            bad = raw[exc.start]
+            issues.add(
+                number,
+                f"not valid UTF-8: byte 0x{bad:02x} at byte offset {start + exc.start} "
+                f"(column {exc.start + 1}); save the file as UTF-8",
+            )
+            continue
+        if text.strip():
+            yield number, text
+
+
+def parse_object(text: str, line: int, issues: IssueCollector) -> dict | None:
+    """A JSON object from one line, or None after reporting why not."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        issues.add(line, f"invalid JSON: {exc.msg} (column {exc.colno})")
+        return None
+    except RecursionError:
+        issues.add(line, "invalid JSON: nested too deeply")
+        return None
+    if not isinstance(value, dict):
+        issues.add(line, f"expected one JSON object per line, got {json_type(value)}")
+        return None
+    return value
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def load_authors(path: str | Path, *, min_samples: int = 1, min_samples_reason: str | None = None) -> list[Author]:
+    """Load and validate authors.jsonl; raise InputError listing every defect found."""
+    issues = IssueCollector(str(path))
+    data = read_bytes(path)
+    authors: list[tuple[int, Author]] = []
+    ids = _IdRegistry(issues)
+    seen_lines = 0
+    for line, text in split_lines(data, issues):
+        seen_lines += 1
+        obj = parse_object(text, line, issues)
+        if obj is None:
+            continue
+        ids.check(obj, line)
+        try:
+            authors.append((line, Author.model_validate(obj)))
+        except ValidationError as exc:
+            for message in describe_errors(exc):
+                issues.add(line, message)
+    if not seen_lines and not issues.issues:
+        issues.add(None, "no authors (the file is empty)")
+    _check_min_samples(authors, min_samples, min_samples_reason, issues)
+    issues.raise_if_any()
+    return [author for _, author in authors]
+
+
+class _IdRegistry:
+    """First line of every author id and sample id, to report duplicates.
+
+    Works on the raw object (before validation) so a duplicate is reported even on a
+    line with other defects. Sample ids must be unique in the whole file: later stages
+    key pairs and cache entries on them.
+    """
+
+    def __init__(self, issues: IssueCollector):
+        self.issues = issues
+        self.authors: dict[str, int] = {}
+        self.samples: dict[str, tuple[int, int]] = {}
+
+    def check(self, obj: dict, line: int) -> None:
+        author_id = obj.get("author_id")
+        if not _nonblank_str(author_id):
+            author_id = None
+        elif author_id in self.authors:
+            self.issues.add(line, f"duplicate author_id '{author_id}' (first on line {self.authors[author_id]})")
+            author_id = None  # its default sample ids would only repeat this news
+        else:
+            self.authors[author_id] = line
+        samples = obj.get("samples")
+        for index, sample in enumerate(samples if isinstance(samples, list) else []):
+            sample_id = self._sample_id(sample, author_id, index)
+            if sample_id is not None:
+                self._check_sample(sample_id, line, index)
+
+    @staticmethod
+    def _sample_id(sample: Any, author_id: str | None, index: int) -> str | None:
+        if not isinstance(sample, dict):
+            return None
+        given = sample.get("id")
+        if given is None and author_id is not None:
+            return f"{author_id}-{index}"  # the default Author fills in
+        return given if _nonblank_str(given) else None
+
+    def _check_sample(self, sample_id: str, line: int, index: int) -> None:
+        if sample_id not in self.samples:
+            self.samples[sample_id] = (line, index)
+            return
+        first_line, first_index = self.samples[sample_id]
+        where = "this line" if first_line == line else f"line {first_line}"
+        self.issues.add(
+            line, f"duplicate sample id '{sample_id}' at samples[{index}] (first at {where}, samples[{first_index}])"
+        )
+
+
+def _nonblank_str(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _check_min_samples(
+    authors: list[tuple[int, Author]], min_samples: int, reason: str | None, issues: IssueCollector
+) -> None:
+    for line, author in authors:
+        if len(author.samples) < min_samples:
+            why = f" ({reason})" if reason else ""
+            issues.add(
+                line,
+                f"author '{author.author_id}' has {_plural(len(author.samples), 'sample')}; "
+                f"needs at least {min_samples}{why}",
+            )

@@ -1,0 +1,310 @@
+"""The output folder's README.md: Hub YAML (configs, features, tags) plus a generated body.
+
+``render_dataset_card`` is pure (manifest + stats [+ scanned data] -> text);
+``write_dataset_card`` scans ``out/data``, merges with an existing README.md and writes
+atomically. The YAML is built in Python and dumped with PyYAML (never templated), the
+body comes from ``dataset_card.md.j2`` in a sandboxed Jinja environment where every
+manifest value is data.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from jinja2 import PackageLoader, StrictUndefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from persrm_gen.cards.data_scan import CONFIG_ORDER, SPLIT_ORDER, ConfigData, data_files_glob, scan_data
+from persrm_gen.cards.merge import dump_card, merge_body, merge_meta, parse_card, sections
+
+TEMPLATE = "dataset_card.md.j2"
+DEFAULT_LICENSE = "other"
+DEFAULT_LANGUAGE = ["en"]
+DEFAULT_PRETTY_NAME = "PersRM-Gen personalized preference pairs"
+TAGS = ["personalization", "reward-modeling", "preference", "synthetic", "persrm"]
+TASK_CATEGORIES = ["text-classification", "text-generation"]
+USER_OWNED = ("pretty_name", "license", "language", "task_categories", "tags")
+
+# The Hub's size_categories buckets, by upper bound.
+_SIZE_BUCKETS = [
+    (1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
+    (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B"),
+    (10_000_000_000, "1B<n<10B"), (100_000_000_000, "10B<n<100B"), (1_000_000_000_000, "100B<n<1T"),
+]
+
+CONFIG_ABOUT = {
+    "pairs": "canonical pairs: query, context, chosen/rejected, A/B label, rationale, provenance",
+    "sft": "TRL prompt-completion: judge prompt, reasoning then answer tag",
+    "rft": "judge prompt and A/B label for GRPO with a verifiable reward",
+    "preference": "TRL implicit-prompt preference: prompt, chosen, rejected",
+}
+
+
+def size_category(n: int) -> str:
+    for bound, name in _SIZE_BUCKETS:
+        if n < bound:
+            return name
+    return "n>1T"
+
+
+# ---------------------------------------------------------------- YAML
+
+def _configs_yaml(manifest: dict, data: dict[str, ConfigData] | None) -> list[dict]:
+    """``configs:`` entries; from the files when scanned, else from manifest counts."""
+    out = []
+    if data:
+        for name, cfg in data.items():
+            files = [{"split": s, "path": data_files_glob(name, s, d)} for s, d in cfg.splits.items()]
+            out.append({"config_name": name, "data_files": files})
+    else:
+        counts = manifest.get("counts") or {}
+        for name in _ordered(counts, CONFIG_ORDER):
+            splits = _ordered([s for s, n in (counts[name] or {}).items() if n], SPLIT_ORDER)
+            if splits:
+                files = [{"split": s, "path": f"data/{name}/{s}.parquet"} for s in splits]
+                out.append({"config_name": name, "data_files": files})
+    names = [c["config_name"] for c in out]
+    default = "pairs" if "pairs" in names else (names[0] if names else None)
+    for c in out:
+        if c["config_name"] == default and len(out) > 1:
+            c["default"] = True  # so load_dataset(repo) without a config name works
+    return out
+
+
+def _dataset_info_yaml(data: dict[str, ConfigData]) -> list[dict]:
+    """Features per config, in the Hub's YAML form, from the parquet Arrow schema."""
+    from datasets import Features
+    from datasets.info import DatasetInfo
+    from datasets.splits import SplitDict, SplitInfo
+
+    infos = []
+    for name, cfg in data.items():
+        splits = SplitDict()
+        for split, d in cfg.splits.items():
+            splits.add(SplitInfo(name=split, num_bytes=d.num_bytes, num_examples=d.num_examples))
+        info = DatasetInfo(
+            features=Features.from_arrow_schema(cfg.schema),
+            splits=splits,
+            download_size=sum(d.download_size for d in cfg.splits.values()),
+            dataset_size=sum(d.num_bytes for d in cfg.splits.values()),
+        )
+        infos.append({"config_name": name, **info._to_yaml_dict()})
+    return infos
+
+
+def _n_pairs(manifest: dict, stats: dict) -> int:
+    if stats.get("n_pairs") is not None:
+        return int(stats["n_pairs"])
+    return int(sum(((manifest.get("counts") or {}).get("pairs") or {}).values()))
+
+
+def fresh_meta(manifest: dict, stats: dict, data: dict[str, ConfigData] | None) -> dict:
+    meta = {
+        "pretty_name": DEFAULT_PRETTY_NAME,
+        "license": manifest.get("license") or DEFAULT_LICENSE,
+        "language": list(manifest.get("language") or DEFAULT_LANGUAGE),
+        "task_categories": list(TASK_CATEGORIES),
+        "size_categories": [size_category(_n_pairs(manifest, stats))],
+        "tags": list(TAGS),
+        "configs": _configs_yaml(manifest, data),
+    }
+    if data:
+        meta["dataset_info"] = _dataset_info_yaml(data)
+    return meta
+
+
+# ---------------------------------------------------------------- body
+
+def _md(value) -> str:
+    """A value made safe for one Markdown table cell and for our HTML-comment markers."""
+    text = "" if value is None else str(value)
+    text = text.replace("\r", " ").replace("\n", " ").replace("|", "\\|")
+    return text.replace("<!--", "&lt;!--").replace("-->", "--&gt;")
+
+
+def _code(value) -> str:
+    return _md(value).replace("`", "'")
+
+
+def _env() -> ImmutableSandboxedEnvironment:
+    env = ImmutableSandboxedEnvironment(
+        loader=PackageLoader("persrm_gen", "cards"),
+        undefined=StrictUndefined,
+        autoescape=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["md"] = _md
+    env.filters["code"] = _code
+    return env
+
+
+def _safe_url(url: str | None) -> str | None:
+    """Drop credentials and query strings a base URL might carry."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _ordered(names, order) -> list[str]:
+    return [n for n in order if n in names] + sorted(n for n in names if n not in order)
+
+
+def _fmt(x, digits: int = 3) -> str:
+    if x is None:
+        return "n/a"
+    try:
+        return f"{float(x):.{digits}f}"
+    except (TypeError, ValueError):
+        return str(x)
+
+
+def _share_rows(counts: dict, total: int) -> list[dict]:
+    rows = sorted((counts or {}).items(), key=lambda kv: (-kv[1], str(kv[0])))
+    return [{"name": k, "n": v, "pct": f"{100 * v / total:.1f}%" if total else "n/a"} for k, v in rows]
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    """Nested usage dicts -> dotted keys (``stages.judge.requests``) for a two-column table."""
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def _extra_settings(manifest: dict) -> list[tuple[str, str]]:
+    rows = []
+    if manifest.get("axes"):
+        rows.append(("divergence axes", ", ".join(map(str, manifest["axes"]))))
+    for key, label in (("rationales", "rationales"), ("swap_check", "A/B swap check")):
+        if manifest.get(key) is not None:
+            rows.append((label, str(manifest[key])))
+    fraction = (manifest.get("splits") or {}).get("test_fraction")
+    if fraction is not None:
+        rows.append(("test fraction", str(fraction)))
+    return rows
+
+
+def _strategy_split(table: dict) -> dict:
+    splits = _ordered({s for row in table.values() for s in row}, SPLIT_ORDER)
+    return {
+        "header": ["strategy", *splits],
+        "rows": [[name, *(row.get(s, 0) for s in splits)] for name, row in sorted(table.items())],
+    }
+
+
+def _config_table(manifest: dict, data: dict[str, ConfigData] | None) -> dict:
+    rows: dict[str, dict[str, int]] = {}
+    if data:
+        rows = {n: {s: d.num_examples for s, d in c.splits.items()} for n, c in data.items()}
+    else:
+        rows = {n: {s: v for s, v in (c or {}).items() if v} for n, c in (manifest.get("counts") or {}).items()}
+    splits = _ordered({s for r in rows.values() for s in r}, SPLIT_ORDER)
+    return {
+        "header": ["config", "what it holds", *splits],
+        "rows": [
+            [n, CONFIG_ABOUT.get(n, ""), *(rows[n].get(s, "") for s in splits)]
+            for n in _ordered(rows, CONFIG_ORDER)
+        ],
+    }
+
+
+def _context(manifest: dict, stats: dict, meta: dict, data) -> dict:
+    n_pairs = _n_pairs(manifest, stats)
+    by_split = stats.get("by_split") or (manifest.get("counts") or {}).get("pairs") or {}
+    authors = stats.get("authors") or {}
+    baseline = stats.get("baseline_accuracy") or {}
+    ab = stats.get("ab_balance") or {}
+    a, b = int(ab.get("A", 0)), int(ab.get("B", 0))
+    margin = stats.get("style_margin") or {}
+    splits = manifest.get("splits") or {}
+    return {
+        "pretty_name": meta.get("pretty_name") or DEFAULT_PRETTY_NAME,
+        "license": meta.get("license") or DEFAULT_LICENSE,
+        "license_is_default": (meta.get("license") or DEFAULT_LICENSE) == DEFAULT_LICENSE,
+        "version": manifest.get("persrm_gen_version", "unknown"),
+        "created": manifest.get("created"),  # builds are deterministic: usually absent
+        "command": manifest.get("command", ""),
+        "backend": manifest.get("backend", "unknown"),
+        "model": manifest.get("model", "unknown"),
+        "base_url": _safe_url(manifest.get("base_url")),
+        "seed": manifest.get("seed", "n/a"),
+        "context_size": manifest.get("context_size", "n/a"),
+        "positive": manifest.get("positive", "real"),
+        "negatives": list(manifest.get("negatives") or []),
+        "templates": sorted((manifest.get("templates") or {}).items()),
+        "test_authors": list(splits.get("test_authors") or []),
+        "holdout_genre": splits.get("holdout_genre"),
+        "usage": sorted(_flatten(manifest.get("usage") or {}).items()),
+        "extra_settings": _extra_settings(manifest),
+        "strategy_split": _strategy_split(stats.get("by_strategy_split") or {}),
+        "sft_usable": stats.get("sft_usable"),
+        "versions": sorted((manifest.get("versions") or {}).items()),
+        "config_table": _config_table(manifest, data),
+        "n_pairs": n_pairs,
+        "n_authors": authors.get("all", "n/a"),  # per-split counts overlap (seen authors), so no sum
+        "split_rows": [
+            {"split": s, "pairs": by_split[s], "authors": authors.get(s, "n/a"), "baseline": _fmt(baseline.get(s))}
+            for s in _ordered(by_split, SPLIT_ORDER)
+        ],
+        "baseline_all": _fmt(baseline.get("all")),
+        "by_strategy": _share_rows(stats.get("by_strategy"), n_pairs),
+        "by_genre": _share_rows(stats.get("by_genre"), n_pairs),
+        "ab": {"A": a, "B": b, "share_a": f"{100 * a / (a + b):.1f}%" if a + b else ""},
+        "margin": {k: _fmt(margin.get(k)) for k in ("mean", "min", "p10", "p50", "p90", "max")},
+        "rejections": _share_rows(stats.get("rejections") or manifest.get("rejections"), 0),
+    }
+
+
+# ---------------------------------------------------------------- public API
+
+def render_dataset_card(
+    manifest: dict,
+    stats: dict,
+    *,
+    existing: str | None = None,
+    data: dict[str, ConfigData] | None = None,
+) -> str:
+    """The README.md text. ``existing`` (the current README) is merged, not overwritten;
+    ``data`` (from :func:`scan_data`) adds ``dataset_info`` features and exact file paths."""
+    fresh = fresh_meta(manifest, stats, data)
+    old = parse_card(existing) if existing is not None else None
+    if old is None:
+        meta = fresh
+    else:
+        previous = old.state.get("yaml") if old.state else None
+        meta = merge_meta(fresh, old.meta, previous)
+    body = _env().get_template(TEMPLATE).render(_context(manifest, stats, meta, data))
+    section_names = list(sections(body))
+    if old is not None and old.body.strip():
+        body = merge_body(body, old.body, old.state.get("sections") if old.state else None)
+    state = {"yaml": {k: fresh[k] for k in USER_OWNED}, "sections": section_names}
+    return dump_card(meta, body, state)
+
+
+def write_dataset_card(out_dir: Path, manifest: dict, stats: dict) -> Path:
+    """Write ``out_dir/README.md`` (merging any existing one) atomically; return its path."""
+    out_dir = Path(out_dir)
+    path = out_dir / "README.md"
+    existing = path.read_text(encoding="utf-8") if path.exists() else None
+    text = render_dataset_card(manifest, stats, existing=existing, data=scan_data(out_dir))
+    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".README.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,199 @@
+"""The ``persrm-gen`` command line."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from persrm_gen.errors import BudgetExceeded, FatalProviderError, InputError, UsageError
+from persrm_gen.progress import console
+from persrm_gen.records import AXES, STRATEGIES
+
+app = typer.Typer(
+    name="persrm-gen",
+    help="Build synthetic preference datasets for personalized reward models (PersRM-R1), and train them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+authors_app = typer.Typer(help="Prepare authors.jsonl files.", no_args_is_help=True)
+app.add_typer(authors_app, name="authors")
+
+
+def _fail(message: str, code: int = 2) -> None:
+    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _parse_list(value: str | None, allowed: tuple[str, ...], option: str) -> tuple[str, ...]:
+    if value is None or value.strip() in ("", "all"):
+        return allowed
+    items = tuple(v.strip() for v in value.split(",") if v.strip())
+    unknown = [v for v in items if v not in allowed]
+    if unknown:
+        raise UsageError(f"{option}: unknown value(s) {', '.join(unknown)}; choose from {', '.join(allowed)}")
+    return items
+
+
+@app.command()
+def build(
+    authors: Path = typer.Option(..., "--authors", help="authors.jsonl: one author per line with writing samples."),
+    out: Path = typer.Option(Path("out"), "--out", "-o", help="Output folder (a Hugging Face dataset repository)."),
+    backend: str = typer.Option("local", help="local (embedded model, offline), openai (or any OpenAI-compatible server with --base-url), anthropic."),
+    model: Optional[str] = typer.Option(None, help="Model name for API backends; a local Hugging Face folder for --backend local (default: the embedded Gemma 3 270M)."),
+    base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (vLLM, llama.cpp, Ollama)."),
+    context_size: int = typer.Option(3, min=1, help="K: few-shot samples of the author shown with each task."),
+    positive: str = typer.Option("real", help="real (the author's own continuation) or style-matched (a generation)."),
+    negatives: Optional[str] = typer.Option(None, help=f"Comma list from {','.join(STRATEGIES)} (default: all)."),
+    axes: Optional[str] = typer.Option(None, help=f"Axes for the axes strategy, from {','.join(AXES)} (default: all)."),
+    test_authors: Optional[str] = typer.Option(None, help="Unseen test authors: a number, or a file with one author id per line (default: 20%)."),
+    holdout_genre: Optional[str] = typer.Option(None, help="Hold this genre out as test_unseen_genre."),
+    test_fraction: float = typer.Option(0.2, min=0.0, max=0.9, help="Share of each seen author's samples kept for test_seen_authors."),
+    max_targets_per_author: Optional[int] = typer.Option(None, min=1, help="Use at most this many target samples per author (quick builds)."),
+    seed: int = typer.Option(0, help="Seed for splits, A/B placement and sampling."),
+    prompts_dir: Optional[Path] = typer.Option(None, help="Folder with .j2 templates overriding the built-in ones by name."),
+    rationales: str = typer.Option("auto", help="auto, evidence (from measured style features) or llm (the model writes traces)."),
+    temperature: float = typer.Option(0.8, min=0.0, help="Sampling temperature for generations."),
+    max_new_tokens: int = typer.Option(160, min=16, help="Cap on tokens per generated candidate."),
+    concurrency: int = typer.Option(16, min=1, help="Requests in flight (API backends)."),
+    batch_size: int = typer.Option(8, min=1, help="Batch size of the local backend."),
+    device: str = typer.Option("auto", help="Local backend device: auto, cpu, cuda."),
+    rpm: Optional[float] = typer.Option(None, help="Requests per minute limit."),
+    tpm: Optional[float] = typer.Option(None, help="Tokens per minute limit."),
+    timeout: float = typer.Option(120.0, help="Per-request timeout in seconds."),
+    max_cost: Optional[float] = typer.Option(None, help="Stop cleanly before spending more than this many USD."),
+    max_requests: Optional[int] = typer.Option(None, help="Stop cleanly before sending more requests than this."),
+    max_attempts: int = typer.Option(3, min=1, help="Re-samples of an LLM trace whose verdict disagrees with the label."),
+    swap_check: bool = typer.Option(False, help="Judge both A/B orders; keep only pairs judged consistently."),
+    dry_run: bool = typer.Option(False, help="Render every prompt and print request count, tokens and cost; call nothing."),
+    license: Optional[str] = typer.Option(None, help="License for the dataset card (e.g. cc-by-4.0)."),
+    language: Optional[str] = typer.Option(None, help="Comma list of language codes for the card (default: en)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Build a personalized preference dataset from authors.jsonl into the --out folder.
+
+    The folder is a Hugging Face dataset repository: data/<config>/<split>.parquet for the
+    configs pairs, sft, rft and preference, a dataset card (README.md), manifest.json and
+    cache.sqlite. Re-running the same command reuses the cache and resumes an interrupted run.
+    """
+    from persrm_gen.pipeline import BuildOptions, run_build  # noqa: PLC0415 - keeps --help fast
+
+    opts = BuildOptions(
+        authors=authors, out=out, backend=backend, model=model, base_url=base_url, context_size=context_size,
+        positive=positive, negatives=_parse_list(negatives, STRATEGIES, "--negatives"),
+        axes=_parse_list(axes, AXES, "--axes"), test_authors=test_authors, holdout_genre=holdout_genre,
+        test_fraction=test_fraction, max_targets_per_author=max_targets_per_author, seed=seed,
+        prompts_dir=prompts_dir, rationales=rationales, temperature=temperature, max_new_tokens=max_new_tokens,
+        concurrency=concurrency, batch_size=batch_size, device=device, rpm=rpm, tpm=tpm, timeout=timeout,
+        max_cost=max_cost, max_requests=max_requests, max_attempts=max_attempts, swap_check=swap_check,
+        dry_run=dry_run, license=license, language=tuple(language.split(",")) if language else None,
+        command=shlex.join(["persrm-gen", *sys.argv[1:]]),
+    )
+    _check_choices(opts)
+    if dry_run:
+        from persrm_gen.dryrun import run_dry  # noqa: PLC0415
+
+        run_dry(opts)
+        return
+    result = run_build(opts, quiet=quiet)
+    total = sum(result.counts.get("pairs", {}).values())
+    console.print(
+        f"[green]built[/green] {total} pairs into {result.out} "
+        f"({result.requests_sent} requests sent, {result.cache_hits} from cache); "
+        f"rejected: {sum(result.rejections.values())}. Next: persrm-gen validate {result.out}",
+        highlight=False,
+    )
+
+
+def _check_choices(opts) -> None:
+    if opts.backend not in ("local", "openai", "anthropic"):
+        raise UsageError(f"--backend {opts.backend!r}: choose local, openai or anthropic")
+    if opts.positive not in ("real", "style-matched"):
+        raise UsageError(f"--positive {opts.positive!r}: choose real or style-matched")
+    if opts.rationales not in ("auto", "evidence", "llm"):
+        raise UsageError(f"--rationales {opts.rationales!r}: choose auto, evidence or llm")
+    if opts.base_url and opts.backend != "openai":
+        raise UsageError("--base-url works with --backend openai (any OpenAI-compatible server)")
+
+
+@app.command()
+def validate(out: Path = typer.Argument(..., help="A built dataset folder.")) -> None:
+    """Re-run every validator on a built folder; exit 1 on violations."""
+    from persrm_gen.validate_folder import print_report, validate_folder  # noqa: PLC0415
+
+    report = validate_folder(out)
+    print_report(report)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def stats(out: Path = typer.Argument(..., help="A built dataset folder."), as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Counts per split, strategy and genre; A/B balance; style margins; rejections; baseline accuracy."""
+    from persrm_gen.stats_report import show_stats  # noqa: PLC0415
+
+    show_stats(out, as_json=as_json)
+
+
+@authors_app.command("import")
+def authors_import(
+    src: Path = typer.Argument(..., help="A folder with one subfolder of .txt files per author (Reuters C50 layout), a CSV (author,text[,genre]) or a flat JSONL."),
+    out: Path = typer.Option(..., "--out", "-o", help="authors.jsonl to write."),
+    genre: Optional[str] = typer.Option(None, help="Genre for samples that do not name one."),
+    min_chars: int = typer.Option(1, min=1, help="Skip texts shorter than this."),
+) -> None:
+    """Convert a corpus into authors.jsonl."""
+    from persrm_gen.importers import import_authors  # noqa: PLC0415
+
+    result = import_authors(src, out, genre=genre, min_chars=min_chars)
+    msg = f"wrote {out}: {result.n_authors} authors, {result.n_samples} samples"
+    if result.n_skipped:
+        msg += f"; skipped {result.n_skipped} texts shorter than {min_chars} characters"
+    if result.skipped_authors:
+        msg += f"; dropped authors with no samples left: {', '.join(result.skipped_authors)}"
+    console.print(msg, highlight=False)
+
+
+def _register_extensions() -> None:
+    from persrm_gen.publish.cli import register as register_push  # noqa: PLC0415
+    from persrm_gen.trainers.cli import register as register_trainers  # noqa: PLC0415
+
+    register_trainers(app)
+    register_push(app)
+
+
+_register_extensions()
+
+
+def main() -> None:
+    try:
+        app()
+    except InputError as exc:
+        for issue in exc.issues:
+            console.print(f"[red]error:[/red] {issue}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except UsageError as exc:
+        _fail_exit(str(exc), 2)
+    except FatalProviderError as exc:
+        _fail_exit(f"the provider refused the request: {exc}", 3)
+    except BudgetExceeded as exc:
+        _fail_exit(f"{exc} The cache keeps what was done; re-run the same command to resume.", 4)
+    except KeyboardInterrupt:
+        _fail_exit("interrupted; completed requests are cached. Re-run the same command to resume.", 130)
+    except Exception as exc:  # noqa: BLE001 - RunInterrupted lives with the client (imported lazily)
+        if type(exc).__name__ != "RunInterrupted":
+            raise
+        _fail_exit(f"{exc} Completed requests are cached; re-run the same command to resume.", 130)
+
+
+def _fail_exit(message: str, code: int) -> None:
+    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+"""The output folder (contract in ../shared/design.md): parquet per config and split.
+
+Rows are written with an explicit Arrow schema and fixed writer settings, so the same
+pairs always give byte-identical files. Everything is written into a staging folder
+first and moved into place at the end: an interrupted run leaves the old data intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from persrm_gen.records import SPLITS, Pair
+
+CONFIGS = ("pairs", "sft", "rft", "preference")
+
+_MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+
+SCHEMAS = {
+    "pairs": pa.schema([
+        ("id", pa.string()), ("author_id", pa.string()), ("genre", pa.string()), ("query", pa.string()),
+        ("context", pa.list_(pa.string())), ("chosen", pa.string()), ("rejected", pa.string()),
+        ("chosen_source", pa.string()), ("rejected_source", pa.string()),
+        ("response_a", pa.string()), ("response_b", pa.string()), ("label", pa.string()),
+        ("rationale", pa.string()), ("style_margin", pa.float64()), ("split", pa.string()),
+        ("strategy", pa.string()), ("chosen_strategy", pa.string()), ("sample_id", pa.string()),
+        ("rationale_source", pa.string()), ("rationale_ok", pa.bool_()), ("backend", pa.string()),
+        ("model", pa.string()),
+    ]),
+    "sft": pa.schema([("prompt", _MESSAGES), ("completion", _MESSAGES)]),
+    "rft": pa.schema([("prompt", _MESSAGES), ("label", pa.string())]),
+    "preference": pa.schema([("prompt", _MESSAGES), ("chosen", _MESSAGES), ("rejected", _MESSAGES)]),
+}
+
+
+def pair_row(pair: Pair) -> dict:
+    row = asdict(pair)
+    row["rationale_ok"] = bool(pair.meta.get("rationale_ok", True))
+    row.pop("meta")
+    return row
+
+
+def config_rows(
+    pairs: Sequence[dict],
+    judge_prompt: Callable[[dict], list[dict]],
+    preference_prompt: Callable[[dict], list[dict]],
+) -> dict[str, dict[str, list[dict]]]:
+    """config -> split -> rows, derived from the canonical pair rows."""
+    out: dict[str, dict[str, list[dict]]] = {c: {} for c in CONFIGS}
+    for row in pairs:
+        split = row["split"]
+        prompt = judge_prompt(row)
+        out["pairs"].setdefault(split, []).append(row)
+        out["rft"].setdefault(split, []).append({"prompt": prompt, "label": row["label"]})
+        pref = preference_prompt(row)
+        out["preference"].setdefault(split, []).append({
+            "prompt": pref,
+            "chosen": [{"role": "assistant", "content": row["chosen"]}],
+            "rejected": [{"role": "assistant", "content": row["rejected"]}],
+        })
+        if row["rationale_ok"]:  # never a trace whose verdict or evidence disagrees
+            out["sft"].setdefault(split, []).append({
+                "prompt": prompt,
+                "completion": [{"role": "assistant", "content": row["rationale"]}],
+            })
+    return out
+
+
+def write_parquet(path: Path, rows: list[dict], schema: pa.Schema) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pylist(rows, schema=schema)
+    pq.write_table(table, path, compression="zstd", use_dictionary=True, write_statistics=True)
+
+
+def write_data(staging: Path, by_config: dict[str, dict[str, list[dict]]]) -> dict[str, dict[str, int]]:
+    """Write data/<config>/<split>.parquet under ``staging``; returns the row counts."""
+    counts: dict[str, dict[str, int]] = {}
+    for config in CONFIGS:
+        for split in SPLITS:
+            rows = by_config[config].get(split)
+            if rows:
+                write_parquet(staging / "data" / config / f"{split}.parquet", rows, SCHEMAS[config])
+                counts.setdefault(config, {})[split] = len(rows)
+    return counts
+
+
+def write_json(path: Path, obj: dict) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def publish_staging(staging: Path, out: Path) -> None:
+    """Move the staged data folder and manifest into ``out`` (old data removed only after)."""
+    old = out / ".data-old"
+    if old.exists():
+        shutil.rmtree(old)
+    if (out / "data").exists():
+        os.replace(out / "data", old)
+    os.replace(staging / "data", out / "data")
+    os.replace(staging / "manifest.json", out / "manifest.json")
+    shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def load_split_rows(out: Path, config: str) -> dict[str, list[dict]]:
+    """split -> rows of one config of a built folder."""
+    folder = out / "data" / config
+    if not folder.is_dir():
+        return {}
+    return {p.stem: pq.read_table(p).to_pylist() for p in sorted(folder.glob("*.parquet"))}

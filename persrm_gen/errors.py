@@ -1,0 +1,40 @@
+"""Errors a user can act on. The CLI turns them into one line each and exit code 2."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class InputIssue:
+    """One defect in one input file, reported as ``FILE:LINE: message``."""
+
+    path: str
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line is not None else self.path
+        return f"{where}: {self.message}"
+
+
+class InputError(Exception):
+    """Bad user input. Carries every defect found so the user can fix them in one pass."""
+
+    def __init__(self, issues: list[InputIssue] | InputIssue | str):
+        if isinstance(issues, (str, InputIssue)):
+            issues = [issues if isinstance(issues, InputIssue) else InputIssue("<input>", None, issues)]
+        self.issues = issues
+        super().__init__("\n".join(str(i) for i in issues))
+
+
+class UsageError(Exception):
+    """A bad combination of options or a missing prerequisite (such as an API key)."""
+
+
+class BudgetExceeded(Exception):
+    """--max-cost or --max-requests would be exceeded; the cache keeps what was done."""
+
+
+class FatalProviderError(Exception):
+    """The provider refuses us (auth, unknown model, bad request): retrying cannot help."""

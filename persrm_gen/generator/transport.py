@@ -1,0 +1,79 @@
+"""The narrow interface every provider implements: send one request, get one response.
+
+Retries, rate limits, the durable cache, budgets and accounting live once, above this
+interface, in :mod:`persrm_gen.generator.client` (the httpx Client/Transport split).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class LLMRequest:
+    """One generation request.
+
+    Exactly one of ``messages`` (chat models) or ``prompt`` (base models: raw text to
+    continue) is set. ``stage`` and ``template_hashes`` are part of the cache key so that
+    editing a template invalidates exactly the requests it rendered. ``attempt``
+    distinguishes deliberate re-samples (a new attempt index is a new request).
+    """
+
+    model: str
+    messages: tuple[Message, ...] | None = None
+    prompt: str | None = None
+    max_tokens: int = 256
+    temperature: float = 0.8
+    top_p: float = 0.95
+    seed: int = 0
+    stop: tuple[str, ...] = ()
+    stage: str = "generate"
+    template_hashes: tuple[str, ...] = ()
+    attempt: int = 0
+
+    def __post_init__(self) -> None:
+        if (self.messages is None) == (self.prompt is None):
+            raise ValueError("LLMRequest needs exactly one of messages or prompt")
+
+    def cache_key(self, provider: str) -> str:
+        """Stable hash of everything that determines the response."""
+        payload = asdict(self)
+        payload["provider"] = provider
+        blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class LLMResponse:
+    text: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    finish_reason: str = "stop"
+    # Provider hints used by the client's limiter (e.g. Retry-After); never cached.
+    meta: dict = field(default_factory=dict, compare=False)
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """One provider. Implementations: local (embedded model), openai, anthropic."""
+
+    provider: str  # "local" | "openai" | "anthropic"; part of the cache key
+    supports_chat: bool  # instruction model: chat messages in, reasoning out
+    supports_prompt: bool  # base model: raw-text few-shot continuation
+
+    async def send(self, request: LLMRequest) -> LLMResponse:
+        """Send exactly one request. Raise on failure; never retry here."""
+        ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,29 @@
+"""The reward model's prompt, rendered from ``prompts/judge.j2``: one place for build, train and eval."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+
+from persrm_gen.templating import PromptRenderer
+
+
+@lru_cache(maxsize=4)
+def _renderer(prompts_dir: str | None) -> PromptRenderer:
+    return PromptRenderer(Path(prompts_dir) if prompts_dir else None)
+
+
+def judge_messages(
+    context: Sequence[str],
+    query: str,
+    response_a: str,
+    response_b: str,
+    *,
+    prompts_dir: str | None = None,
+) -> list[dict]:
+    """Chat messages ``[{"role", "content"}, ...]`` asking which response the author wrote."""
+    msgs = _renderer(prompts_dir).messages(
+        "judge", context=list(context), query=query, response_a=response_a, response_b=response_b
+    )
+    return [{"role": m.role, "content": m.content} for m in msgs]

@@ -1,0 +1,1 @@
+"""Publishing built datasets and checkpoints to the Hugging Face Hub."""

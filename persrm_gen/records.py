@@ -1,0 +1,64 @@
+"""Typed records that flow one way through the build stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Negative strategies a user can choose with --negatives. "axes" expands to one
+# strategy per axis ("axis-formality", ...), each recorded on its pair.
+STRATEGIES = ("mimic", "randomize", "minimal-edit", "other-author", "axes")
+AXES = ("formality", "length", "punctuation", "vocabulary", "structure")
+SPLITS = ("train", "test_seen_authors", "test_unseen_authors", "test_unseen_genre")
+
+
+@dataclass(frozen=True)
+class Task:
+    """One target sample of one author: what the reward model is asked about."""
+
+    id: str  # stable: derived from author and sample ids
+    author_id: str
+    sample_id: str
+    genre: str
+    split: str
+    query: str  # the writing task: the sample's prompt, or its opening to continue
+    target: str  # the author's real response to the query
+    context: tuple[str, ...]  # K few-shot samples of the same author, never the target
+    query_is_prompt: bool = False  # True when the sample carried its own prompt
+    opening: str = ""  # the opening the target continues ("" when the sample had a prompt)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    task_id: str
+    text: str
+    source: str  # "author" | "generated" | "other-author"
+    strategy: str  # "real", "style-matched", "mimic", "randomize", "minimal-edit", "other-author", "axis-<name>"
+
+
+@dataclass
+class Pair:
+    """Canonical row of the ``pairs`` config (see ../shared/design.md)."""
+
+    id: str
+    author_id: str
+    genre: str
+    query: str
+    context: list[str]
+    chosen: str
+    rejected: str
+    chosen_source: str
+    rejected_source: str
+    response_a: str
+    response_b: str
+    label: str  # "A" | "B"
+    rationale: str  # full trace: <think>...</think><answer>X</answer>
+    style_margin: float
+    split: str
+    # provenance
+    strategy: str = ""
+    chosen_strategy: str = "real"
+    sample_id: str = ""
+    rationale_source: str = "evidence"  # "evidence" (measured) | "llm"
+    backend: str = ""
+    model: str = ""
+    meta: dict = field(default_factory=dict)

@@ -1,0 +1,53 @@
+"""Small text helpers shared by the stages: sentences, words, trimming, seeded choices."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+
+_SENT_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
+_WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*")
+
+
+def sentences(text: str) -> list[str]:
+    """Split prose into sentences (a regex is enough for choosing openings and trimming)."""
+    text = text.strip()
+    if not text:
+        return []
+    parts, start = [], 0
+    for m in _SENT_END.finditer(text):
+        parts.append(text[start:m.start() + len(m.group(0).rstrip())].strip())
+        start = m.end()
+    parts.append(text[start:].strip())
+    return [p for p in parts if p]
+
+
+def word_count(text: str) -> int:
+    return len(text.split())
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text)
+
+
+def trim_to_sentence(text: str, min_chars: int = 15) -> str:
+    """Cut a generation after its last complete sentence, so negatives are not told apart
+    from real text merely by stopping mid-sentence."""
+    text = text.strip()
+    last = max(text.rfind(". "), text.rfind("! "), text.rfind("? "), text.rfind(".\n"))
+    if text.endswith((".", "!", "?", '."', ".)")):
+        return text
+    if last >= min_chars:
+        return text[: last + 1].strip()
+    return text
+
+
+def rng_for(seed: int, *parts: object) -> random.Random:
+    """A Random seeded by the run's seed and a purpose, stable across runs and orderings."""
+    key = ":".join([str(seed), *map(str, parts)])
+    return random.Random(int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big"))
+
+
+def stable_id(*parts: object, n: int = 16) -> str:
+    return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()[:n]

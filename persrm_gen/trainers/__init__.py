@@ -1,0 +1,1 @@
+"""Minimal SFT and GRPO trainers and the evaluator, on TRL."""

@@ -1,0 +1,101 @@
+"""The model card (README.md) written into every checkpoint folder, refreshed by eval.
+
+Training writes ``persrm_train.json`` (base model, data, options, final logs); eval
+writes ``report.json``. The card is rendered from whichever of the two exist, so it is
+always consistent with what is in the folder.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+TRAIN_INFO = "persrm_train.json"
+REPORT = "report.json"
+
+_INTENDED_USE = """\
+A personalized reasoning reward model: given a few writing samples by one author, a
+writing task and two candidate responses, it reasons about the author's style inside
+`<think>...</think>` and answers `<answer>A</answer>` or `<answer>B</answer>` for the
+response the author would more likely have written. Use it to score or rank
+generations for style fidelity, as a reward in RL fine-tuning, or to study
+stylometric reasoning. It is not an authorship-attribution or forensic tool: its
+verdicts are relative (A versus B), can be wrong, and must not be used to identify
+anonymous writers or to make decisions about people."""
+
+_PERSONAL_DATA = """\
+The training pairs contain real text written by real people, and the model has learnt
+from their writing style. Only use data you have the right to use; do not publish
+this model if its training texts are private or if their authors did not agree to
+it, and honour removal requests by retraining without the author's texts. Style is
+personal data in many jurisdictions: a model that imitates or recognises one
+person's writing may fall under data-protection law (e.g. the GDPR)."""
+
+
+def _read(path: Path) -> dict | None:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def _metrics_table(report: dict) -> str:
+    judges = report.get("judges", {})
+    splits = sorted({s for j in judges.values() for s in j.get("by_split", {})})
+    head = "| judge | " + " | ".join(splits + ["overall", "order consistency", "parse failures"]) + " |"
+    rows = [head, "|" + "---|" * (len(splits) + 4)]
+    for name, m in judges.items():
+        if m.get("status") != "ok":
+            continue
+        cells = [f"{m['by_split'].get(s, {}).get('accuracy', float('nan')):.3f}" for s in splits]
+        cells += [f"{m['accuracy']:.3f}", f"{m['order_consistency']:.3f}", f"{m['parse_failure_rate']:.3f}"]
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def render_card(folder: Path) -> str:
+    train = _read(folder / TRAIN_INFO) or {}
+    report = _read(folder / REPORT)
+    base = train.get("base_model", "unknown")
+    header = {
+        "library_name": "transformers",
+        "base_model": base if "/" in str(base) and not str(base).startswith("/") else None,
+        "tags": ["persrm-gen", "reward-model", "personalization", "trl", train.get("stage", "unknown")],
+        "license": "other",
+    }
+    header = {k: v for k, v in header.items() if v is not None}
+    lines = ["---", yaml.safe_dump(header, sort_keys=False).strip(), "---", ""]
+    lines += [f"# Personalized reasoning reward model ({train.get('stage', 'checkpoint').upper()})", ""]
+    lines += ["## Model", "", f"- Base model: `{base}`", f"- Stage: {train.get('stage', 'unknown')}"]
+    if train.get("versions"):
+        lines.append("- Libraries: " + ", ".join(f"{k} {v}" for k, v in train["versions"].items()))
+    lines += ["", "## Data", ""]
+    if train:
+        lines += [
+            f"- Dataset folder: `{train.get('data')}` (config `{train.get('config')}`, split `train`, "
+            f"{train.get('train_rows')} rows)",
+        ]
+        if train.get("dataset_manifest"):
+            lines.append(f"- Dataset build: {json.dumps(train['dataset_manifest'], sort_keys=True)}")
+        lines += ["", "## Training", "", "```json", json.dumps(train.get("options", {}), indent=2), "```"]
+        if train.get("final_metrics"):
+            lines += ["", "Final metrics: `" + json.dumps(train["final_metrics"], sort_keys=True) + "`"]
+    else:
+        lines.append("Unknown (this folder was not trained by persrm-gen).")
+    lines += ["", "## Evaluation", ""]
+    if report:
+        lines += [
+            f"Pairwise accuracy on `{report.get('data')}`; every pair is judged in both A/B orders "
+            "(a parse failure counts as wrong).",
+            "",
+            _metrics_table(report),
+        ]
+    else:
+        lines.append("Not evaluated yet: run `persrm-gen eval --model <this folder> --data <dataset>`.")
+    lines += ["", "## Intended use", "", _INTENDED_USE, "", "## Personal data", "", _PERSONAL_DATA, ""]
+    return "\n".join(lines)
+
+
+def write_card(folder: Path) -> Path:
+    path = Path(folder) / "README.md"
+    path.write_text(render_card(Path(folder)), encoding="utf-8")
+    return path

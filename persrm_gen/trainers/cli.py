@@ -1,0 +1,59 @@
+"""CLI commands for training and evaluation: ``train sft``, ``train rft``, ``eval``.
+
+The option handling for each trainer lives beside it (``sft.command``, ``rft.command``)
+so that ``python -m persrm_gen.trainers.sft`` and ``accelerate launch -m ...`` take the
+same options as ``persrm-gen train sft``. Heavy imports (torch, TRL) happen only when a
+command runs, so ``persrm-gen --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from persrm_gen.trainers import rft, sft
+
+
+def eval_command(
+    data: Path = typer.Option(..., "--data", help="Built dataset folder (reads its `pairs` config)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Model folder to judge; omit to run baselines only."),
+    split: Optional[list[str]] = typer.Option(None, "--split", help="Split to evaluate (repeatable); default: all tests."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Report folder; default: the model folder."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="At most N pairs per split."),
+    baselines: str = typer.Option("random,stylometric", "--baselines", help="Comma list; '' for none."),
+    judge_backend: Optional[str] = typer.Option(None, "--judge-backend", help="openai|anthropic: API zero-shot judge."),
+    judge_model: Optional[str] = typer.Option(None, "--judge-model", help="Model name for --judge-backend."),
+    judge_base_url: Optional[str] = typer.Option(None, "--judge-base-url", help="OpenAI-compatible server URL."),
+    batch_size: int = typer.Option(8, "--batch-size", help="Generation batch for --model."),
+    max_new_tokens: int = typer.Option(512, "--max-new-tokens"),
+    behaviours: bool = typer.Option(False, "--behaviours", help="Tag traces for reasoning behaviours and criteria."),
+    compare_to: Optional[Path] = typer.Option(None, "--compare-to", help="Earlier report.json to diff behaviours."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Pairwise accuracy of a reward model (both A/B orders) against baselines; report, plot, card."""
+    from persrm_gen.trainers.evaluate import EvalOptions, evaluate
+
+    opts = EvalOptions(
+        data=str(data), model=model, splits=list(split or []), out=str(out) if out else None, limit=limit,
+        baselines=[b.strip() for b in baselines.split(",") if b.strip()], judge_backend=judge_backend,
+        judge_model=judge_model, judge_base_url=judge_base_url, batch_size=batch_size,
+        max_new_tokens=max_new_tokens, behaviours=behaviours, compare_to=str(compare_to) if compare_to else None,
+        seed=seed,
+    )  # fmt: skip
+    report = evaluate(opts)
+    where = opts.out or report["model"]
+    for name, m in report["judges"].items():
+        typer.echo(f"{name:>24}: accuracy {m['accuracy']:.3f}  order-consistency {m['order_consistency']:.3f}  "
+                   f"parse-failures {m['parse_failure_rate']:.3f}")  # fmt: skip
+    typer.echo(f"report.json and accuracy.png in {where}")
+
+
+def register(app: typer.Typer) -> None:
+    """Attach ``train sft``, ``train rft`` and ``eval`` to the main app."""
+    train = typer.Typer(help="Train a personalized reasoning reward model (TRL).", no_args_is_help=True)
+    train.command("sft")(sft.command)
+    train.command("rft")(rft.command)
+    app.add_typer(train, name="train")
+    app.command("eval")(eval_command)

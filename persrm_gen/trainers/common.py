@@ -1,0 +1,267 @@
+"""What the SFT and RFT trainers share: options files, the dataset contract, model loading.
+
+Nothing here trains; it turns a dataset folder and a model folder into the objects TRL
+wants, and decides what the hardware allows (bf16 and gradient checkpointing on a GPU,
+float32 on the CPU).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from persrm_gen.errors import InputError, InputIssue, UsageError
+
+log = logging.getLogger("persrm_gen.trainers")
+
+# Gemma's turn format. Supplied when a model has no chat template (the embedded
+# Gemma 3 270M base model has none); Gemma has no system role, so the system
+# message is folded into the first user turn, as Gemma's own template does.
+TURN_START, TURN_END = "<start_of_turn>", "<end_of_turn>"
+FALLBACK_CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% set ns = namespace(system='') %}"
+    "{% for m in messages %}"
+    "{% if m['role'] == 'system' %}{% set ns.system = m['content'] | trim + '\n\n' %}"
+    "{% else %}"
+    "<start_of_turn>{{ 'model' if m['role'] == 'assistant' else 'user' }}\n"
+    "{% if m['role'] == 'user' %}{{ ns.system }}{% set ns.system = '' %}{% endif %}"
+    "{{ m['content'] | trim }}<end_of_turn>\n"
+    "{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+)
+
+CONFIGS = ("pairs", "sft", "rft", "preference")
+TEST_SPLITS = ("test_seen_authors", "test_unseen_authors", "test_unseen_genre")
+
+
+# ----------------------------------------------------------------- options files
+
+
+def load_options(cls: type, config_file: str | Path | None, overrides: dict[str, Any]):
+    """Build the options dataclass ``cls``: its defaults, then ``--config FILE``, then the CLI.
+
+    ``overrides`` holds the CLI values; ``None`` means "not given on the command line".
+    Unknown keys in the file are an input error, reported with the file's name.
+    """
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        values.update(_read_config_file(Path(config_file), cls))
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return cls(**values)
+
+
+def _read_config_file(path: Path, cls: type) -> dict[str, Any]:
+    if not path.is_file():
+        raise InputError(InputIssue(str(path), None, "--config file not found"))
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text)
+    except Exception as exc:  # yaml and json raise different types; both mean "unreadable"
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        line = line + 1 if line is not None else getattr(exc, "lineno", None)
+        raise InputError(InputIssue(str(path), line, f"cannot parse: {exc}")) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InputError(InputIssue(str(path), None, "expected a mapping of option names to values"))
+    known = {f.name for f in dataclasses.fields(cls)}
+    data = {k.replace("-", "_"): v for k, v in data.items()}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise InputError(
+            InputIssue(str(path), None, f"unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        )
+    return data
+
+
+def options_dict(options) -> dict[str, Any]:
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(options).items()}
+
+
+# ----------------------------------------------------------------- dataset contract
+
+
+def split_path(data_dir: str | Path, config: str, split: str) -> Path:
+    return Path(data_dir) / "data" / config / f"{split}.parquet"
+
+
+def available_splits(data_dir: str | Path, config: str) -> list[str]:
+    folder = Path(data_dir) / "data" / config
+    return sorted(p.stem for p in folder.glob("*.parquet")) if folder.is_dir() else []
+
+
+def load_split(data_dir: str | Path, config: str, split: str):
+    """One split of one config of a built dataset folder, as a ``datasets.Dataset``."""
+    from datasets import load_dataset
+
+    path = split_path(data_dir, config, split)
+    if not path.is_file():
+        have = available_splits(data_dir, config)
+        hint = f"; this folder has {config} splits: {', '.join(have)}" if have else f"; no {config} config here"
+        raise InputError(InputIssue(str(path), None, f"missing: not a built persrm-gen dataset{hint}"))
+    return load_dataset("parquet", data_files={split: str(path)}, split=split)
+
+
+def require_columns(dataset, path: str, columns: tuple[str, ...]) -> None:
+    missing = [c for c in columns if c not in dataset.column_names]
+    if missing:
+        raise InputError(InputIssue(path, None, f"missing column(s) {', '.join(missing)}"))
+
+
+# ----------------------------------------------------------------- models
+
+
+def on_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def resolve_model_dir(model: str | None) -> tuple[Path, str]:
+    """``--model``: a local model folder, or the embedded Gemma 3 270M when omitted."""
+    from persrm_gen.generator.local_model import resolve_model
+
+    return resolve_model(model, progress=lambda msg: log.info(msg))
+
+
+def load_model_and_tokenizer(model_dir: Path, *, for_training: bool = True):
+    """The causal LM (bf16 on a GPU, float32 on the CPU) and its tokenizer, with a chat template."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dtype = torch.bfloat16 if on_gpu() else torch.float32
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype)
+    ensure_chat_template(model, tokenizer)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if not for_training:
+        model.eval()
+    return model, tokenizer
+
+
+def ensure_chat_template(model, tokenizer) -> bool:
+    """Give a template-less model Gemma's turn format. Returns True when it supplied one.
+
+    The end-of-turn marker becomes the tokenizer's EOS so that generation (GRPO's
+    sampling, eval) stops where the trained completion ends. Markers missing from the
+    vocabulary are added as special tokens and the embeddings resized.
+    """
+    if getattr(tokenizer, "chat_template", None):
+        return False
+    vocab = tokenizer.get_vocab()
+    missing = [t for t in (TURN_START, TURN_END) if t not in vocab]
+    if missing:
+        tokenizer.add_special_tokens({"additional_special_tokens": missing})
+        model.resize_token_embeddings(len(tokenizer))
+    tokenizer.chat_template = FALLBACK_CHAT_TEMPLATE
+    tokenizer.eos_token = TURN_END
+    end_id = tokenizer.convert_tokens_to_ids(TURN_END)
+    model.config.eos_token_id = end_id
+    if model.generation_config is not None:
+        ids = model.generation_config.eos_token_id
+        ids = [] if ids is None else [ids] if isinstance(ids, int) else list(ids)
+        model.generation_config.eos_token_id = [end_id, *[i for i in ids if i != end_id]]
+    return True
+
+
+def lora_config(r: int, alpha: int, dropout: float = 0.05):
+    from peft import LoraConfig
+
+    return LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules="all-linear", task_type="CAUSAL_LM")
+
+
+def save_full_model(trainer, tokenizer, out: Path) -> None:
+    """Save a plain model folder, so the next stage loads it as is.
+
+    LoRA adapters are merged into the weights; otherwise ``trainer.save_model`` does
+    the saving because it gathers DeepSpeed ZeRO-3 and FSDP shards.
+    """
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    if hasattr(model, "merge_and_unload"):
+        if trainer.accelerator.is_main_process:
+            model.merge_and_unload().save_pretrained(str(out))
+    else:
+        trainer.save_model(str(out))
+    if trainer.accelerator.is_main_process:
+        tokenizer.save_pretrained(str(out))
+
+
+def hardware_args(gradient_checkpointing: bool | None) -> dict[str, Any]:
+    """TrainingArguments that depend on the device: bf16 + checkpointing on GPU, CPU fallback."""
+    gpu = on_gpu()
+    return {
+        "use_cpu": not gpu,
+        "bf16": gpu,
+        "gradient_checkpointing": gpu if gradient_checkpointing is None else gradient_checkpointing,
+    }
+
+
+def check_output_dir(out: Path, overwrite: bool) -> None:
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise UsageError(f"{out} is not empty; pass --overwrite to train into it anyway")
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+
+
+def dataset_manifest_summary(data_dir: str | Path) -> dict[str, Any]:
+    """The few manifest fields a model card should cite (never secrets: the manifest holds none)."""
+    path = Path(data_dir) / "manifest.json"
+    if not path.is_file():
+        return {}
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return {}
+    return {k: manifest[k] for k in ("backend", "model", "seed", "counts", "negatives") if k in manifest}
+
+
+def record_training(out: Path, *, stage: str, options, base_model: str, config: str, rows: int, trainer) -> dict:
+    """Write persrm_train.json and the model card; return the summary."""
+    import accelerate
+    import peft
+    import torch
+    import transformers
+    import trl
+
+    from persrm_gen.trainers.card import TRAIN_INFO, write_card
+
+    history = trainer.state.log_history
+    final = next((h for h in reversed(history) if "train_runtime" in h), {})
+    info = {
+        "stage": stage,
+        "base_model": base_model,
+        "data": str(Path(options.data).resolve()),
+        "config": config,
+        "train_rows": rows,
+        "dataset_manifest": dataset_manifest_summary(options.data),
+        "options": options_dict(options),
+        "global_step": trainer.state.global_step,
+        "num_input_tokens_seen": trainer.state.num_input_tokens_seen,
+        "final_metrics": final,
+        "log_history": history,
+        "versions": {
+            "trl": trl.__version__,
+            "transformers": transformers.__version__,
+            "torch": torch.__version__,
+            "accelerate": accelerate.__version__,
+            "peft": peft.__version__,
+        },
+    }
+    if trainer.accelerator.is_main_process:
+        write_json(out / TRAIN_INFO, info)
+        write_card(out)
+    return info

@@ -1,0 +1,349 @@
+"""Pairwise evaluation of a reward model against baselines, on the dataset's ``pairs`` config.
+
+    persrm-gen eval --model ckpt/rft --data out/ --split test_unseen_authors
+
+Every pair is judged twice, once as stored and once with A and B swapped, which
+measures position bias and order consistency and makes the labels exactly balanced.
+Judges: the trained model (local generation), ``random``, ``stylometric`` (no LLM)
+and optionally an API model zero-shot through the project's cached LLM client.
+Writes ``report.json``, ``accuracy.png`` and ``predictions.jsonl`` into ``--out``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from persrm_gen.answer import parse_verdict, reasoning_of
+from persrm_gen.errors import UsageError
+from persrm_gen.trainers import common
+
+FLIP = {"A": "B", "B": "A"}
+BASELINES = ("random", "stylometric")
+
+
+@dataclass(frozen=True)
+class Item:
+    """One pair in one presentation order."""
+
+    pair_id: str
+    order: str  # "ab" as stored, "ba" swapped
+    split: str
+    genre: str
+    author_id: str
+    context: tuple[str, ...]
+    query: str
+    response_a: str
+    response_b: str
+    label: str
+
+    def messages(self) -> list[dict]:
+        from persrm_gen.judge_prompt import judge_messages
+
+        return judge_messages(self.context, self.query, self.response_a, self.response_b)
+
+
+@dataclass
+class Judgment:
+    verdict: str | None  # None: the output had no single well-formed answer
+    text: str | None = None  # the reasoning trace, for judges that write one
+
+
+class Judge(Protocol):
+    name: str
+
+    def judge(self, items: Sequence[Item]) -> list[Judgment]: ...
+
+
+def load_items(data_dir: str | Path, splits: Sequence[str], limit: int | None = None) -> list[Item]:
+    """Both orders of every pair in ``splits`` (at most ``limit`` pairs per split)."""
+    items: list[Item] = []
+    for split in splits:
+        rows = common.load_split(data_dir, "pairs", split)
+        common.require_columns(
+            rows, str(common.split_path(data_dir, "pairs", split)),
+            ("id", "author_id", "genre", "query", "context", "response_a", "response_b", "label"),
+        )  # fmt: skip
+        if limit is not None:
+            rows = rows.select(range(min(limit, len(rows))))
+        for r in rows:
+            base = dict(pair_id=r["id"], split=split, genre=r["genre"], author_id=r["author_id"],
+                        context=tuple(r["context"]), query=r["query"])  # fmt: skip
+            label = str(r["label"]).strip().upper()
+            items.append(Item(order="ab", response_a=r["response_a"], response_b=r["response_b"], label=label, **base))
+            items.append(
+                Item(order="ba", response_a=r["response_b"], response_b=r["response_a"], label=FLIP[label], **base)
+            )
+    return items
+
+
+# ----------------------------------------------------------------- judges
+
+
+class RandomJudge:
+    name = "random"
+
+    def __init__(self, seed: int = 0):
+        self.rng = random.Random(seed)
+
+    def judge(self, items):
+        return [Judgment(self.rng.choice("AB")) for _ in items]
+
+
+class StylometricJudge:
+    name = "stylometric"
+
+    def judge(self, items):
+        from persrm_gen.style import baseline_judge
+
+        return [Judgment(baseline_judge(list(i.context), i.response_a, i.response_b)) for i in items]
+
+
+class ModelJudge:
+    """Greedy generation with a local causal LM, batched, through its chat template."""
+
+    def __init__(self, model_dir: Path, *, batch_size: int = 8, max_new_tokens: int = 512, name: str = "model"):
+        import torch
+
+        self.name = name
+        self.model, self.tokenizer = common.load_model_and_tokenizer(model_dir, for_training=False)
+        self.tokenizer.padding_side = "left"
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.model.to(self.device)
+        self.batch_size, self.max_new_tokens = batch_size, max_new_tokens
+
+    def judge(self, items):
+        import torch
+
+        texts: list[str] = []
+        for start in range(0, len(items), self.batch_size):
+            batch = items[start : start + self.batch_size]
+            prompts = [self.tokenizer.apply_chat_template(i.messages(), add_generation_prompt=True, tokenize=False)
+                       for i in batch]  # fmt: skip
+            enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+            with torch.no_grad():
+                out = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False,
+                                          pad_token_id=self.tokenizer.pad_token_id)  # fmt: skip
+            new = out[:, enc["input_ids"].shape[1] :]
+            texts += self.tokenizer.batch_decode(new, skip_special_tokens=True)
+        return [Judgment(parse_verdict(t), t) for t in texts]
+
+
+class ApiJudge:
+    """A hosted (or OpenAI-compatible) model as a zero-shot judge, through the cached LLM client."""
+
+    def __init__(self, transport, cache_path: Path, model: str, *, max_tokens: int = 1024, concurrency: int = 32):
+        from persrm_gen.generator.cache import RequestCache
+        from persrm_gen.generator.client import LLMClient
+        from persrm_gen.templating import PromptRenderer
+
+        self.name = f"api:{model}"
+        self.model, self.max_tokens = model, max_tokens
+        self.client = LLMClient(transport, RequestCache(cache_path), concurrency=concurrency)
+        self.template_hash = PromptRenderer().template_hash("judge")
+
+    def _request(self, item: Item):
+        from persrm_gen.generator.transport import LLMRequest, Message
+
+        msgs = tuple(Message(m["role"], m["content"]) for m in item.messages())
+        return LLMRequest(model=self.model, messages=msgs, max_tokens=self.max_tokens, temperature=0.0,
+                          stage="eval-judge", template_hashes=(self.template_hash,))  # fmt: skip
+
+    def judge(self, items):
+        async def run():
+            try:
+                return await self.client.complete_many([self._request(i) for i in items])
+            finally:
+                await self.client.aclose()
+
+        responses = asyncio.run(run())
+        return [Judgment(parse_verdict(r.text), r.text) for r in responses]
+
+
+# ----------------------------------------------------------------- metrics
+
+
+def _accuracy(pairs: list[tuple[Item, Judgment]]) -> dict:
+    return {"accuracy": sum(j.verdict == i.label for i, j in pairs) / len(pairs), "n": len(pairs)}
+
+
+def _grouped(pairs, key) -> dict[str, dict]:
+    groups: dict[str, list] = defaultdict(list)
+    for i, j in pairs:
+        groups[getattr(i, key)].append((i, j))
+    return {k: _accuracy(v) for k, v in sorted(groups.items())}
+
+
+def score(items: Sequence[Item], judgments: Sequence[Judgment]) -> dict:
+    """Accuracy (parse failures count as wrong) overall and by split, genre, author; order effects."""
+    pairs = list(zip(items, judgments, strict=True))
+    parsed = [j.verdict for j in judgments if j.verdict is not None]
+    by_pair: dict[tuple[str, str], dict[str, tuple[Item, Judgment]]] = defaultdict(dict)
+    for i, j in pairs:
+        by_pair[(i.split, i.pair_id)][i.order] = (i, j)
+    both = [d for d in by_pair.values() if len(d) == 2]
+    # Consistent: both orders pick the same underlying response (verdict flips with the swap).
+    consistent = [d for d in both if d["ab"][1].verdict is not None and d["ba"][1].verdict == FLIP.get(d["ab"][1].verdict)]
+    traces = [j.text for j in judgments if j.text is not None]
+    return {
+        "status": "ok",
+        **_accuracy(pairs),
+        "pair_accuracy": sum(all(j.verdict == i.label for i, j in d.values()) for d in both) / max(1, len(both)),
+        "order_consistency": len(consistent) / max(1, len(both)),
+        "a_rate": parsed.count("A") / max(1, len(parsed)),
+        "position_bias": parsed.count("A") / max(1, len(parsed)) - 0.5,
+        "parse_failure_rate": 1 - len(parsed) / len(pairs),
+        "mean_reasoning_words": (sum(len(reasoning_of(t).split()) for t in traces) / len(traces)) if traces else None,
+        "by_split": _grouped(pairs, "split"),
+        "by_genre": _grouped(pairs, "genre"),
+        "by_author": _grouped(pairs, "author_id"),
+    }
+
+
+# ----------------------------------------------------------------- the run
+
+
+@dataclass
+class EvalOptions:
+    data: str
+    model: str | None = None  # None: baselines (and the API judge) only
+    splits: list[str] = field(default_factory=list)  # empty: every test split in the folder
+    out: str | None = None  # default: the model folder
+    limit: int | None = None  # pairs per split
+    baselines: list[str] = field(default_factory=lambda: list(BASELINES))
+    judge_backend: str | None = None  # "openai" | "anthropic": an API model as zero-shot judge
+    judge_model: str | None = None
+    judge_base_url: str | None = None
+    batch_size: int = 8
+    max_new_tokens: int = 512
+    behaviours: bool = False
+    compare_to: str | None = None  # an earlier report.json (before RFT) to diff behaviours against
+    seed: int = 0
+
+
+def _out_dir(opts: EvalOptions, model_dir: Path | None) -> Path:
+    if opts.out:
+        return Path(opts.out)
+    if model_dir is None:
+        raise UsageError("eval without --model needs --out for the report")
+    from persrm_gen.generator.local_model import cache_root
+
+    if model_dir.resolve().is_relative_to(cache_root().resolve()):
+        raise UsageError("evaluating the embedded model needs --out (its cache folder is not a place for reports)")
+    return model_dir
+
+
+def _judges(opts: EvalOptions, model_dir: Path | None, out: Path) -> list:
+    judges: list = []
+    if model_dir is not None:
+        judges.append(ModelJudge(model_dir, batch_size=opts.batch_size, max_new_tokens=opts.max_new_tokens))
+    for name in opts.baselines:
+        if name == "random":
+            judges.append(RandomJudge(opts.seed))
+        else:
+            judges.append(StylometricJudge())
+    if opts.judge_backend:
+        from persrm_gen.generator.backends import make_transport
+
+        if not opts.judge_model:
+            raise UsageError("--judge-backend needs --judge-model")
+        transport = make_transport(opts.judge_backend, opts.judge_model, opts.judge_base_url)
+        judges.append(ApiJudge(transport, out / "judge_cache.sqlite", opts.judge_model))
+    return judges
+
+
+def evaluate(opts: EvalOptions, *, extra_judges: Sequence = ()) -> dict:
+    """Run every judge on both orders of every pair; write report, plot, predictions, card."""
+    model_dir = common.resolve_model_dir(opts.model)[0] if opts.model else None
+    splits = opts.splits or [s for s in common.TEST_SPLITS if s in common.available_splits(opts.data, "pairs")]
+    if not splits:
+        raise UsageError(f"{opts.data} has no test splits in data/pairs/; pass --split")
+    unknown = [b for b in opts.baselines if b not in BASELINES]
+    if unknown:
+        raise UsageError(f"unknown baseline {', '.join(unknown)}; choose from {', '.join(BASELINES)}")
+    out = _out_dir(opts, model_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    items = load_items(opts.data, splits, opts.limit)
+    judges = _judges(opts, model_dir, out)
+    results: dict[str, dict] = {}
+    predictions = []
+    for judge in [*judges, *extra_judges]:
+        started = time.monotonic()
+        judgments = judge.judge(items)
+        results[judge.name] = score(items, judgments) | {"seconds": round(time.monotonic() - started, 2)}
+        predictions += [{"judge": judge.name, "pair_id": i.pair_id, "split": i.split, "order": i.order,
+                         "label": i.label, "verdict": j.verdict, "text": j.text}
+                        for i, j in zip(items, judgments, strict=True)]  # fmt: skip
+    report = {
+        "model": str(model_dir) if model_dir else None,
+        "data": str(Path(opts.data).resolve()),
+        "splits": splits,
+        "n_pairs": {s: sum(1 for i in items if i.split == s and i.order == "ab") for s in splits},
+        "judges": results,
+        "options": common.options_dict(opts),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    if opts.behaviours:
+        report["behaviours"] = _behaviours(predictions, opts.compare_to)
+    _write_outputs(out, report, predictions)
+    if model_dir is not None and out.resolve() == model_dir.resolve():
+        from persrm_gen.trainers.card import write_card
+
+        write_card(model_dir)
+    return report
+
+
+def _behaviours(predictions: list[dict], compare_to: str | None) -> dict:
+    from persrm_gen.trainers.behaviours import behaviour_report, compare_behaviours
+
+    by_judge: dict[str, list[str]] = defaultdict(list)
+    for p in predictions:
+        if p["text"] is not None:
+            by_judge[p["judge"]].append(p["text"])
+    result = {name: behaviour_report(texts) for name, texts in by_judge.items()}
+    if compare_to and "model" in result:
+        before = json.loads(Path(compare_to).read_text(encoding="utf-8")).get("behaviours", {}).get("model")
+        if before:
+            result["model_change"] = compare_behaviours(before, result["model"])
+    return result
+
+
+def _write_outputs(out: Path, report: dict, predictions: list[dict]) -> None:
+    common.write_json(out / "report.json", report)
+    with open(out / "predictions.jsonl", "w", encoding="utf-8") as fh:
+        for p in predictions:
+            fh.write(json.dumps(p, ensure_ascii=False) + "\n")
+    plot_accuracy(report, out / "accuracy.png")
+
+
+def plot_accuracy(report: dict, path: Path) -> Path:
+    """Grouped bars: accuracy per split (and overall) for the model and each baseline."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    judges = {k: v for k, v in report["judges"].items() if v.get("status") == "ok"}
+    groups = [*report["splits"], "overall"]
+    width = 0.8 / max(1, len(judges))
+    fig, ax = plt.subplots(figsize=(max(6, 1.8 * len(groups)), 4))
+    for k, (name, m) in enumerate(judges.items()):
+        values = [m["by_split"].get(s, {}).get("accuracy", 0.0) for s in report["splits"]] + [m["accuracy"]]
+        ax.bar([g + k * width for g in range(len(groups))], values, width, label=name)
+    ax.axhline(0.5, color="grey", linestyle="--", linewidth=1)
+    ax.set_xticks([g + width * (len(judges) - 1) / 2 for g in range(len(groups))], groups, fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("pairwise accuracy (both orders)")
+    ax.set_title("Personalized reward model: accuracy by split")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,34 @@
+"""Tokens and cost behind a dataset, counted from the responses it was built from.
+
+Unlike the client's accounting (what this run sent), this is the same whether the
+responses came from the provider or from the cache, so the manifest of a repeated run
+is byte-identical.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from persrm_gen.generator.pricing import Pricing
+from persrm_gen.generator.transport import LLMRequest, LLMResponse
+
+
+@dataclass
+class DatasetUsage:
+    pricing: Pricing = field(default_factory=Pricing)
+    stages: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def add(self, requests: Sequence[LLMRequest], responses: Sequence[LLMResponse]) -> None:
+        for req, resp in zip(requests, responses):
+            s = self.stages.setdefault(req.stage, {"requests": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0})
+            s["requests"] += 1
+            s["input_tokens"] += resp.input_tokens
+            s["output_tokens"] += resp.output_tokens
+            s["cost_usd"] += self.pricing.cost(req.model, resp.input_tokens, resp.output_tokens)
+
+    def to_dict(self) -> dict:
+        stages = {k: {**v, "cost_usd": round(v["cost_usd"], 6)} for k, v in sorted(self.stages.items())}
+        total = {k: sum(s[k] for s in stages.values()) for k in ("requests", "input_tokens", "output_tokens")}
+        total["cost_usd"] = round(sum(s["cost_usd"] for s in stages.values()), 6)
+        return {"stages": stages, "total": total}

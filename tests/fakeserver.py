@@ -1,0 +1,245 @@
+"""A real HTTP server on 127.0.0.1 speaking OpenAI chat/completions and Anthropic messages.
+
+It runs in a background thread (its own event loop), so tests drive it with the real SDKs
+and our client through real sockets. Faults are injected by schedule, per request: the
+request's identity (``rid``, a hash of its JSON body, stable across retries) maps to a
+list of faults for its 1st, 2nd, ... arrival. A request can also carry its own schedule
+in its text: ``[[fault:429,500]]`` fails the first two arrivals. Every arrival is logged
+(time, rid, fault, status), which is how the tests count requests server-side.
+
+Faults: 400 401 403 404 429 500 502 503 529, ``hang`` (sleep past the client timeout),
+``reset`` (drop the connection), ``truncated`` (200 with half a JSON body), ``cut``
+(Content-Length promised, half sent, connection dropped), ``empty`` (no choices/content),
+``badtag`` (a valid response whose answer tag is wrong).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+KEY = "test-key"
+_MARKER = re.compile(r"\[\[fault:([\w,]+)\]\]")
+
+
+@dataclass
+class Hit:
+    t: float
+    path: str
+    rid: str
+    text: str
+    fault: str | None
+    body: dict = field(default_factory=dict, repr=False)
+    status: int = 200
+
+
+@dataclass
+class FakeServer:
+    delay: float = 0.0  # seconds before each normal reply
+    retry_after: str | None = "0.2"  # Retry-After sent with 429/503 (None: no header)
+    hang_s: float = 5.0
+    answer: str = "A"
+    schedule: dict[str, list[str | None]] = field(default_factory=dict)  # rid -> faults by arrival
+    ratelimit_headers: dict[str, str] = field(default_factory=dict)  # added to every 200
+    hits: list[Hit] = field(default_factory=list)
+    max_in_flight: int = 0
+
+    def __post_init__(self) -> None:
+        self._arrivals: Counter[str] = Counter()
+        self._in_flight = 0
+        self._lock = threading.Lock()
+
+    # ---- lifecycle ----------------------------------------------------------------
+
+    def __enter__(self) -> FakeServer:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+    async def _stop(self) -> None:
+        await self._runner.cleanup()
+        # Handlers still sleeping (hang faults) are cancelled, not left to warn at exit.
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _start(self) -> None:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/v1/chat/completions", self._openai)
+        app.router.add_post("/v1/completions", self._openai)
+        app.router.add_post("/v1/messages", self._anthropic)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.2)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def openai_base(self) -> str:
+        return self.url + "/v1"
+
+    # ---- what the tests read ------------------------------------------------------
+
+    def snapshot(self) -> list[Hit]:
+        with self._lock:
+            return list(self.hits)
+
+    def arrivals(self) -> Counter[str]:
+        """How many times each request (by text) reached the server."""
+        return Counter(h.text for h in self.snapshot())
+
+    def served(self) -> Counter[str]:
+        """How many successful (200, non-faulty) replies each request (by text) got."""
+        return Counter(h.text for h in self.snapshot() if h.fault is None and h.status == 200)
+
+    # ---- handlers -------------------------------------------------------------------
+
+    async def _openai(self, request: web.Request) -> web.StreamResponse:
+        authed = request.headers.get("Authorization") == f"Bearer {KEY}"
+        return await self._handle(request, "openai", authed)
+
+    async def _anthropic(self, request: web.Request) -> web.StreamResponse:
+        # Older SDKs send x-api-key, newer ones a bearer token; accept either.
+        authed = KEY in (request.headers.get("x-api-key"), request.headers.get("Authorization", "")[7:])
+        return await self._handle(request, "anthropic", authed)
+
+    async def _handle(self, request: web.Request, flavour: str, authed: bool) -> web.StreamResponse:
+        body = await request.json()
+        text = _text_of(body)
+        rid = hashlib.sha1(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+        fault = None if authed else "401"
+        with self._lock:
+            n = self._arrivals[rid]
+            self._arrivals[rid] += 1
+            if fault is None:
+                fault = self._fault_for(rid, text, n)
+            hit = Hit(time.monotonic(), request.path, rid, text, fault, body)
+            self.hits.append(hit)
+            self._in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+        try:
+            resp = await self._reply(request, flavour, body, text, fault)
+            hit.status = resp.status if isinstance(resp, web.Response) else 200
+            return resp
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def _fault_for(self, rid: str, text: str, n: int) -> str | None:
+        plan = self.schedule.get(rid)
+        if plan is None and (m := _MARKER.search(text)):
+            plan = m.group(1).split(",")
+        return plan[n] if plan and n < len(plan) else None
+
+    async def _reply(self, request: web.Request, flavour: str, body: dict, text: str,
+                     fault: str | None) -> web.StreamResponse:
+        if fault is not None and fault.isdigit():
+            return _error(flavour, int(fault), self.retry_after)
+        if fault == "hang":
+            await asyncio.sleep(self.hang_s)
+        if fault == "reset":
+            request.transport.abort()  # type: ignore[union-attr]
+            raise asyncio.CancelledError  # nothing more to say on a dropped connection
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        answer = "C" if fault == "badtag" else self.answer
+        payload = _ok_body(flavour, request.path, body, text, answer, empty=fault == "empty")
+        raw = json.dumps(payload).encode()
+        if fault == "truncated":
+            return web.Response(body=raw[: len(raw) // 2], content_type="application/json")
+        if fault == "cut":
+            return await _cut(request, raw)
+        return web.Response(body=raw, content_type="application/json", headers=self.ratelimit_headers)
+
+
+def _text_of(body: dict) -> str:
+    if "prompt" in body:
+        return str(body["prompt"])
+    msgs = body.get("messages") or []
+    return str(msgs[-1]["content"]) if msgs else ""
+
+
+def _usage_in(body: dict, text: str) -> int:
+    return sum(len(str(m.get("content", ""))) for m in body.get("messages", [])) // 4 + len(text) // 4 + 5
+
+
+def _ok_body(flavour: str, path: str, body: dict, text: str, answer: str, *, empty: bool) -> dict:
+    reply = f"Thinking about: {text[:60]}. <answer>{answer}</answer>"
+    tin, tout = _usage_in(body, text), len(reply) // 4 + 1
+    if flavour == "anthropic":
+        return {
+            "id": "msg_fake", "type": "message", "role": "assistant", "model": body.get("model"),
+            "content": [] if empty else [{"type": "text", "text": reply}],
+            "stop_reason": "end_turn", "stop_sequence": None,
+            "usage": {"input_tokens": tin, "output_tokens": tout},
+        }
+    if path.endswith("/chat/completions"):
+        choice = {"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}
+        obj = "chat.completion"
+    else:
+        choice = {"index": 0, "text": reply, "finish_reason": "stop", "logprobs": None}
+        obj = "text_completion"
+    return {
+        "id": "cmpl-fake", "object": obj, "created": int(time.time()), "model": body.get("model"),
+        "choices": [] if empty else [choice],
+        "usage": {"prompt_tokens": tin, "completion_tokens": tout, "total_tokens": tin + tout},
+    }
+
+
+_ANTHROPIC_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+                    404: "not_found_error", 429: "rate_limit_error", 529: "overloaded_error"}
+
+
+def _error(flavour: str, status: int, retry_after: str | None) -> web.Response:
+    message = f"injected fault {status}"
+    headers = {"Retry-After": retry_after} if retry_after and status in (429, 503) else {}
+    if flavour == "anthropic":
+        body = {"type": "error", "error": {"type": _ANTHROPIC_TYPES.get(status, "api_error"), "message": message}}
+    else:
+        body = {"error": {"message": message, "type": "fake_error", "code": status}}
+    return web.json_response(body, status=status, headers=headers)
+
+
+async def _cut(request: web.Request, raw: bytes) -> web.StreamResponse:
+    resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+    resp.content_length = len(raw)
+    await resp.prepare(request)
+    await resp.write(raw[: len(raw) // 2])
+    request.transport.abort()  # type: ignore[union-attr]
+    return resp
+
+
+# ---- helpers the client tests share ----------------------------------------------------
+
+TRANSPORTS = ("fast", "sdk", "anthropic")  # aiohttp fast path, AsyncOpenAI, AsyncAnthropic
+MODELS = {"fast": "gpt-4.1-mini", "sdk": "gpt-4.1-mini", "anthropic": "claude-sonnet-4-5"}
+
+
+def make_test_transport(kind: str, server: FakeServer, timeout: float = 5.0, key: str = KEY):
+    """A real transport of ``kind`` pointed at ``server`` (built where the client runs)."""
+    from persrm_gen.generator.backends import make_transport
+
+    backend = "anthropic" if kind == "anthropic" else "openai"
+    base = server.url if kind == "anthropic" else server.openai_base
+    env = {"OPENAI_API_KEY": key, "ANTHROPIC_API_KEY": key}
+    return make_transport(backend, MODELS[kind], base, timeout, http="sdk" if kind == "sdk" else "fast", env=env)

@@ -1,0 +1,208 @@
+"""The client's building blocks on their own: headers, buckets, gate, prices, cache, backends."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from email.utils import formatdate
+from pathlib import Path
+
+import pytest
+
+from persrm_gen.errors import BudgetExceeded, UsageError
+from persrm_gen.generator.backends import make_transport
+from persrm_gen.generator.budget import Budget
+from persrm_gen.generator.cache import RequestCache, request_key
+from persrm_gen.generator.client import ProviderRejected, TransientError, error_for_status
+from persrm_gen.generator.limits import AdaptiveGate, RateLimiter, TokenBucket, retry_after_seconds
+from persrm_gen.generator.pricing import Pricing
+from persrm_gen.generator.transport import LLMRequest, LLMResponse, Message
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ---- rate-limit headers -----------------------------------------------------------------
+
+def test_retry_after_forms():
+    assert retry_after_seconds({"Retry-After": "1.5"}) == 1.5
+    assert retry_after_seconds({"retry-after-ms": "250", "retry-after": "9"}) == 0.25
+    http_date = formatdate(time.time() + 30, usegmt=True)
+    assert 28 <= retry_after_seconds({"Retry-After": http_date}) <= 31
+    assert retry_after_seconds({"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "6m0s"}) == 360
+    assert retry_after_seconds({"x-ratelimit-remaining-tokens": "0", "x-ratelimit-reset-tokens": "1s250ms"}) == 1.25
+    iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 20))
+    anthropic = {"anthropic-ratelimit-requests-remaining": "0", "anthropic-ratelimit-requests-reset": iso}
+    assert 18 <= retry_after_seconds(anthropic) <= 21
+    # Windows with room left, or no headers at all, ask for no pause.
+    assert retry_after_seconds({"x-ratelimit-remaining-requests": "5", "x-ratelimit-reset-requests": "1s"}) is None
+    assert retry_after_seconds({}) is None and retry_after_seconds(None) is None
+
+
+def test_status_mapping():
+    assert error_for_status(429, "slow down", {"Retry-After": "2"}).retry_after == 2
+    for status in (408, 409, 500, 502, 503, 529):
+        assert isinstance(error_for_status(status, "x"), TransientError)
+    for status in (400, 401, 402, 403, 404, 413, 422):
+        e = error_for_status(status, "nope")
+        assert isinstance(e, ProviderRejected) and e.status == status
+    assert error_for_status(401, "x").is_auth and not error_for_status(404, "x").is_auth
+
+
+# ---- buckets and gate -------------------------------------------------------------------
+
+def test_token_bucket_allows_one_second_of_burst_then_the_rate():
+    bucket = TokenBucket(per_minute=600)  # 10/s
+    now = time.monotonic()
+    starts = [bucket.reserve(1) - now for _ in range(31)]
+    assert max(starts[:11]) < 0.01  # the burst
+    assert starts[30] == pytest.approx(2.0, abs=0.02)  # then 10 per second
+
+
+def test_token_bucket_correction_refunds_overestimates():
+    bucket = TokenBucket(per_minute=6000)  # 100 tokens/s
+    now = time.monotonic()
+    bucket.reserve(300)
+    bucket.correct(-250)  # the response used 50, not 300
+    assert bucket.reserve(100) - now < 0.05
+
+
+def test_rate_limiter_pause_holds_everyone():
+    async def main():
+        limiter = RateLimiter()
+        limiter.pause(0.2)
+        t0 = time.monotonic()
+        await asyncio.gather(limiter.acquire(1), limiter.acquire(1))
+        return time.monotonic() - t0
+
+    assert asyncio.run(main()) >= 0.19
+
+
+def test_adaptive_gate_halves_on_429_and_recovers():
+    async def main():
+        gate = AdaptiveGate(8)
+        for _ in range(8):
+            await gate.acquire()
+        waiter = asyncio.ensure_future(gate.acquire())
+        await asyncio.sleep(0)
+        gate.on_rate_limited(cooldown=10)
+        gate.on_rate_limited(cooldown=10)  # one burst of 429s is one signal
+        assert gate.limit == 4
+        for _ in range(4):
+            gate.release()
+        await asyncio.sleep(0)
+        assert not waiter.done()  # 4 in flight, limit 4: no room
+        gate.release()
+        await asyncio.sleep(0)
+        assert waiter.done() and gate.in_flight == 4
+        for _ in range(100):
+            gate.on_success()
+        assert gate.limit == 8
+
+    asyncio.run(main())
+
+
+# ---- budget and prices --------------------------------------------------------------------
+
+def test_budget_counts_in_flight_reservations():
+    b = Budget(max_cost=1.0, max_requests=3)
+    r1, r2 = b.reserve(0.4), b.reserve(0.4)
+    with pytest.raises(BudgetExceeded, match="max-cost"):
+        b.reserve(0.4)  # 0.8 held + 0.4 > 1.0, though nothing is spent yet
+    b.settle(r1, 0.1)
+    b.settle(r2, 0.1)
+    b.reserve(0.4)
+    with pytest.raises(BudgetExceeded, match="max-requests 3"):
+        b.reserve(0.0)
+
+
+def test_pricing_prefix_match_and_overrides():
+    p = Pricing({"my-model": {"input": 1, "output": 2}, "gpt-4.1-mini": {"input": 9, "output": 9}})
+    assert p.price("gpt-4.1-nano-2025-04-14").input_per_mtok == 0.10
+    assert p.price("gpt-4.1-mini").input_per_mtok == 9  # the override wins
+    assert p.price("gpt-4.1-2025-04-14").output_per_mtok == 8.0
+    assert p.price("gpt-5.4-mini") is None  # not gpt-5: a dot is not a dash
+    assert p.cost("my-model", 1_000_000, 500_000) == pytest.approx(2.0)
+    assert p.cost("unknown", 10, 10) == 0.0
+    with pytest.raises(UsageError, match="unknown"):
+        p.require("unknown")
+    with pytest.raises(UsageError, match="numeric"):
+        Pricing({"bad": {"input": "cheap"}})
+
+
+# ---- cache ----------------------------------------------------------------------------------
+
+REQS = [
+    LLMRequest(model="m", messages=(Message("system", "sé \"q\" ü"), Message("user", "hi")), stop=("a",),
+               template_hashes=("t1", "t2"), attempt=3, temperature=0.7),
+    LLMRequest(model="m", prompt="p\n", top_p=1.0, stage="candidates"),
+]
+
+
+@pytest.mark.parametrize("req", REQS)
+def test_request_key_equals_the_contract_cache_key(req):
+    assert request_key(req, "openai")[0] == req.cache_key("openai")
+    assert request_key(req, "openai")[0] != request_key(req, "anthropic")[0]
+
+
+def test_cache_is_wal_durable_and_group_commits(tmp_path):
+    path = tmp_path / "out" / "cache.sqlite"
+    resp = LLMResponse("text", 3, 4, "length")
+
+    async def main():
+        cache = RequestCache(path)
+        cache.put_soon("k1", "openai", REQS[0], resp)
+        assert cache.get("k1") == resp  # visible before the flush
+        other = RequestCache(path)
+        assert other.get("k1") is None  # not committed yet ...
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert other.get("k1") == resp  # ... committed on the next loop turn
+        other.close()
+        cache.close()
+
+    asyncio.run(main())
+    with RequestCache(path) as cache:
+        assert cache._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        cache.put("k2", "openai", REQS[1], resp)
+        assert set(cache.get_many(["k1", "k2", "k3"])) == {"k1", "k2"}
+        assert "k2" in cache and len(cache) == 2
+
+
+# ---- backends ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("backend,var", [("openai", "OPENAI_API_KEY"), ("anthropic", "ANTHROPIC_API_KEY")])
+def test_missing_key_is_a_clear_usage_error(backend, var):
+    with pytest.raises(UsageError, match=var):
+        make_transport(backend, "some-model", env={})
+    with pytest.raises(UsageError, match=var):
+        make_transport(backend, "some-model", "http://127.0.0.1:9/v1", env={var: "  "})
+
+
+def test_backend_choices_are_checked():
+    with pytest.raises(UsageError, match="unknown --backend"):
+        make_transport("bedrock", "m", env={})
+    with pytest.raises(UsageError, match="needs --model"):
+        make_transport("openai", None, env={"OPENAI_API_KEY": "k"})
+    with pytest.raises(UsageError, match="--base-url needs --backend openai"):
+        make_transport("local", None, "http://127.0.0.1:9/v1")
+
+
+@pytest.mark.parametrize("http", ["fast", "sdk"])
+def test_transports_keep_the_key_out_of_their_repr(http):
+    secret = "sk-secret-123"
+    t = make_transport("openai", "m", "http://127.0.0.1:9/v1", env={"OPENAI_API_KEY": secret}, http=http)
+    assert secret not in repr(t) and secret not in str(vars(t).get("base_url", ""))
+    assert t.provider == "openai" and t.supports_prompt and t.supports_chat
+
+
+def test_api_backends_never_import_torch():
+    code = (
+        "import sys; from persrm_gen.generator.backends import make_transport;"
+        "make_transport('openai', 'm', env={'OPENAI_API_KEY': 'k'});"
+        "make_transport('anthropic', 'm', env={'ANTHROPIC_API_KEY': 'k'});"
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "False"

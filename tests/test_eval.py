@@ -1,0 +1,128 @@
+"""Evaluation metrics, baselines, the cached API judge and behaviour tagging."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from persrm_gen.answer import make_trace
+from persrm_gen.cli import app
+from persrm_gen.errors import UsageError
+from persrm_gen.generator.transport import LLMRequest, LLMResponse
+from persrm_gen.trainers.behaviours import behaviour_report, compare_behaviours, tag_trace
+from persrm_gen.trainers.evaluate import ApiJudge, EvalOptions, Judgment, evaluate, load_items, score
+from trainers_data import write_dataset
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return write_dataset(tmp_path_factory.mktemp("eval") / "data",
+                         {"train": 2, "test_seen_authors": 4, "test_unseen_authors": 6})  # fmt: skip
+
+
+def test_every_pair_is_judged_in_both_orders(data):
+    items = load_items(data, ["test_seen_authors"])
+    assert len(items) == 8
+    ab, ba = items[0], items[1]
+    assert (ab.order, ba.order) == ("ab", "ba") and ab.pair_id == ba.pair_id
+    assert (ba.response_a, ba.response_b) == (ab.response_b, ab.response_a)
+    assert {ab.label, ba.label} == {"A", "B"}
+    assert [i.order for i in load_items(data, ["test_unseen_authors"], limit=2)] == ["ab", "ba"] * 2
+
+
+def test_score_separates_position_bias_from_skill(data):
+    items = load_items(data, ["test_seen_authors"])  # 4 pairs, 8 items, labels balanced
+    always_a = score(items, [Judgment("A") for _ in items])
+    assert always_a["accuracy"] == 0.5 and always_a["position_bias"] == 0.5
+    assert always_a["order_consistency"] == 0.0 and always_a["pair_accuracy"] == 0.0
+    oracle = score(items, [Judgment(i.label, make_trace("two words", i.label)) for i in items])
+    assert oracle["accuracy"] == 1.0 and oracle["order_consistency"] == 1.0 and oracle["position_bias"] == 0.0
+    assert oracle["mean_reasoning_words"] == 2.0
+    # Parse failures count as wrong and are reported.
+    half = score(items, [Judgment(i.label if k % 2 else None) for k, i in enumerate(items)])
+    assert half["accuracy"] == 0.5 and half["parse_failure_rate"] == 0.5 and half["order_consistency"] == 0.0
+    assert set(half["by_author"]) == {"loud", "quiet"} and half["by_genre"]["essay"]["n"] == 8
+
+
+class ScriptedProvider:
+    """A stand-in for a hosted API: answers by the casing of response A, counts calls."""
+
+    provider = "openai"
+    supports_chat, supports_prompt = True, False
+
+    def __init__(self):
+        self.calls = 0
+
+    async def send(self, request: LLMRequest) -> LLMResponse:
+        self.calls += 1
+        user = request.messages[-1].content
+        a = user.split("# Response A")[1].split("# Response B")[0]
+        verdict = "A" if a.strip().isupper() else "B"
+        return LLMResponse(text=f"<think>\nFirst, let me check the capitals; then the punctuation.\n</think>\n"
+                                f"<answer>{verdict}</answer>", input_tokens=10, output_tokens=5)  # fmt: skip
+
+    async def aclose(self):
+        pass
+
+
+def test_api_judge_is_cached_and_scored(data, tmp_path):
+    items = load_items(data, ["test_seen_authors"])
+    provider = ScriptedProvider()
+    judgments = ApiJudge(provider, tmp_path / "cache.sqlite", "gpt-x").judge(items)
+    assert provider.calls == 8
+    expected = ["A" if i.response_a.strip().isupper() else "B" for i in items]
+    assert [j.verdict for j in judgments] == expected
+    again = ScriptedProvider()
+    assert [j.verdict for j in ApiJudge(again, tmp_path / "cache.sqlite", "gpt-x").judge(items)] == expected
+    assert again.calls == 0  # every answer came from the cache
+
+
+def test_baselines_only_run_writes_report_and_plot(data, tmp_path):
+    out = tmp_path / "report"
+    result = runner.invoke(app, ["eval", "--data", str(data), "--out", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["model"] is None and report["splits"] == ["test_seen_authors", "test_unseen_authors"]
+    assert set(report["judges"]) == {"random", "stylometric"}
+    # The synthetic authors differ in case and punctuation: the stylometric judge must see it.
+    assert report["judges"]["stylometric"]["accuracy"] >= 0.9
+    assert report["judges"]["stylometric"]["by_split"]["test_unseen_authors"]["n"] == 12
+    assert (out / "accuracy.png").read_bytes()[:4] == b"\x89PNG"
+    lines = (out / "predictions.jsonl").read_text().splitlines()
+    assert len(lines) == 2 * 20
+
+
+def test_eval_with_an_extra_judge_tags_behaviours(data, tmp_path):
+    provider = ScriptedProvider()
+    api = ApiJudge(provider, tmp_path / "c.sqlite", "gpt-x")
+    opts = EvalOptions(data=str(data), out=str(tmp_path / "r"), baselines=["random"], behaviours=True)
+    report = evaluate(opts, extra_judges=[api])
+    rates = report["behaviours"]["api:gpt-x"]["rates"]
+    assert rates["verification"] == 1.0 and rates["subgoal_setting"] == 1.0 and rates["backtracking"] == 0.0
+    assert rates["criterion:punctuation"] == 1.0
+
+
+def test_eval_refuses_to_guess_where_to_write(data):
+    with pytest.raises(UsageError, match="--out"):
+        evaluate(EvalOptions(data=str(data)))
+    with pytest.raises(UsageError, match="unknown baseline"):
+        evaluate(EvalOptions(data=str(data), out="unused-never-written", baselines=["oracle"]))
+
+
+def test_behaviour_tags_and_comparison():
+    trace = make_trace(
+        "First, I compare sentence length. Wait, actually the punctuation matters more. "
+        "Let me check the commas again. If the author wrote B, it would need semicolons.", "A")  # fmt: skip
+    tags = tag_trace(trace)
+    assert tags["subgoal_setting"] == 1 and tags["backtracking"] == 2 and tags["verification"] == 1
+    assert tags["backward_chaining"] >= 1
+    assert tags["criterion:length"] >= 1 and tags["criterion:punctuation"] >= 2 and tags["criterion:tone"] == 0
+    plain = make_trace("B looks right.", "B")
+    before, after = behaviour_report([plain, plain]), behaviour_report([trace, plain])
+    assert before["rates"]["backtracking"] == 0.0 and after["rates"]["backtracking"] == 0.5
+    assert compare_behaviours(before, after)["backtracking"] == 0.5

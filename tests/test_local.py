@@ -1,0 +1,245 @@
+"""The local backend on a tiny random Llama built offline, plus one slow test on the real model."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+
+import pytest
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from persrm_gen.errors import InputError
+from persrm_gen.generator.cache import RequestCache
+from persrm_gen.generator.client import LLMClient
+from persrm_gen.generator.local import LocalTransport
+from persrm_gen.generator.local_model import resolve_model
+from persrm_gen.generator.transport import LLMRequest, Message
+
+SENTENCES = [
+    "the quick brown fox jumps over the lazy dog",
+    "a proposal to add a new module to the standard library",
+    "we the people of the united states in order to form a more perfect union",
+    "readability counts and explicit is better than implicit",
+    "four score and seven years ago our fathers brought forth on this continent",
+    "simple is better than complex and complex is better than complicated",
+]
+PROMPTS = [
+    "the quick brown fox",
+    "a proposal to add a new module to the standard library because readability counts",
+    "we the people",
+    "simple is better than complex and explicit is better than implicit so the fox jumps",
+    "four score",
+    "readability counts",
+]
+
+
+def _build_tiny_model(folder) -> None:
+    """A 2-layer Llama with a BPE tokenizer trained on a few sentences.
+
+    ``</s>`` is added after the model's vocabulary, so the model can never emit it:
+    every row runs to max_tokens unless a stop rule of ours ends it.
+    """
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    tok.train_from_iterator(SENTENCES, trainers.BpeTrainer(vocab_size=120, special_tokens=["<pad>", "<unk>"]))
+    vocab_size = tok.get_vocab_size()
+    tok.add_special_tokens(["</s>"])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>", eos_token="</s>")
+    fast.save_pretrained(folder)
+    config = LlamaConfig(
+        vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+        pad_token_id=0, bos_token_id=None, eos_token_id=None,
+        initializer_range=0.2,  # peaked logits: near-ties would make greedy tests fragile
+    )
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(folder)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    _build_tiny_model(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def transport(model_dir):
+    t = LocalTransport(model_dir, device="cpu", batch_size=8, max_wait_ms=50)
+    yield t
+    asyncio.run(t.aclose())
+
+
+def _req(prompt: str, **kw) -> LLMRequest:
+    return LLMRequest(model="tiny", prompt=prompt, **{"max_tokens": 12, **kw})
+
+
+async def _each_alone(t: LocalTransport, requests):
+    return [await t.send(r) for r in requests]
+
+
+async def _together(t: LocalTransport, requests):
+    return await asyncio.gather(*(t.send(r) for r in requests))
+
+
+def test_concurrent_requests_are_batched(model_dir):
+    t = LocalTransport(model_dir, device="cpu", batch_size=4, max_wait_ms=200)
+    assert t.model is None  # loads lazily
+    out = asyncio.run(_together(t, [_req(p) for p in PROMPTS + PROMPTS[:2]]))
+    assert t.batches_run == 2  # 8 requests, 4 per batch
+    assert all(r.output_tokens == 12 and r.finish_reason == "length" for r in out)
+    asyncio.run(t.aclose())
+    assert t.model is None
+
+
+@pytest.mark.parametrize("params", [
+    {"temperature": 0.0},
+    {"temperature": 1.0, "top_p": 1.0},
+    {"temperature": 0.9, "top_p": 0.8},
+])
+def test_same_request_same_text_alone_or_with_any_neighbours(transport, params):
+    requests = [_req(p, seed=7, **params) for p in PROMPTS]
+    alone = asyncio.run(_each_alone(transport, requests))
+    batched = asyncio.run(_together(transport, requests))
+    # Different neighbours, different order, different padding.
+    neighbours = [_req(p + " the dog", seed=99, temperature=1.0) for p in PROMPTS[:3]]
+    mixed = asyncio.run(_together(transport, neighbours + requests[::-1]))[3:][::-1]
+    assert [r.text for r in alone] == [r.text for r in batched] == [r.text for r in mixed]
+    assert [r.output_tokens for r in alone] == [r.output_tokens for r in mixed]
+
+
+def test_seed_and_attempt_change_sampled_text(transport):
+    base = _req(PROMPTS[0], temperature=1.0, max_tokens=20)
+    variants = [base, _req(PROMPTS[0], temperature=1.0, max_tokens=20, seed=1),
+                _req(PROMPTS[0], temperature=1.0, max_tokens=20, attempt=1)]
+    texts = [r.text for r in asyncio.run(_together(transport, variants))]
+    assert len(set(texts)) == 3
+
+
+def test_max_tokens_and_token_accounting(transport, model_dir):
+    long, short = _req(PROMPTS[1], temperature=0, max_tokens=20), _req(PROMPTS[1], temperature=0, max_tokens=5)
+    r_long, r_short = asyncio.run(_together(transport, [long, short]))
+    prompt_tokens = len(transport.tokenizer(PROMPTS[1])["input_ids"])
+    assert (r_long.input_tokens, r_long.output_tokens, r_long.finish_reason) == (prompt_tokens, 20, "length")
+    assert (r_short.input_tokens, r_short.output_tokens, r_short.finish_reason) == (prompt_tokens, 5, "length")
+    assert r_long.text.startswith(r_short.text) and len(r_short.text) < len(r_long.text)
+
+
+def test_stop_string_cuts_text_and_ends_row_early(transport):
+    free = asyncio.run(_together(transport, [_req(PROMPTS[2], temperature=0, max_tokens=30)]))[0]
+    stop = free.text[len(free.text) // 2 : len(free.text) // 2 + 3]
+    cut_at = free.text.find(stop)
+    assert len(stop) == 3 and cut_at > 0
+    stopping = _req(PROMPTS[2], temperature=0, max_tokens=30, stop=("never-appears", stop))
+    neighbour = _req(PROMPTS[3], temperature=0, max_tokens=30)
+    got, other = asyncio.run(_together(transport, [stopping, neighbour]))
+    assert got.text == free.text[:cut_at]
+    assert got.finish_reason == "stop"
+    assert got.output_tokens < 30  # generation ended early, not just the text
+    assert (other.output_tokens, other.finish_reason) == (30, "length")  # neighbour unaffected
+
+
+def test_eos_token_ends_generation(model_dir, tmp_path):
+    """A model whose end token is one it emits stops there with finish_reason 'stop'."""
+    t = LocalTransport(model_dir, device="cpu")
+    request = _req(PROMPTS[0], temperature=0, max_tokens=12)
+    asyncio.run(_together(t, [request]))
+    ids = t.tokenizer(PROMPTS[0])["input_ids"]
+    out = t.model.generate(torch.tensor([ids]), max_new_tokens=12, do_sample=False)[0, len(ids):].tolist()
+    position = next(i for i, tok in enumerate(out) if tok not in out[:i] and i >= 2)
+    asyncio.run(t.aclose())
+    # Same weights, but generation_config says that token ends a sequence.
+    copy = tmp_path / "eos-model"
+    copy.mkdir()
+    for f in model_dir.iterdir():
+        (copy / f.name).write_bytes(f.read_bytes())
+    (copy / "generation_config.json").write_text(json.dumps({"eos_token_id": out[position]}))
+    t2 = LocalTransport(copy, device="cpu")
+    got = asyncio.run(_together(t2, [request]))[0]
+    assert (got.output_tokens, got.finish_reason) == (position + 1, "stop")
+    assert got.text == t2.tokenizer.decode(out[:position], skip_special_tokens=True)
+    asyncio.run(t2.aclose())
+
+
+def test_base_model_refuses_chat_messages_and_chat_model_accepts_them(model_dir, tmp_path, transport):
+    chat = LLMRequest(model="tiny", messages=(Message("user", "the quick brown fox"),), max_tokens=4)
+    assert transport.supports_chat is False and transport.supports_prompt is True
+    with pytest.raises(ValueError, match="chat template"):
+        asyncio.run(transport.send(chat))
+    # The same folder with a chat template is a chat model.
+    copy = tmp_path / "chat-model"
+    copy.mkdir()
+    for f in model_dir.iterdir():
+        (copy / f.name).write_bytes(f.read_bytes())
+    (copy / "chat_template.jinja").write_text(
+        "{% for m in messages %}{{ m.role }} {{ m.content }} {% endfor %}{% if add_generation_prompt %}assistant{% endif %}"
+    )
+    t = LocalTransport(copy, device="cpu")
+    assert t.supports_chat is True
+    got = asyncio.run(t.send(chat))
+    templated = "user the quick brown fox assistant"
+    assert got.input_tokens == len(t.tokenizer(templated, add_special_tokens=False)["input_ids"])
+    assert got.output_tokens == 4
+    asyncio.run(t.aclose())
+
+
+def test_aclose_fails_waiting_requests_instead_of_hanging(model_dir):
+    async def run():
+        t = LocalTransport(model_dir, device="cpu", batch_size=1)
+        tasks = [asyncio.create_task(t.send(_req(p))) for p in PROMPTS]
+        await asyncio.sleep(0.01)  # requests queued, the first batch running
+        await t.aclose()
+        return await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), timeout=30)
+
+    results = asyncio.run(run())
+    closed = [r for r in results if isinstance(r, RuntimeError) and "closed" in str(r)]
+    assert len(closed) >= len(PROMPTS) - 1  # at most the running batch may have finished
+
+
+def test_through_client_with_cache_second_call_is_a_hit(transport, tmp_path):
+    async def run():
+        cache = RequestCache(tmp_path / "cache.sqlite")
+        client = LLMClient(transport, cache, concurrency=4)
+        requests = [_req(p, seed=3, stage="candidates") for p in PROMPTS[:4]]
+        first = await client.complete_many(requests)
+        batches = transport.batches_run
+        second = await client.complete_many(requests)
+        cache.close()
+        return client, first, second, batches
+
+    client, first, second, batches = asyncio.run(run())
+    assert transport.batches_run == batches  # no model call the second time
+    assert [r.text for r in first] == [r.text for r in second]
+    usage = client.accounting.stages["candidates"]
+    assert (usage.requests, usage.cache_hits) == (4, 4)
+    assert usage.output_tokens == sum(r.output_tokens for r in first)
+
+
+def test_resolve_model_accepts_local_folders_only(model_dir, tmp_path):
+    folder, name = resolve_model(str(model_dir))
+    assert folder == model_dir.resolve() and name == str(model_dir.resolve())
+    for bad in ["google/gemma-3-270m", str(tmp_path / "missing"), str(tmp_path)]:
+        with pytest.raises(InputError, match="--model must be a local Hugging Face model folder"):
+            resolve_model(bad)
+
+
+@pytest.mark.slow
+def test_embedded_model_continues_a_few_shot_prompt():
+    folder, name = resolve_model(None)
+    assert (folder / "model.safetensors").is_file() and "gemma-3-270m" in name
+    t = LocalTransport(folder, device="cpu", batch_size=4)
+    assert t.supports_chat is False
+    prompt = "Monday, Tuesday, Wednesday,"
+    requests = [
+        LLMRequest(model=name, prompt=prompt, max_tokens=16, temperature=0, stop=(",",)),
+        LLMRequest(model=name, prompt="Author: Guido\nText: Readability counts.\n\nAuthor: Barry\nText:",
+                   max_tokens=24, temperature=0.8, seed=random.Random(0).randrange(100), stop=("\n",)),
+    ]
+    greedy, sampled = asyncio.run(_together(t, requests))
+    assert greedy.text.strip() == "Thursday" and greedy.finish_reason == "stop"
+    assert sampled.text.strip() and "\n" not in sampled.text and sampled.output_tokens <= 24
+    asyncio.run(t.aclose())

@@ -1,0 +1,119 @@
+"""Splits and tasks: no author, genre or target text leaks from test into train."""
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from persrm_gen.authors import load_authors
+from persrm_gen.corpus import Corpus
+from persrm_gen.errors import InputError
+from persrm_gen.splits import plan_splits, read_test_authors
+from persrm_gen.tasks import TaskOptions, make_tasks, split_opening
+from persrm_gen.templating import PromptRenderer
+
+CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "authors.jsonl"
+
+
+def _sentence(i: int, author: str) -> str:
+    return f"Sentence number {i} was written by {author} with several plain words in it."
+
+
+def write_authors(path: Path, n_authors=6, n_samples=6, genres=("essay",)) -> Path:
+    with path.open("w") as fh:
+        for a in range(n_authors):
+            aid = f"author-{a}"
+            samples = [
+                {"text": " ".join(_sentence(10 * s + k, aid) for k in range(5)), "genre": genres[(a + s) % len(genres)]}
+                for s in range(n_samples)
+            ]
+            fh.write(json.dumps({"author_id": aid, "samples": samples}) + "\n")
+    return path
+
+
+def _plan(authors, **kw):
+    args = dict(test_authors=["author-0", "author-1"], holdout_genre=None, test_fraction=0.34, context_size=2, seed=0)
+    args.update(kw)
+    return plan_splits(authors, **args)
+
+
+def test_unseen_authors_and_genre_never_reach_train(tmp_path):
+    authors = load_authors(write_authors(tmp_path / "a.jsonl", genres=("essay", "email")))
+    plan = _plan(authors, holdout_genre="email")
+    tasks, _ = make_tasks(authors, plan, PromptRenderer(), TaskOptions(context_size=2), seed=0)
+    train = [t for t in tasks if t.split == "train"]
+    assert train and {t.author_id for t in train}.isdisjoint({"author-0", "author-1"})
+    assert all(t.genre != "email" for t in train)
+    assert all(t.genre == "email" for t in tasks if t.split == "test_unseen_genre")
+    train_texts = {c for t in train for c in t.context} | {t.target for t in train}
+    by_id = {s.id: s.text for a in authors for s in a.samples}
+    for t in tasks:
+        assert by_id[t.sample_id] not in t.context  # the target is never its own context
+        if t.split == "test_seen_authors":
+            assert not any(t.target in x for x in train_texts)
+
+
+def test_seen_authors_get_test_samples_from_different_samples(tmp_path):
+    authors = load_authors(write_authors(tmp_path / "a.jsonl"))
+    plan = _plan(authors)
+    counts = Counter(plan.split_of.values())
+    assert counts["test_unseen_authors"] == 12 and counts["test_seen_authors"] == 4 * 2
+    for a in authors[2:]:
+        splits = [plan.split_of[s.id] for s in a.samples]
+        assert "train" in splits and "test_seen_authors" in splits
+
+
+def test_other_author_negatives_respect_split_groups(tmp_path):
+    authors = load_authors(write_authors(tmp_path / "a.jsonl"))
+    plan = _plan(authors)
+    opt = TaskOptions(context_size=2)
+    tasks, _ = make_tasks(authors, plan, PromptRenderer(), opt, seed=0)
+    corpus = Corpus(authors, plan, opt, seed=0)
+    unseen_text = " ".join(s.text for a in authors[:2] for s in a.samples)
+    for t in tasks:
+        other = corpus.other_author_text(t)
+        assert other is not None and t.author_id not in other
+        if t.split in ("train", "test_seen_authors"):
+            assert other not in unseen_text  # unseen authors' text never appears in train pairs
+            for s in corpus.random_style_samples(t, 2):
+                assert s not in unseen_text
+
+
+def test_test_authors_option(tmp_path):
+    known = [f"author-{i}" for i in range(5)]
+    assert len(read_test_authors("2", known, seed=1)) == 2
+    assert read_test_authors("2", known, seed=1) == read_test_authors("2", known, seed=1)
+    assert read_test_authors(None, known, seed=0) and len(read_test_authors(None, known, seed=0)) == 1
+    f = tmp_path / "test_authors.txt"
+    f.write_text("author-1\n# comment\nnobody\n")
+    with pytest.raises(InputError) as err:
+        read_test_authors(str(f), known, seed=0)
+    assert str(err.value) == f"{f}:3: unknown author id 'nobody'"
+    with pytest.raises(InputError, match="needs fewer"):
+        read_test_authors("5", known, seed=0)
+
+
+def test_unknown_holdout_genre_is_an_error(tmp_path):
+    authors = load_authors(write_authors(tmp_path / "a.jsonl"))
+    with pytest.raises(InputError, match="no sample has that genre"):
+        _plan(authors, holdout_genre="poetry")
+
+
+def test_opening_and_continuation_split_at_sentences():
+    text = "Short one. This second sentence makes the opening long enough to count. " + " ".join(
+        f"Then sentence {i} continues the text for the target." for i in range(4)
+    )
+    opening, rest = split_opening(text, TaskOptions())
+    assert opening.endswith("count.") and rest.startswith("Then sentence 0")
+    assert split_opening("Too short. Really.", TaskOptions()) is None
+
+
+@pytest.mark.skipif(not EXAMPLES.exists(), reason="examples missing")
+def test_examples_give_tasks_in_every_split():
+    authors = load_authors(EXAMPLES, min_samples=4)
+    plan = plan_splits(authors, test_authors=read_test_authors(None, [a.author_id for a in authors], 0),
+                       holdout_genre="speech", test_fraction=0.2, context_size=3, seed=0)
+    tasks, skipped = make_tasks(authors, plan, PromptRenderer(), TaskOptions(), seed=0)
+    assert {t.split for t in tasks} == {"train", "test_seen_authors", "test_unseen_authors", "test_unseen_genre"}

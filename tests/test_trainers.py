@@ -1,0 +1,148 @@
+"""train sft -> train rft -> eval, end to end on CPU, through the CLI, on a tiny offline model."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from persrm_gen.cli import app
+from persrm_gen.errors import InputError, UsageError
+from persrm_gen.trainers.rft import RFTOptions, train_rft
+from persrm_gen.trainers.sft import SFTOptions, train_sft
+from persrm_gen.trainers.tiny import build_tiny_model
+from trainers_data import corpus, write_dataset
+
+runner = CliRunner()
+
+
+def weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(folder / "model.safetensors"))
+
+
+def changed(before: dict, after: dict) -> list[str]:
+    """Names of the tensors that differ (embeddings compared on the rows both have)."""
+    out = []
+    for name, t in before.items():
+        u = after[name]
+        rows = min(t.shape[0], u.shape[0])
+        if not torch.equal(t[:rows], u[:rows]):
+            out.append(name)
+    return out
+
+
+def invoke(*args: str):
+    result = runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("trainers")
+    write_dataset(root / "data")
+    build_tiny_model(root / "tiny", corpus(root / "data"))
+    return root
+
+
+@pytest.fixture(scope="module")
+def sft_ckpt(work) -> Path:
+    config = work / "sft.yaml"
+    # The file sets the batch and a learning rate the CLI then overrides.
+    config.write_text("batch_size: 4\nlearning_rate: 1.0e-4\nlogging_steps: 5\nmax_length: 1024\n")
+    out = work / "sft"
+    invoke("train", "sft", "--data", work / "data", "--model", work / "tiny", "--out", out,
+           "--config", config, "--max-steps", 30, "--lr", 2e-2)  # fmt: skip
+    return out
+
+
+def test_sft_learns_the_trace_format_and_writes_a_plain_model_folder(work, sft_ckpt):
+    info = json.loads((sft_ckpt / "persrm_train.json").read_text())
+    assert info["options"]["learning_rate"] == 2e-2  # CLI beat the config file
+    assert info["options"]["batch_size"] == 4  # the config file beat the default
+    assert info["global_step"] == 30 and info["stage"] == "sft"
+    losses = [h["loss"] for h in info["log_history"] if "loss" in h]
+    assert len(losses) == 6 and losses[-1] < losses[0] / 2
+    # The template-less base model got Gemma's turn format, and its end marker is the EOS.
+    tok = json.loads((sft_ckpt / "tokenizer_config.json").read_text())
+    assert tok["eos_token"] == "<end_of_turn>"
+    assert (sft_ckpt / "chat_template.jinja").read_text().count("<start_of_turn>") >= 1
+    assert changed(weights(work / "tiny"), weights(sft_ckpt))
+    card = (sft_ckpt / "README.md").read_text()
+    for section in ("## Model", "## Data", "## Training", "## Intended use", "## Personal data"):
+        assert section in card
+    assert str(work / "tiny") in card and "Not evaluated yet" in card
+
+
+def test_rft_rewards_move_the_weights(work, sft_ckpt):
+    config = work / "rft.json"
+    config.write_text(json.dumps({"logging_steps": 1, "temperature": 0.7, "learning_rate": 1e-3}))
+    out = work / "rft"
+    invoke("train", "rft", "--data", work / "data", "--model", sft_ckpt, "--out", out, "--config", config,
+           "--max-steps", 4, "--num-generations", 4, "--max-completion-length", 32, "--beta", 0.0,
+           "--length-penalty", 0.1, "--length-target", 8)  # fmt: skip
+    info = json.loads((out / "persrm_train.json").read_text())
+    steps = [h for h in info["log_history"] if "reward" in h]
+    assert len(steps) == 4
+    for key in ("rewards/format_reward/mean", "rewards/accuracy_reward/mean", "rewards/length_penalty/mean"):
+        assert all(key in h for h in steps)
+    # After SFT the sampled judgments differ within a group, so some steps have signal...
+    assert any(h["reward_std"] > 0 for h in steps)
+    assert max(h["rewards/format_reward/mean"] for h in steps) > 0
+    # ...and the policy moved.
+    assert changed(weights(sft_ckpt), weights(out))
+    assert "(RFT)" in (out / "README.md").read_text()
+
+
+def test_rft_without_reward_spread_warns_and_learns_nothing(work, caplog):
+    # The untrained tiny model never writes a well-formed answer: every reward is 0.
+    out = work / "rft-flat"
+    with caplog.at_level(logging.WARNING, logger="persrm_gen.trainers"):
+        info = train_rft(RFTOptions(data=str(work / "data"), out=str(out), model=str(work / "tiny"), max_steps=1,
+                                    num_generations=2, max_completion_length=8, logging_steps=1))  # fmt: skip
+    assert info["zero_spread_steps"] == [1]
+    assert any("no spread" in r.getMessage() for r in caplog.records)
+    assert info["log_history"][0]["loss"] == 0.0
+    assert not changed(weights(work / "tiny"), weights(out))
+
+
+def test_eval_on_the_rft_checkpoint_writes_report_plot_and_card(work, sft_ckpt):
+    rft = work / "rft"
+    if not rft.exists():
+        pytest.skip("needs test_rft_rewards_move_the_weights")
+    result = invoke("eval", "--model", rft, "--data", work / "data", "--split", "test_unseen_authors",
+                    "--max-new-tokens", 24, "--behaviours")  # fmt: skip
+    assert "stylometric" in result.output
+    report = json.loads((rft / "report.json").read_text())
+    assert report["splits"] == ["test_unseen_authors"] and report["n_pairs"] == {"test_unseen_authors": 4}
+    assert set(report["judges"]) == {"model", "random", "stylometric"}
+    model = report["judges"]["model"]
+    assert model["n"] == 8  # 4 pairs, both orders
+    assert 0.0 <= model["parse_failure_rate"] < 1.0  # the trained model writes parsable answers
+    assert model["mean_reasoning_words"] > 0
+    assert set(model["by_author"]) == {"loud-new", "quiet-new"}
+    assert report["behaviours"]["model"]["n_traces"] == 8
+    assert (rft / "accuracy.png").stat().st_size > 1000
+    card = (rft / "README.md").read_text()
+    assert "## Evaluation" in card and "| model |" in card and "Not evaluated yet" not in card
+
+
+def test_bad_inputs_fail_before_training(work, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("learning_rate: 1e-4\nbatch_sise: 4\n")
+    with pytest.raises(InputError, match="batch_sise"):
+        runner.invoke(app, ["train", "sft", "--data", str(work / "data"), "--out", str(tmp_path / "o"),
+                            "--config", str(bad)], catch_exceptions=False)  # fmt: skip
+    with pytest.raises(InputError, match="missing"):
+        train_sft(SFTOptions(data=str(tmp_path), out=str(tmp_path / "o2"), model=str(work / "tiny")))
+    with pytest.raises(UsageError, match="multiple of --num-generations"):
+        train_rft(RFTOptions(data=str(work / "data"), out=str(tmp_path / "o3"), model=str(work / "tiny"),
+                             batch_size=3, num_generations=2))  # fmt: skip
+    with pytest.raises(UsageError, match="not empty"):
+        train_sft(SFTOptions(data=str(work / "data"), out=str(work / "tiny"), model=str(work / "tiny")))
+    assert not (tmp_path / "o").exists() and not (tmp_path / "o3").exists()
