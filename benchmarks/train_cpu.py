@@ -49,8 +49,10 @@ def main() -> None:
                                  "other-author", "--rationales", "evidence", "--max-targets-per-author",
                                  str(a.targets_per_author), "--context-size", "2")  # fmt: skip
     ckpt = a.work / "sft"
+    config = a.work / "sft.yaml"
+    config.write_text("logging_steps: 1\n")  # a loss for every step of a short run
     timings["sft_s"] = run("train", "sft", "--data", str(data), "--out", str(ckpt), "--overwrite",
-                           "--max-steps", str(a.steps), "--batch-size", "2", "--lr", "5e-5",
+                           "--config", str(config), "--max-steps", str(a.steps), "--batch-size", "2", "--lr", "5e-5",
                            "--max-length", str(a.max_length))  # fmt: skip
     timings["eval_s"] = run("eval", "--model", str(ckpt), "--data", str(data), "--split", "test_unseen_authors",
                             "--limit", str(a.eval_pairs), "--max-new-tokens", str(a.max_new_tokens),

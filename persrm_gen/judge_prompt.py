@@ -21,9 +21,10 @@ def judge_messages(
     response_b: str,
     *,
     prompts_dir: str | None = None,
+    renderer: PromptRenderer | None = None,
 ) -> list[dict]:
     """Chat messages ``[{"role", "content"}, ...]`` asking which response the author wrote."""
-    msgs = _renderer(prompts_dir).messages(
+    msgs = (renderer or _renderer(prompts_dir)).messages(
         "judge", context=list(context), query=query, response_a=response_a, response_b=response_b
     )
     return [{"role": m.role, "content": m.content} for m in msgs]

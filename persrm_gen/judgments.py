@@ -44,7 +44,8 @@ def evidence_view(comparison, verdict: str) -> dict:
 
     def side(f):
         mine, theirs = (f.a_value, f.b_value) if verdict == "A" else (f.b_value, f.a_value)
-        return {"description": f.description, "unit": f.unit, "author": _fmt(f.author_value), "mine": _fmt(mine), "theirs": _fmt(theirs)}
+        unit = "" if f.unit in ("", "ratio") else f" {f.unit}"  # "12.5 words", "0.45"
+        return {"description": f.description, "unit": unit, "author": _fmt(f.author_value), "mine": _fmt(mine), "theirs": _fmt(theirs)}
 
     decided = [f for f in comparison.features if f.closer in ("A", "B")]
     favour = [side(f) for f in decided if f.closer == verdict]

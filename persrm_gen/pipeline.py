@@ -338,8 +338,7 @@ def run_build(opts: BuildOptions, *, quiet: bool = False) -> BuildResult:
         rejections = dict(sorted((Counter(report.counts()) + drops).items()))
         by_config = config_rows(
             kept,
-            judge_prompt=lambda r: judge_messages(r["context"], r["query"], r["response_a"], r["response_b"],
-                                                  prompts_dir=str(opts.prompts_dir) if opts.prompts_dir else None),
+            judge_prompt=lambda r: judge_messages(r["context"], r["query"], r["response_a"], r["response_b"], renderer=renderer),
             preference_prompt=lambda r: [{"role": m.role, "content": m.content}
                                          for m in renderer.messages("preference", context=r["context"], query=r["query"])],
         )

@@ -77,7 +77,7 @@ def _request(p: Pair, comparison, renderer: PromptRenderer, opt: RationaleOption
     msgs = renderer.messages("rationale", context=p.context, query=p.query, response_a=a, response_b=b, evidence=cmp_lines)
     return LLMRequest(
         model=opt.model, messages=msgs, max_tokens=opt.max_tokens, temperature=opt.temperature,
-        seed=rng_for(opt.seed, "rationale", p.id, swapped).randrange(2**31), stage="rationale",
+        seed=rng_for(opt.seed, "rationale", p.id, swapped, attempt).randrange(2**31), stage="rationale",
         template_hashes=(renderer.template_hash("rationale"),), attempt=attempt,
     )
 

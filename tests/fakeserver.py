@@ -22,6 +22,7 @@ import re
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -51,6 +52,8 @@ class FakeServer:
     ratelimit_headers: dict[str, str] = field(default_factory=dict)  # added to every 200
     hits: list[Hit] = field(default_factory=list)
     max_in_flight: int = 0
+    # body, text -> reply text; None: a fixed trace ending in <answer>{answer}</answer>
+    reply: Callable[[dict, str], str] | None = None
 
     def __post_init__(self) -> None:
         self._arrivals: Counter[str] = Counter()
@@ -163,7 +166,8 @@ class FakeServer:
         if self.delay:
             await asyncio.sleep(self.delay)
         answer = "C" if fault == "badtag" else self.answer
-        payload = _ok_body(flavour, request.path, body, text, answer, empty=fault == "empty")
+        reply = self.reply(body, text) if self.reply is not None and fault != "badtag" else None
+        payload = _ok_body(flavour, request.path, body, text, answer, empty=fault == "empty", reply=reply)
         raw = json.dumps(payload).encode()
         if fault == "truncated":
             return web.Response(body=raw[: len(raw) // 2], content_type="application/json")
@@ -183,8 +187,8 @@ def _usage_in(body: dict, text: str) -> int:
     return sum(len(str(m.get("content", ""))) for m in body.get("messages", [])) // 4 + len(text) // 4 + 5
 
 
-def _ok_body(flavour: str, path: str, body: dict, text: str, answer: str, *, empty: bool) -> dict:
-    reply = f"Thinking about: {text[:60]}. <answer>{answer}</answer>"
+def _ok_body(flavour: str, path: str, body: dict, text: str, answer: str, *, empty: bool, reply: str | None = None) -> dict:
+    reply = reply or f"Thinking about: {text[:60]}. <answer>{answer}</answer>"
     tin, tout = _usage_in(body, text), len(reply) // 4 + 1
     if flavour == "anthropic":
         return {

@@ -69,7 +69,7 @@ def model_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def transport(model_dir):
-    t = LocalTransport(model_dir, device="cpu", batch_size=8, max_wait_ms=50)
+    t = LocalTransport(model_dir, device="cpu", num_threads=1, batch_size=8, max_wait_ms=50)
     yield t
     asyncio.run(t.aclose())
 
@@ -87,7 +87,7 @@ async def _together(t: LocalTransport, requests):
 
 
 def test_concurrent_requests_are_batched(model_dir):
-    t = LocalTransport(model_dir, device="cpu", batch_size=4, max_wait_ms=200)
+    t = LocalTransport(model_dir, device="cpu", num_threads=1, batch_size=4, max_wait_ms=200)
     assert t.model is None  # loads lazily
     out = asyncio.run(_together(t, [_req(p) for p in PROMPTS + PROMPTS[:2]]))
     assert t.batches_run == 2  # 8 requests, 4 per batch
@@ -145,7 +145,7 @@ def test_stop_string_cuts_text_and_ends_row_early(transport):
 
 def test_eos_token_ends_generation(model_dir, tmp_path):
     """A model whose end token is one it emits stops there with finish_reason 'stop'."""
-    t = LocalTransport(model_dir, device="cpu")
+    t = LocalTransport(model_dir, device="cpu", num_threads=1)
     request = _req(PROMPTS[0], temperature=0, max_tokens=12)
     asyncio.run(_together(t, [request]))
     ids = t.tokenizer(PROMPTS[0])["input_ids"]
@@ -158,7 +158,7 @@ def test_eos_token_ends_generation(model_dir, tmp_path):
     for f in model_dir.iterdir():
         (copy / f.name).write_bytes(f.read_bytes())
     (copy / "generation_config.json").write_text(json.dumps({"eos_token_id": out[position]}))
-    t2 = LocalTransport(copy, device="cpu")
+    t2 = LocalTransport(copy, device="cpu", num_threads=1)
     got = asyncio.run(_together(t2, [request]))[0]
     assert (got.output_tokens, got.finish_reason) == (position + 1, "stop")
     assert got.text == t2.tokenizer.decode(out[:position], skip_special_tokens=True)
@@ -178,7 +178,7 @@ def test_base_model_refuses_chat_messages_and_chat_model_accepts_them(model_dir,
     (copy / "chat_template.jinja").write_text(
         "{% for m in messages %}{{ m.role }} {{ m.content }} {% endfor %}{% if add_generation_prompt %}assistant{% endif %}"
     )
-    t = LocalTransport(copy, device="cpu")
+    t = LocalTransport(copy, device="cpu", num_threads=1)
     assert t.supports_chat is True
     got = asyncio.run(t.send(chat))
     templated = "user the quick brown fox assistant"
@@ -189,7 +189,7 @@ def test_base_model_refuses_chat_messages_and_chat_model_accepts_them(model_dir,
 
 def test_aclose_fails_waiting_requests_instead_of_hanging(model_dir):
     async def run():
-        t = LocalTransport(model_dir, device="cpu", batch_size=1)
+        t = LocalTransport(model_dir, device="cpu", num_threads=1, batch_size=1)
         tasks = [asyncio.create_task(t.send(_req(p))) for p in PROMPTS]
         await asyncio.sleep(0.01)  # requests queued, the first batch running
         await t.aclose()

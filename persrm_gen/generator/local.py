@@ -72,10 +72,10 @@ class _Row:
         if req.temperature <= 0:
             return int(torch.argmax(logits))
         probs = torch.softmax(logits.float() / req.temperature, dim=-1)
-        order = None
-        cumulative = torch.cumsum(probs, dim=-1)
         if req.top_p < 1.0:
             order, cumulative = _nucleus(probs, req.top_p)
+        else:
+            order, cumulative = None, torch.cumsum(probs, dim=-1)
         u = torch.rand(1, generator=self.generator, device=cumulative.device) * cumulative[-1]
         idx = min(int(torch.searchsorted(cumulative, u, right=True)), cumulative.numel() - 1)
         return int(order[idx]) if order is not None else idx

@@ -21,7 +21,6 @@ import typer
 
 from persrm_gen.errors import UsageError
 from persrm_gen.trainers import common
-from persrm_gen.trainers.rewards import ZeroSpreadWarning, reward_functions
 
 
 @dataclass
@@ -110,6 +109,8 @@ def train_rft(opts: RFTOptions) -> dict:
         **common.hardware_args(opts.gradient_checkpointing),
         **opts.trl_args,
     )
+    from persrm_gen.trainers.rewards import ZeroSpreadWarning, reward_functions  # noqa: PLC0415 - imports transformers
+
     zero_spread = ZeroSpreadWarning()
     trainer = GRPOTrainer(
         model=model,

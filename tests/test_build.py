@@ -1,0 +1,168 @@
+"""End to end: ``persrm-gen build`` with the local backend on a tiny model built offline,
+then validate, stats, load_dataset, re-run (no model calls, identical files) and resume."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import datasets
+import pytest
+
+from tiny_model import build_tiny_model
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "authors.jsonl"
+CONTRACT = {
+    "pairs": {"id", "author_id", "genre", "query", "context", "chosen", "rejected", "chosen_source", "rejected_source",
+              "response_a", "response_b", "label", "rationale", "style_margin", "split"},
+    "sft": {"prompt", "completion"},
+    "rft": {"prompt", "label"},
+    "preference": {"prompt", "chosen", "rejected"},
+}
+
+
+def cli(*args: str, cwd: Path | None = None, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "persrm_gen.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, env={**os.environ, "COLUMNS": "200", **(env or {})}, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def authors(tmp_path_factory) -> Path:
+    """Five example authors, five samples each: small enough for a quick CPU build."""
+    path = tmp_path_factory.mktemp("in") / "authors.jsonl"
+    lines = EXAMPLES.read_text().splitlines()
+    keep = [json.loads(line) for line in lines[:4]] + [json.loads(lines[-1])]
+    with path.open("w") as fh:
+        for a in keep:
+            a["samples"] = a["samples"][:5]
+            fh.write(json.dumps(a) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory, authors) -> Path:
+    texts = [s["text"] for line in authors.read_text().splitlines() for s in json.loads(line)["samples"]]
+    return build_tiny_model(tmp_path_factory.mktemp("tiny"), sentences=texts, vocab_size=1500)
+
+
+def build_args(authors: Path, out: Path, model: Path, *extra: str) -> list[str]:
+    return ["build", "--authors", str(authors), "--out", str(out), "--model", str(model), "--context-size", "2",
+            "--max-new-tokens", "24", "--test-authors", "1", "--quiet", *extra]
+
+
+def digests(out: Path) -> dict[str, str]:
+    files = sorted((out / "data").rglob("*.parquet")) + [out / "manifest.json", out / "README.md"]
+    return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, authors, model) -> Path:
+    out = tmp_path_factory.mktemp("build") / "out"
+    proc = cli(*build_args(authors, out, model))
+    assert "requests sent, 0 from cache" in proc.stderr
+    return out
+
+
+def test_every_config_loads_with_the_contract_columns(built):
+    for config, columns in CONTRACT.items():
+        ds = datasets.load_dataset(str(built), config)
+        assert set(ds) >= {"train", "test_seen_authors", "test_unseen_authors"}
+        for split in ds.values():
+            assert columns <= set(split.column_names)
+            assert len(split) > 0
+    pairs = datasets.load_dataset(str(built), "pairs", split="train")
+    assert set(pairs["label"]) == {"A", "B"}
+    assert {"mimic", "randomize", "other-author"} <= set(pairs["strategy"])
+    sft = datasets.load_dataset(str(built), "sft", split="train")
+    assert sft[0]["completion"][0]["role"] == "assistant"
+    assert sft[0]["completion"][0]["content"].rstrip().endswith(("<answer>A</answer>", "<answer>B</answer>"))
+
+
+def test_validate_passes_and_stats_report_the_baseline(built):
+    proc = cli("validate", str(built))
+    assert "valid" in proc.stderr
+    stats = json.loads(cli("stats", str(built), "--json").stdout)
+    assert 0.0 <= stats["baseline_accuracy"]["all"] <= 1.0
+    assert stats["n_pairs"] == sum(stats["by_split"].values())
+    assert abs(stats["ab_balance"]["A"] - stats["ab_balance"]["B"]) <= stats["authors"]["all"]
+
+
+def test_manifest_records_templates_seeds_counts_and_no_clock(built):
+    manifest = json.loads((built / "manifest.json").read_text())
+    assert {"mimic", "randomize", "judge", "rationale_evidence"} <= set(manifest["templates"])
+    assert manifest["seed"] == 0 and manifest["backend"] == "local"
+    assert manifest["counts"]["pairs"]["train"] > 0
+    assert manifest["usage"]["total"]["requests"] > 0
+    assert "created" not in manifest
+
+
+def test_second_run_makes_no_model_calls_and_identical_files(built, authors, model):
+    before = digests(built)
+    proc = cli(*build_args(authors, built, model))
+    assert "(0 requests sent," in proc.stderr
+    assert digests(built) == before
+
+
+def test_edited_template_resends_only_what_it_renders(tmp_path, built, authors, model):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "cache.sqlite").write_bytes((built / "cache.sqlite").read_bytes())
+    prompts = tmp_path / "prompts"
+    prompts.mkdir()
+    src = Path(__file__).resolve().parents[1] / "persrm_gen" / "prompts" / "randomize.j2"
+    (prompts / "randomize.j2").write_text(src.read_text().replace("Text {{ loop.index }}:", "Sample {{ loop.index }}:"))
+    proc = cli(*build_args(authors, out, model, "--prompts-dir", str(prompts)))
+    sent = int(proc.stderr.split("(")[1].split(" requests sent")[0])
+    n_randomize = json.loads((built / "manifest.json").read_text())["usage"]["stages"]["randomize"]["requests"]
+    assert sent == n_randomize
+
+
+def test_bad_input_exits_2_with_file_and_line_and_writes_nothing(tmp_path, model):
+    bad = tmp_path / "authors.jsonl"
+    bad.write_text('{"author_id": "a", "samples": [{"text": "x"}]}\n{"author_id": "b", "samples": [}\n')
+    out = tmp_path / "out"
+    proc = cli(*build_args(bad, out, model), check=False)
+    assert proc.returncode == 2
+    assert f"{bad}:2: invalid JSON" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
+def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_dataset(tmp_path, built, authors, model):
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "persrm_gen.cli", *build_args(authors, out, model, "--batch-size", "2")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    db = out / "cache.sqlite"
+    deadline = time.monotonic() + 300
+    done = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        if db.exists():
+            try:
+                done = sqlite3.connect(db).execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+            except sqlite3.Error:
+                continue
+            if done >= 4:
+                break
+    assert proc.poll() is None, "the build finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "data").exists()  # nothing half-written
+    total = json.loads((built / "manifest.json").read_text())["usage"]["total"]["requests"]
+    resumed = cli(*build_args(authors, out, model))
+    sent = int(resumed.stderr.split("(")[1].split(" requests sent")[0])
+    assert 0 < sent <= total - done  # what finished before the kill is never paid twice
+    data = lambda d: {k: v for k, v in digests(d).items() if k.startswith("data/")}  # noqa: E731
+    assert data(out) == data(built)
+    strip = lambda d: {k: v for k, v in json.loads((d / "manifest.json").read_text()).items() if k != "command"}  # noqa: E731
+    assert strip(out) == strip(built)  # the command differs only by --out

@@ -1,0 +1,184 @@
+"""``persrm-gen build`` against a real OpenAI/Anthropic-speaking server on 127.0.0.1 (ours,
+tests/fakeserver.py), through the CLI in a subprocess: LLM-written traces with label
+consistency, injected faults, budget stops, SIGKILL and resume without paying twice."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import datasets
+import pytest
+
+from fakeserver import KEY, FakeServer
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "authors.jsonl"
+WORDS = "apple river quietly monument engine velvet harbor lantern orbit saddle tunnel meadow prism violin".split()
+
+
+def _system(body: dict) -> str:
+    if isinstance(body.get("system"), str):
+        return body["system"]
+    return " ".join(m["content"] for m in body.get("messages", []) if m.get("role") == "system")
+
+
+def persona(body: dict, text: str) -> str:
+    """A deterministic stand-in for an instruction model: same request, same reply."""
+    digest = int(hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest(), 16)
+    if "<answer>" in _system(body):  # the judge: a well-formed trace, right about two times in three
+        verdict = "AB"[digest % 3 == 0]
+        return ("<think>\nThe samples use long sentences and few contractions; one response keeps that "
+                f"rhythm and vocabulary, the other does not.\n</think>\n<answer>{verdict}</answer>")
+    if "# Text\n" in text:  # minimal edit or axis rewrite of a given text
+        words = text.split("# Text\n", 1)[1].split()
+        for i in range(0, len(words), 7):
+            words[i] = WORDS[(digest + i) % len(WORDS)]
+        return "Sure, here is the edited text:\n\n" + " ".join(words)
+    rng = random.Random(digest)
+    sents = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 14))).capitalize() + "." for _ in range(4)]
+    return "Here is the response:\n\n" + " ".join(sents)
+
+
+@pytest.fixture(scope="module")
+def authors(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("in") / "authors.jsonl"
+    lines = EXAMPLES.read_text().splitlines()
+    with path.open("w") as fh:
+        for line in lines[:3] + lines[-2:]:
+            a = json.loads(line)
+            a["samples"] = a["samples"][:4]
+            fh.write(json.dumps(a) + "\n")
+    return path
+
+
+def args(authors: Path, out: Path, server: FakeServer, *extra: str, backend: str = "openai") -> list[str]:
+    model = "gpt-4.1-mini" if backend == "openai" else "claude-sonnet-4-5"
+    base = ["--base-url", server.openai_base] if backend == "openai" else []
+    return [sys.executable, "-m", "persrm_gen.cli", "build", "--authors", str(authors), "--out", str(out),
+            "--backend", backend, "--model", model, *base, "--context-size", "2", "--test-authors", "1",
+            "--timeout", "5", "--quiet", *extra]
+
+
+def env(server: FakeServer) -> dict:
+    return {**os.environ, "OPENAI_API_KEY": KEY, "ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": server.url,
+            "COLUMNS": "200"}
+
+
+def run(cmd: list[str], server: FakeServer, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env(server), timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stderr}")
+    return proc
+
+
+def served(server: FakeServer):
+    """Successful replies per distinct request body (a re-sample has a new seed: a new body)."""
+    from collections import Counter
+
+    return Counter(h.rid for h in server.snapshot() if h.fault is None and h.status == 200)
+
+
+def data_digests(out: Path) -> dict[str, str]:
+    return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((out / "data").rglob("*.parquet"))}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, authors):
+    """An uninterrupted build, and what the server saw."""
+    out = tmp_path_factory.mktemp("ref") / "out"
+    with FakeServer(reply=persona) as server:
+        run(args(authors, out, server), server)
+        return out, served(server)
+
+
+def test_llm_traces_are_label_consistent_and_resampled(reference):
+    out, counts = reference
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["rejections"].get("trace_label_mismatch_resampled", 0) > 0
+    pairs = datasets.load_dataset(str(out), "pairs", split="train")
+    llm = [r for r in pairs if r["rationale_source"] == "llm"]
+    assert llm and all(r["rationale"].endswith(f"<answer>{r['label']}</answer>") for r in llm)
+    sft = datasets.load_dataset(str(out), "sft", split="train")
+    assert len(sft) == sum(r["rationale_ok"] for r in pairs)
+    assert all("Sure, here is" not in r["rejected"] and "Here is the response" not in r["rejected"] for r in pairs)
+    assert manifest["usage"]["stages"]["rationale"]["requests"] > 0
+    assert manifest["usage"]["total"]["input_tokens"] > 0
+    assert KEY not in (out / "manifest.json").read_text() + (out / "README.md").read_text()
+    assert max(counts.values()) == 1  # nothing was paid for twice
+
+
+def test_faults_are_recovered_and_the_dataset_is_unchanged(tmp_path, authors, reference):
+    ref_out, _ = reference
+    out = tmp_path / "out"
+    with FakeServer(reply=persona) as server:
+        # fail a third of all requests once or twice, in every fault class
+        faults = ["429", "500", "502", "503", "truncated", "reset", "empty", "cut"]
+        original = server._fault_for
+        server._fault_for = lambda rid, text, n: (  # noqa: E731
+            [faults[int(rid, 16) % len(faults)], "500"][n] if int(rid, 16) % 3 == 0 and n < 2 else original(rid, text, n))
+        run(args(authors, out, server, "--concurrency", "8"), server)
+        hits = server.snapshot()
+    assert any(h.fault for h in hits)
+    assert data_digests(out) == data_digests(ref_out)
+
+
+def test_sigkill_mid_run_then_resume_never_pays_twice(tmp_path, authors, reference):
+    ref_out, ref_served = reference
+    out = tmp_path / "out"
+    with FakeServer(reply=persona, delay=0.05) as server:
+        proc = subprocess.Popen(args(authors, out, server, "--concurrency", "4"), env=env(server),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while sum(served(server).values()) < 20 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert proc.poll() is None, "finished before the kill"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        before = sum(served(server).values())
+        run(args(authors, out, server), server)
+        counts = served(server)
+    assert max(counts.values()) <= 2 and sum(c - 1 for c in counts.values()) <= 4  # only in-flight ones repeat
+    assert sum(counts.values()) <= sum(ref_served.values()) + 4
+    assert before >= 20
+    assert data_digests(out) == data_digests(ref_out)
+
+
+def test_max_requests_stops_cleanly_and_a_rerun_finishes(tmp_path, authors, reference):
+    ref_out, _ = reference
+    out = tmp_path / "out"
+    with FakeServer(reply=persona) as server:
+        stopped = run(args(authors, out, server, "--max-requests", "10"), server, check=False)
+        assert stopped.returncode == 4, stopped.stderr
+        assert "re-run the same command" in stopped.stderr.lower()
+        assert len(server.snapshot()) <= 10
+        assert not (out / "data").exists()
+        run(args(authors, out, server), server)
+    assert data_digests(out) == data_digests(ref_out)
+
+
+def test_dry_run_and_missing_key_send_nothing(tmp_path, authors):
+    with FakeServer(reply=persona) as server:
+        proc = run(args(authors, tmp_path / "out", server, "--dry-run"), server)
+        assert "requests to send" in proc.stderr + proc.stdout
+        no_key = {k: v for k, v in env(server).items() if k != "OPENAI_API_KEY"}
+        missing = subprocess.run(args(authors, tmp_path / "out2", server), capture_output=True, text=True, env=no_key)
+        assert server.snapshot() == []
+    assert missing.returncode == 2 and "OPENAI_API_KEY" in missing.stderr
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out2").exists()
+
+
+def test_anthropic_backend_builds_with_swap_check(tmp_path, authors):
+    out = tmp_path / "out"
+    with FakeServer(reply=persona) as server:
+        run(args(authors, out, server, "--swap-check", backend="anthropic"), server)
+        assert all(h.path == "/v1/messages" for h in server.snapshot())
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["swap_check"] is True
+    assert manifest["rejections"].get("swap_inconsistent", 0) > 0
