@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from typer._click.core import ParameterSource
 
 from persrm_gen.errors import BudgetExceeded, FatalProviderError, InputError, UsageError
 from persrm_gen.progress import console
@@ -41,6 +42,7 @@ def _parse_list(value: str | None, allowed: tuple[str, ...], option: str) -> tup
 
 @app.command()
 def build(
+    ctx: typer.Context,
     authors: Path = typer.Option(..., "--authors", help="authors.jsonl: one author per line with writing samples."),
     out: Path = typer.Option(Path("out"), "--out", "-o", help="Output folder (a Hugging Face dataset repository)."),
     backend: str = typer.Option("local", help="local (embedded model, offline), openai (or any OpenAI-compatible server with --base-url), anthropic."),
@@ -62,6 +64,7 @@ def build(
     concurrency: int = typer.Option(16, min=1, help="Requests in flight (API backends)."),
     batch_size: int = typer.Option(8, min=1, help="Batch size of the local backend."),
     device: str = typer.Option("auto", help="Local backend device: auto, cpu, cuda."),
+    threads: Optional[int] = typer.Option(None, min=1, help="CPU threads of the local backend (default: all cores)."),
     rpm: Optional[float] = typer.Option(None, help="Requests per minute limit."),
     tpm: Optional[float] = typer.Option(None, help="Tokens per minute limit."),
     timeout: float = typer.Option(120.0, help="Per-request timeout in seconds."),
@@ -73,6 +76,7 @@ def build(
     license: Optional[str] = typer.Option(None, help="License for the dataset card (e.g. cc-by-4.0)."),
     language: Optional[str] = typer.Option(None, help="Comma list of language codes for the card (default: en)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML/JSON file: defaults for any option above (snake_case names) and a 'pricing:' table (USD per 1M tokens); the command line wins."),
 ) -> None:
     """Build a personalized preference dataset from authors.jsonl into the --out folder.
 
@@ -88,11 +92,15 @@ def build(
         axes=_parse_list(axes, AXES, "--axes"), test_authors=test_authors, holdout_genre=holdout_genre,
         test_fraction=test_fraction, max_targets_per_author=max_targets_per_author, seed=seed,
         prompts_dir=prompts_dir, rationales=rationales, temperature=temperature, max_new_tokens=max_new_tokens,
-        concurrency=concurrency, batch_size=batch_size, device=device, rpm=rpm, tpm=tpm, timeout=timeout,
+        concurrency=concurrency, batch_size=batch_size, device=device, threads=threads, rpm=rpm, tpm=tpm, timeout=timeout,
         max_cost=max_cost, max_requests=max_requests, max_attempts=max_attempts, swap_check=swap_check,
         dry_run=dry_run, license=license, language=tuple(language.split(",")) if language else None,
         command=shlex.join(["persrm-gen", *sys.argv[1:]]),
     )
+    if config is not None:
+        from persrm_gen.build_config import apply_config  # noqa: PLC0415
+
+        apply_config(opts, config, lambda name: ctx.get_parameter_source(name) is not ParameterSource.DEFAULT)
     _check_choices(opts)
     if dry_run:
         from persrm_gen.dryrun import run_dry  # noqa: PLC0415
@@ -100,11 +108,13 @@ def build(
         run_dry(opts)
         return
     result = run_build(opts, quiet=quiet)
-    total = sum(result.counts.get("pairs", {}).values())
+    pairs = sum(result.counts.get("pairs", {}).values())
+    sft = sum(result.counts.get("sft", {}).values())
+    dropped = sum(v for k, v in result.rejections.items() if not k.startswith(("sft_", "trace_")))
     console.print(
-        f"[green]built[/green] {total} pairs into {result.out} "
-        f"({result.requests_sent} requests sent, {result.cache_hits} from cache); "
-        f"rejected: {sum(result.rejections.values())}. Next: persrm-gen validate {result.out}",
+        f"[green]built[/green] {pairs} pairs ({sft} with a trace in sft) into {result.out} "
+        f"({result.requests_sent} requests sent, {result.cache_hits} from cache); {dropped} candidates or pairs "
+        f"dropped by validators. Next: persrm-gen validate {result.out}; persrm-gen stats {result.out}",
         highlight=False,
     )
 

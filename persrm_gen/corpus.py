@@ -51,10 +51,11 @@ class Corpus:
                 return cut[1]
         return None
 
-    def random_style_samples(self, task: Task, k: int) -> list[str]:
+    def random_style_samples(self, task: Task, k: int, max_words: int | None = None) -> list[str]:
         """Texts by other writers, preferably of another genre, to steer a base model away."""
         rows = self._candidates(task, same_genre=False)
         pool = [r[2] for r in rows if r[1] != task.genre] or [r[2] for r in rows]
         rng = rng_for(self.seed, "random-style", task.id)
         chosen = rng.sample(pool, min(k, len(pool))) if pool else []
-        return [_cap_words(t, self.opt.context_max_words) or t for t in chosen]
+        cap = max_words or self.opt.context_max_words
+        return [_cap_words(t, cap) or t for t in chosen]

@@ -5,6 +5,7 @@ through one client with one durable cache, so a re-run or a resumed run pays not
 
 from __future__ import annotations
 
+import os
 import platform
 from collections import Counter
 from dataclasses import dataclass, field
@@ -59,6 +60,7 @@ class BuildOptions:
     concurrency: int = 16
     batch_size: int = 8
     device: str = "auto"
+    threads: int | None = None  # CPU threads of the local backend (default: all cores)
     rpm: float | None = None
     tpm: float | None = None
     timeout: float = 120.0
@@ -289,10 +291,11 @@ def make_transport(opts: BuildOptions):
         from persrm_gen.generator.local_model import resolve_model  # noqa: PLC0415
 
         hf_logging.disable_progress_bar()  # ours are the progress bars; theirs garble the display
+        os.environ.setdefault("TQDM_DISABLE", "1")  # the GGUF converter's bar ignores the switch above
 
         with console.status("preparing the local model (the first run converts the embedded model, about a minute)"):
             folder, name = resolve_model(opts.model, lambda msg: console.log(msg))
-        transport = make_backend("local", str(folder), local_options={"device": opts.device, "batch_size": opts.batch_size})
+        transport = make_backend("local", str(folder), local_options={"device": opts.device, "batch_size": opts.batch_size, "num_threads": opts.threads})
         return transport, name
     transport = make_backend(opts.backend, opts.model, base_url=opts.base_url, timeout=opts.timeout)
     return transport, opts.model

@@ -26,7 +26,7 @@ class FolderReport:
 
 
 def validate_folder(out: str | Path) -> FolderReport:
-    from persrm_gen.validators import ValidatorConfig, validate_pairs  # noqa: PLC0415
+    from persrm_gen.validators import ValidatorConfig, load_pairs, validate_pairs  # noqa: PLC0415
 
     out = Path(out)
     report = FolderReport(out)
@@ -41,9 +41,7 @@ def validate_folder(out: str | Path) -> FolderReport:
     if report.problems:  # the validators need the contract's columns; report what is there first
         return report
     # train first, so a test pair duplicating a train pair is the one reported
-    order = sorted(data["pairs"], key=lambda s: (s != "train", s))
-    pairs = [r for split in order for r in data["pairs"][split]]
-    result = validate_pairs(pairs, ValidatorConfig())
+    result = validate_pairs(load_pairs(out), ValidatorConfig())
     report.rejections = dict(sorted(result.counts().items()))
     for rej in result.rejected[:20]:
         report.problems.append(f"pair {rej.pair_id}: {rej.reason} ({rej.detail})")

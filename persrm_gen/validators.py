@@ -635,8 +635,3 @@ def load_pairs(folder: str | Path) -> list[dict]:
         rows.extend(pq.read_table(f).to_pylist())
     return rows
 
-
-def validate_folder(folder: str | Path, config: ValidatorConfig | None = None) -> ValidationReport:
-    """What ``persrm-gen validate out/`` runs: every validator over all pair splits together,
-    so duplicates across splits (train vs test) are found too."""
-    return validate_pairs(load_pairs(folder), config)

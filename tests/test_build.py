@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -57,7 +58,11 @@ def model(tmp_path_factory, authors) -> Path:
 
 def build_args(authors: Path, out: Path, model: Path, *extra: str) -> list[str]:
     return ["build", "--authors", str(authors), "--out", str(out), "--model", str(model), "--context-size", "2",
-            "--max-new-tokens", "24", "--test-authors", "1", "--quiet", *extra]
+            "--max-new-tokens", "24", "--test-authors", "1", "--threads", "1", "--quiet", *extra]
+
+
+def requests_sent(proc: subprocess.CompletedProcess) -> int:
+    return int(re.search(r"\((\d+) requests sent", proc.stderr).group(1))
 
 
 def digests(out: Path) -> dict[str, str]:
@@ -122,7 +127,7 @@ def test_edited_template_resends_only_what_it_renders(tmp_path, built, authors, 
     src = Path(__file__).resolve().parents[1] / "persrm_gen" / "prompts" / "randomize.j2"
     (prompts / "randomize.j2").write_text(src.read_text().replace("Text {{ loop.index }}:", "Sample {{ loop.index }}:"))
     proc = cli(*build_args(authors, out, model, "--prompts-dir", str(prompts)))
-    sent = int(proc.stderr.split("(")[1].split(" requests sent")[0])
+    sent = requests_sent(proc)
     n_randomize = json.loads((built / "manifest.json").read_text())["usage"]["stages"]["randomize"]["requests"]
     assert sent == n_randomize
 
@@ -160,9 +165,28 @@ def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_dataset(tmp_path, b
     assert not (out / "data").exists()  # nothing half-written
     total = json.loads((built / "manifest.json").read_text())["usage"]["total"]["requests"]
     resumed = cli(*build_args(authors, out, model))
-    sent = int(resumed.stderr.split("(")[1].split(" requests sent")[0])
+    sent = requests_sent(resumed)
     assert 0 < sent <= total - done  # what finished before the kill is never paid twice
     data = lambda d: {k: v for k, v in digests(d).items() if k.startswith("data/")}  # noqa: E731
     assert data(out) == data(built)
     strip = lambda d: {k: v for k, v in json.loads((d / "manifest.json").read_text()).items() if k != "command"}  # noqa: E731
     assert strip(out) == strip(built)  # the command differs only by --out
+
+
+def test_validate_fails_on_a_tampered_folder(tmp_path, built):
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "out"
+    shutil.copytree(built, out)
+    path = out / "data" / "pairs" / "train.parquet"
+    table = pq.read_table(path)
+    rows = table.to_pylist()
+    rows[0]["label"] = "B" if rows[0]["label"] == "A" else "A"  # label no longer matches the trace
+    rows.append(dict(rows[1]))  # and a duplicate pair
+    pq.write_table(type(table).from_pylist(rows, schema=table.schema), path)
+    proc = cli("validate", str(out), check=False)
+    assert proc.returncode == 1
+    assert "label_inconsistent" in proc.stderr and "exact_duplicate" in proc.stderr
+    assert "rft/train: labels do not match" in proc.stderr

@@ -8,8 +8,6 @@ import random
 
 import pytest
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from persrm_gen.errors import InputError
 from persrm_gen.generator.cache import RequestCache
@@ -18,14 +16,8 @@ from persrm_gen.generator.local import LocalTransport
 from persrm_gen.generator.local_model import resolve_model
 from persrm_gen.generator.transport import LLMRequest, Message
 
-SENTENCES = [
-    "the quick brown fox jumps over the lazy dog",
-    "a proposal to add a new module to the standard library",
-    "we the people of the united states in order to form a more perfect union",
-    "readability counts and explicit is better than implicit",
-    "four score and seven years ago our fathers brought forth on this continent",
-    "simple is better than complex and complex is better than complicated",
-]
+from tiny_model import SENTENCES, build_tiny_model
+
 PROMPTS = [
     "the quick brown fox",
     "a proposal to add a new module to the standard library because readability counts",
@@ -37,27 +29,9 @@ PROMPTS = [
 
 
 def _build_tiny_model(folder) -> None:
-    """A 2-layer Llama with a BPE tokenizer trained on a few sentences.
-
-    ``</s>`` is added after the model's vocabulary, so the model can never emit it:
-    every row runs to max_tokens unless a stop rule of ours ends it.
-    """
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Metaspace()
-    tok.decoder = decoders.Metaspace()
-    tok.train_from_iterator(SENTENCES, trainers.BpeTrainer(vocab_size=120, special_tokens=["<pad>", "<unk>"]))
-    vocab_size = tok.get_vocab_size()
-    tok.add_special_tokens(["</s>"])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>", eos_token="</s>")
-    fast.save_pretrained(folder)
-    config = LlamaConfig(
-        vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-        pad_token_id=0, bos_token_id=None, eos_token_id=None,
-        initializer_range=0.2,  # peaked logits: near-ties would make greedy tests fragile
-    )
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(folder)
+    """A 2-layer Llama whose model can never emit its ``</s>``: rows run to max_tokens
+    unless a stop rule of ours ends them. A 256-token context for the too-long test."""
+    build_tiny_model(folder, sentences=SENTENCES, max_positions=256)
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from persrm_gen.validators import (
     near_duplicate_pairs,
     normalize,
     text_hash,
-    validate_folder,
+    load_pairs,
     validate_pairs,
 )
 
@@ -270,7 +270,7 @@ def test_validate_folder_finds_duplicates_across_splits(tmp_path):
     # written in reverse name order: the loader still reads train first
     pq.write_table(pa.Table.from_pylist(test), folder / "test_seen_authors.parquet")
     pq.write_table(pa.Table.from_pylist(train), folder / "train.parquet")
-    report = validate_folder(tmp_path)
+    report = validate_pairs(load_pairs(tmp_path))
     assert reasons(report) == {"p2": "exact_duplicate"}
     assert [r["id"] for r in report.kept] == ["p0", "p1"]
 

@@ -21,7 +21,8 @@ SENTENCES = [
 ]
 
 
-def build_tiny_model(folder: str | Path, *, sentences=SENTENCES, vocab_size: int = 120, seed: int = 0) -> Path:
+def build_tiny_model(folder: str | Path, *, sentences=SENTENCES, vocab_size: int = 120, seed: int = 0,
+                     max_positions: int = 4096) -> Path:
     """Save a random 2-layer Llama and its tokenizer into ``folder``.
 
     ``</s>`` is added after the model's vocabulary, so the model can never emit it:
@@ -38,7 +39,7 @@ def build_tiny_model(folder: str | Path, *, sentences=SENTENCES, vocab_size: int
     fast.save_pretrained(folder)
     config = LlamaConfig(
         vocab_size=n_vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=max_positions,
         pad_token_id=0, bos_token_id=None, eos_token_id=None,
         initializer_range=0.2,  # peaked logits: near-ties would make greedy tests fragile
     )

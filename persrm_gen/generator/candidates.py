@@ -113,7 +113,8 @@ class CandidateFactory:
         rng = rng_for(self.opt.seed, "randomize", task.id)
         variables = self._gen_vars(task) | {
             "style": rng.choice(RANDOM_STYLES),
-            "other_samples": self.corpus.random_style_samples(task, len(task.context)),
+            # two short texts are enough to steer a base model off the author's style
+            "other_samples": self.corpus.random_style_samples(task, min(2, len(task.context)), max_words=100),
         }
         req, parse = self._request(task, "randomize", "randomize", True, **variables)
         return Job(task, "randomize", "generated", request=req, parse=parse)
