@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from rich.console import Console
 from rich.progress import (
@@ -28,6 +28,16 @@ class _Rate(TextColumn):
         return "" if speed is None else f"{speed:,.1f}/s"
 
 
+class _Info(TextColumn):
+    """Free text a stage keeps current, e.g. the client's tokens and cost so far."""
+
+    def __init__(self) -> None:
+        super().__init__("")
+
+    def render(self, task):
+        return task.fields.get("info", "")
+
+
 def make_progress(quiet: bool = False) -> Progress:
     return Progress(
         SpinnerColumn(),
@@ -38,6 +48,7 @@ def make_progress(quiet: bool = False) -> Progress:
         TimeElapsedColumn(),
         TextColumn("eta"),
         TimeRemainingColumn(),
+        _Info(),
         console=console,
         disable=quiet,
         transient=False,
@@ -45,8 +56,12 @@ def make_progress(quiet: bool = False) -> Progress:
 
 
 @contextmanager
-def stage(progress: Progress, description: str, total: int) -> Iterator:
-    """A progress task; yields ``tick(n=1)``."""
-    task = progress.add_task(description, total=total)
-    yield lambda n=1: progress.advance(task, n)
-    progress.update(task, completed=total)
+def stage(progress: Progress, description: str, total: int, info: Callable[[], str] | None = None) -> Iterator:
+    """A progress task; yields ``tick(n=1)``. ``info`` is re-read on every tick."""
+    task = progress.add_task(description, total=total, info=info() if info else "")
+
+    def tick(n: int = 1) -> None:
+        progress.update(task, advance=n, info=info() if info else "")
+
+    yield tick
+    progress.update(task, completed=total, info=info() if info else "")

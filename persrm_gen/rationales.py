@@ -84,7 +84,7 @@ def _request(p: Pair, comparison, renderer: PromptRenderer, opt: RationaleOption
 
 async def _llm_traces(pairs, comparisons, judge: _Judge, renderer, opt, progress, drops: Counter) -> None:
     pending = list(pairs)
-    with stage(progress, "rationales", len(pairs)) as tick:
+    with stage(progress, "rationales", len(pairs), info=judge.client.accounting.summary) as tick:
         for attempt in range(opt.max_attempts):
             if not pending:
                 break
@@ -108,7 +108,7 @@ async def _llm_traces(pairs, comparisons, judge: _Judge, renderer, opt, progress
 
 async def _swap_check(pairs: list[Pair], comparisons, judge: _Judge, renderer, opt, progress, drops: Counter) -> None:
     """Judge the swapped order once; pairs judged inconsistently are removed from the build."""
-    with stage(progress, "swap check", len(pairs)) as tick:
+    with stage(progress, "swap check", len(pairs), info=judge.client.accounting.summary) as tick:
         reqs = [_request(p, comparisons[p.id], renderer, opt, 0, True) for p in pairs]
         texts = await judge(reqs, on_done=tick)
     kept = []

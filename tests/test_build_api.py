@@ -182,3 +182,24 @@ def test_anthropic_backend_builds_with_swap_check(tmp_path, authors):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["swap_check"] is True
     assert manifest["rejections"].get("swap_inconsistent", 0) > 0
+
+
+def test_sigint_stops_cleanly_with_a_resume_hint_and_the_rerun_finishes(tmp_path, authors, reference):
+    ref_out, _ = reference
+    out = tmp_path / "out"
+    with FakeServer(reply=persona, delay=0.1) as server:
+        proc = subprocess.Popen(args(authors, out, server, "--concurrency", "4"), env=env(server),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while sum(served(server).values()) < 10 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+        assert proc.returncode == 130, stderr
+        assert "re-run the same command" in stderr.lower() and "Traceback" not in stderr
+        assert not (out / "data").exists()
+        sent_before = len(server.snapshot())
+        run(args(authors, out, server), server)
+        assert max(served(server).values()) == 1  # in-flight writes were finished, nothing is paid twice
+        assert len(server.snapshot()) > sent_before
+    assert data_digests(out) == data_digests(ref_out)
