@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from typer._click.core import ParameterSource
 
 from persrm_gen.errors import BudgetExceeded, FatalProviderError, InputError, UsageError
@@ -23,11 +24,6 @@ app = typer.Typer(
 )
 authors_app = typer.Typer(help="Prepare authors.jsonl files.", no_args_is_help=True)
 app.add_typer(authors_app, name="authors")
-
-
-def _fail(message: str, code: int = 2) -> None:
-    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
 
 
 def _parse_list(value: str | None, allowed: tuple[str, ...], option: str) -> tuple[str, ...]:
@@ -184,7 +180,7 @@ def main() -> None:
         app()
     except InputError as exc:
         for issue in exc.issues:
-            console.print(f"[red]error:[/red] {issue}", highlight=False, soft_wrap=True)
+            console.print(f"[red]error:[/red] {escape(str(issue))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except UsageError as exc:
         _fail_exit(str(exc), 2)
@@ -192,6 +188,11 @@ def main() -> None:
         _fail_exit(f"the provider refused the request: {exc}", 3)
     except BudgetExceeded as exc:
         _fail_exit(f"{exc} The cache keeps what was done; re-run the same command to resume.", 4)
+    except ModuleNotFoundError as exc:
+        extra = _EXTRAS.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        _fail_exit(f"this command needs the {exc.name!r} package: pip install 'persrm-gen[{extra}]'", 2)
     except KeyboardInterrupt:
         _fail_exit("interrupted; completed requests are cached. Re-run the same command to resume.", 130)
     except Exception as exc:  # noqa: BLE001 - RunInterrupted lives with the client (imported lazily)
@@ -200,8 +201,13 @@ def main() -> None:
         _fail_exit(f"{exc} Completed requests are cached; re-run the same command to resume.", 130)
 
 
+# Optional packages and the extra that installs them (the base install is the offline build).
+_EXTRAS = {"trl": "train", "peft": "train", "accelerate": "train", "matplotlib": "train",
+           "openai": "api", "anthropic": "api", "aiohttp": "api"}
+
+
 def _fail_exit(message: str, code: int) -> None:
-    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     sys.exit(code)
 
 

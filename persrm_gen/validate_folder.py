@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from rich.markup import escape
 
 from persrm_gen.answer import format_ok, parse_verdict
 from persrm_gen.dataset import CONFIGS, SCHEMAS, load_split_rows
@@ -136,5 +137,5 @@ def print_report(report: FolderReport) -> None:
         console.print("[green]valid[/green]: every validator passes and the configs agree.")
         return
     for problem in report.problems:
-        console.print(f"[red]violation:[/red] {problem}", highlight=False, soft_wrap=True)
-    console.print(f"[red]{len(report.problems)} problem(s)[/red]; rejections by reason: {report.rejections}")
+        console.print(f"[red]violation:[/red] {escape(problem)}", highlight=False, soft_wrap=True)
+    console.print(f"[red]{len(report.problems)} problem(s)[/red]; rejections by reason: {escape(str(report.rejections))}")

@@ -263,7 +263,7 @@ def _handler(hub: FakeHub):
         ("POST", rf"/api/{REPO_RE}/commit/(?P<rev>[^/]+)", Handler.commit),
         ("POST", rf"/api/{REPO_RE}/branch/(?P<branch>[^/]+)", Handler.create_branch),
         ("GET", rf"/api/{REPO_RE}/tree/(?P<rev>[^/]+)(?:/.*)?", Handler.tree),
-        ("POST", rf"/(?:(?P<type>dataset|space)s/)?(?P<repo>[^/]+/[^/]+)\.git/info/lfs/objects/batch", Handler.lfs_batch),
+        ("POST", r"/(?:(?P<type>dataset|space)s/)?(?P<repo>[^/]+/[^/]+)\.git/info/lfs/objects/batch", Handler.lfs_batch),
         ("PUT", r"/lfs-upload/(?P<oid>[0-9a-f]{64})", Handler.lfs_put),
         ("POST", r"/lfs-verify", Handler.lfs_verify),
     ]

@@ -39,7 +39,7 @@ CONFIG_ABOUT = {
     "pairs": "canonical pairs: query, context, chosen/rejected, A/B label, rationale, provenance",
     "sft": "TRL prompt-completion: judge prompt, reasoning then answer tag",
     "rft": "judge prompt and A/B label for GRPO with a verifiable reward",
-    "preference": "TRL implicit-prompt preference: prompt, chosen, rejected",
+    "preference": "TRL preference (conversational, explicit prompt): write as the author; prompt, chosen, rejected",
 }
 
 
