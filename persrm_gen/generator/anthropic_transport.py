@@ -9,28 +9,15 @@ or :class:`ProviderRejected`.
 from __future__ import annotations
 
 import inspect
-import json
 
 import anthropic
 import httpx2
-import pydantic
 
 from persrm_gen.errors import FatalProviderError
-from persrm_gen.generator.client import TransientError, error_for_status
+from persrm_gen.generator.client import TransientError
 from persrm_gen.generator.limits import retry_after_seconds
+from persrm_gen.generator.sdk_errors import map_sdk_error
 from persrm_gen.generator.transport import LLMRequest, LLMResponse
-
-
-def map_anthropic_error(e: Exception) -> Exception:
-    if isinstance(e, anthropic.APITimeoutError):
-        return TransientError("timeout", "request timed out")
-    if isinstance(e, anthropic.APIConnectionError):
-        return TransientError("connection", f"{e}: {e.__cause__ or ''}")
-    if isinstance(e, anthropic.APIStatusError):
-        return error_for_status(e.status_code, e.message, e.response.headers)
-    if isinstance(e, (anthropic.APIResponseValidationError, json.JSONDecodeError, pydantic.ValidationError)):
-        return TransientError("malformed", f"unusable response body: {e}")
-    return e
 
 
 # Newer SDKs dropped the sampling arguments from messages.create (the newest models fix
@@ -102,7 +89,7 @@ class AnthropicTransport:
             if inspect.isawaitable(msg):  # the async raw response parses lazily
                 msg = await msg
         except Exception as e:  # noqa: BLE001 - mapped, or re-raised unchanged
-            raise map_anthropic_error(e) from None
+            raise map_sdk_error(e, anthropic) from None
         return parse_message(msg, headers=raw.headers)
 
     async def aclose(self) -> None:

@@ -9,28 +9,14 @@ cache live once in the client above. SDK exceptions map to :class:`TransientErro
 from __future__ import annotations
 
 import inspect
-import json
 
 import httpx2  # the HTTP library the SDK is built on
 import openai
 import pydantic
 
-from persrm_gen.generator.client import TransientError, error_for_status
 from persrm_gen.generator.fast_openai import is_official, parse_response, request_body
+from persrm_gen.generator.sdk_errors import map_sdk_error
 from persrm_gen.generator.transport import LLMRequest, LLMResponse
-
-
-def map_openai_error(e: Exception) -> Exception:
-    """Translate one SDK (or body-parsing) exception into the client's taxonomy."""
-    if isinstance(e, openai.APITimeoutError):
-        return TransientError("timeout", "request timed out")
-    if isinstance(e, openai.APIConnectionError):
-        return TransientError("connection", f"{e}: {e.__cause__ or ''}")
-    if isinstance(e, openai.APIStatusError):
-        return error_for_status(e.status_code, e.message, e.response.headers)
-    if isinstance(e, (openai.APIResponseValidationError, json.JSONDecodeError, pydantic.ValidationError)):
-        return TransientError("malformed", f"unusable response body: {e}")
-    return e
 
 
 class OpenAITransport:
@@ -59,7 +45,7 @@ class OpenAITransport:
             if inspect.isawaitable(parsed):  # the async raw response parses lazily
                 parsed = await parsed
         except Exception as e:  # noqa: BLE001 - mapped, or re-raised unchanged
-            raise map_openai_error(e) from None
+            raise map_sdk_error(e, openai) from None
         return parse_response(_as_dict(parsed), chat=chat, headers=raw.headers)
 
     async def aclose(self) -> None:
