@@ -113,11 +113,10 @@ def _limit_targets(tasks: list[Task], opts: BuildOptions) -> list[Task]:
         by_author.setdefault(t.author_id, []).append(t)
     keep: set[str] = set()
     for aid, ts in by_author.items():
-        # keep the split mix: pick targets per split in proportion, seeded
+        # round-robin over the author's splits, so a quick build still has every split
         rng = rng_for(opts.seed, "limit", aid)
-        order = sorted(ts, key=lambda t: (t.split != "train", t.id))
         per_split: dict[str, list[Task]] = {}
-        for t in order:
+        for t in sorted(ts, key=lambda t: t.id):
             per_split.setdefault(t.split, []).append(t)
         quota = opts.max_targets_per_author
         picked: list[Task] = []

@@ -117,3 +117,16 @@ def test_examples_give_tasks_in_every_split():
                        holdout_genre="speech", test_fraction=0.2, context_size=3, seed=0)
     tasks, skipped = make_tasks(authors, plan, PromptRenderer(), TaskOptions(), seed=0)
     assert {t.split for t in tasks} == {"train", "test_seen_authors", "test_unseen_authors", "test_unseen_genre"}
+
+
+def test_max_targets_per_author_keeps_every_split(tmp_path):
+    from persrm_gen.pipeline import BuildOptions, prepare
+
+    path = write_authors(tmp_path / "a.jsonl", n_authors=5, n_samples=8)
+    full = prepare(BuildOptions(authors=path, context_size=2, test_authors="1"))[3]
+    opts = BuildOptions(authors=path, context_size=2, test_authors="1", max_targets_per_author=3)
+    limited = prepare(opts)[3]
+    per_author = Counter(t.author_id for t in limited)
+    assert set(per_author.values()) == {3}
+    assert {t.split for t in limited} == {t.split for t in full}
+    assert [t.id for t in limited] == [t.id for t in prepare(opts)[3]]  # seeded, stable
