@@ -202,7 +202,7 @@ def main() -> None:
 
 
 # Optional packages and the extra that installs them (the base install is the offline build).
-_EXTRAS = {"trl": "train", "peft": "train", "accelerate": "train", "matplotlib": "train",
+_EXTRAS = {"trl": "train", "peft": "train", "matplotlib": "train",
            "openai": "api", "anthropic": "api", "aiohttp": "api"}
 
 

@@ -137,8 +137,7 @@ async def _run_jobs(client: LLMClient, jobs: list[Job], progress, label: str, us
         validate = _rewrite_ok if client.transport.provider != "local" and client.transport.supports_chat else None
         with stage(progress, label, len(requests), info=client.accounting.summary) as tick:
             responses = await client.complete_many(requests, on_done=tick, validate=validate, return_exceptions=True)
-        ok = [(r, x) for r, x in zip(requests, responses) if not isinstance(x, BaseException)]
-        usage.add([r for r, _ in ok], [x for _, x in ok])
+        usage.add(requests, responses)
     it = iter(responses)
     out = []
     for j in jobs:

@@ -58,10 +58,11 @@ def make_progress(quiet: bool = False) -> Progress:
 @contextmanager
 def stage(progress: Progress, description: str, total: int, info: Callable[[], str] | None = None) -> Iterator:
     """A progress task; yields ``tick(n=1)``. ``info`` is re-read on every tick."""
-    task = progress.add_task(description, total=total, info=info() if info else "")
+    text = info or str  # str() is ""
+    task = progress.add_task(description, total=total, info=text())
 
     def tick(n: int = 1) -> None:
-        progress.update(task, advance=n, info=info() if info else "")
+        progress.update(task, advance=n, info=text())
 
     yield tick
-    progress.update(task, completed=total, info=info() if info else "")
+    progress.update(task, completed=total, info=text())

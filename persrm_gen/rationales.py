@@ -66,8 +66,7 @@ class _Judge:
 
     async def __call__(self, reqs: list[LLMRequest], on_done=None) -> list[str]:
         out = await self.client.complete_many(reqs, on_done=on_done, validate=format_ok, return_exceptions=True)
-        ok = [(r, x) for r, x in zip(reqs, out) if not isinstance(x, BaseException)]
-        self.usage.add([r for r, _ in ok], [x for _, x in ok])
+        self.usage.add(reqs, out)
         return ["" if isinstance(x, BaseException) else x.text for x in out]
 
 

@@ -19,8 +19,11 @@ class DatasetUsage:
     pricing: Pricing = field(default_factory=Pricing)
     stages: dict[str, dict[str, float]] = field(default_factory=dict)
 
-    def add(self, requests: Sequence[LLMRequest], responses: Sequence[LLMResponse]) -> None:
+    def add(self, requests: Sequence[LLMRequest], responses: Sequence[LLMResponse | BaseException]) -> None:
+        """Count each answered request; failed ones (exceptions in place) cost nothing here."""
         for req, resp in zip(requests, responses):
+            if isinstance(resp, BaseException):
+                continue
             s = self.stages.setdefault(req.stage, {"requests": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0})
             s["requests"] += 1
             s["input_tokens"] += resp.input_tokens

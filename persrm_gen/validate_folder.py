@@ -27,7 +27,7 @@ class FolderReport:
 
 
 def validate_folder(out: str | Path) -> FolderReport:
-    from persrm_gen.validators import ValidatorConfig, load_pairs, validate_pairs  # noqa: PLC0415
+    from persrm_gen.validators import ValidatorConfig, in_split_order, validate_pairs  # noqa: PLC0415
 
     out = Path(out)
     report = FolderReport(out)
@@ -41,8 +41,7 @@ def validate_folder(out: str | Path) -> FolderReport:
     _check_columns(out, data, report)
     if report.problems:  # the validators need the contract's columns; report what is there first
         return report
-    # train first, so a test pair duplicating a train pair is the one reported
-    result = validate_pairs(load_pairs(out), ValidatorConfig())
+    result = validate_pairs(in_split_order(data["pairs"]), ValidatorConfig())
     report.rejections = dict(sorted(result.counts().items()))
     for rej in result.rejected[:20]:
         report.problems.append(f"pair {rej.pair_id}: {rej.reason} ({rej.detail})")

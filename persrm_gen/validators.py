@@ -623,15 +623,16 @@ def validate_pairs(rows: Iterable[dict], config: ValidatorConfig | None = None) 
     return report
 
 
-def load_pairs(folder: str | Path) -> list[dict]:
-    """Rows of ``<folder>/data/pairs/*.parquet``, splits in SPLITS order (then any others by name)."""
-    import pyarrow.parquet as pq
-
-    files = sorted(Path(folder, "data", "pairs").glob("*.parquet"))
+def in_split_order(by_split: dict[str, list[dict]]) -> list[dict]:
+    """All rows, splits in SPLITS order (then any others by name): train first, so a test
+    pair duplicating a train pair is the one rejected."""
     rank = {s: i for i, s in enumerate(SPLITS)}
-    files.sort(key=lambda p: (rank.get(p.stem, len(SPLITS)), p.stem))
-    rows: list[dict] = []
-    for f in files:
-        rows.extend(pq.read_table(f).to_pylist())
-    return rows
+    return [r for s in sorted(by_split, key=lambda s: (rank.get(s, len(SPLITS)), s)) for r in by_split[s]]
+
+
+def load_pairs(folder: str | Path) -> list[dict]:
+    """Rows of ``<folder>/data/pairs/*.parquet`` in split order."""
+    from persrm_gen.dataset import load_split_rows  # noqa: PLC0415 - pyarrow only when reading a folder
+
+    return in_split_order(load_split_rows(Path(folder), "pairs"))
 
