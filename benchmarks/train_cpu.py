@@ -65,7 +65,10 @@ def main() -> None:
         "sft_final_loss": next((h["loss"] for h in reversed(train["log_history"]) if "loss" in h), None),
         "pairs": report["n_pairs"],
         "accuracy": {k: round(v["accuracy"], 3) for k, v in report["judges"].items()},
+        "accuracy_forced": {k: round(v["accuracy_forced"], 3) for k, v in report["judges"].items()},
         "order_consistency": {k: round(v["order_consistency"], 3) for k, v in report["judges"].items()},
+        "order_consistency_forced": {k: round(v["order_consistency_forced"], 3) for k, v in report["judges"].items()},
+        "model_reasoning_words": report["judges"]["model"]["mean_reasoning_words"],
         "model_parse_failure_rate": report["judges"]["model"]["parse_failure_rate"],
         **timings,
     }

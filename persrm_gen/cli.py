@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
 
@@ -176,8 +177,16 @@ _register_extensions()
 
 
 def main() -> None:
+    run_cli(app)
+
+
+def run_cli(entry: Callable[[], object]) -> None:
+    """Run a command with the CLI's error contract: a one-line error and a documented exit code.
+
+    Also used by ``python -m persrm_gen.trainers.sft|rft`` (and so ``accelerate launch``).
+    """
     try:
-        app()
+        entry()
     except InputError as exc:
         for issue in exc.issues:
             console.print(f"[red]error:[/red] {escape(str(issue))}", highlight=False, soft_wrap=True)

@@ -27,6 +27,7 @@ from persrm_gen.answer import make_trace
 from persrm_gen.judgments import assign_labels
 from persrm_gen.progress import console, make_progress, stage
 from persrm_gen.rationales import RationaleOptions, write_rationales
+from persrm_gen.redact import redact_home, redact_url
 from persrm_gen.records import AXES, STRATEGIES, Candidate, Pair, Task
 from persrm_gen.splits import plan_splits, read_test_authors
 from persrm_gen.style import AuthorProfile, style_margin
@@ -241,7 +242,7 @@ def _manifest(opts: BuildOptions, renderer: PromptRenderer, plan, model_name: st
 
     return {
         "persrm_gen_version": __version__,
-        "command": opts.command,
+        "command": redact_home(opts.command),
         "backend": opts.backend,
         "model": model_name,
         "base_url": redact_url(opts.base_url),
@@ -264,19 +265,6 @@ def _manifest(opts: BuildOptions, renderer: PromptRenderer, plan, model_name: st
         "license": opts.license,
         "language": list(opts.language) if opts.language else None,
     }
-
-
-def redact_url(url: str | None) -> str | None:
-    """Drop credentials from a URL (``http://user:key@host`` -> ``http://host``)."""
-    if not url:
-        return url
-    from urllib.parse import urlsplit, urlunsplit  # noqa: PLC0415
-
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def make_transport(opts: BuildOptions):

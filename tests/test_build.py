@@ -143,6 +143,19 @@ def test_bad_input_exits_2_with_file_and_line_and_writes_nothing(tmp_path, model
     assert not out.exists()
 
 
+def row_differences(a: Path, b: Path, config: str = "pairs", split: str = "train") -> list[dict]:
+    """Which rows of one split differ between two builds, and in which fields (for failure messages)."""
+    import pyarrow.parquet as pq
+
+    rows = [{r["id"]: r for r in pq.read_table(d / "data" / config / f"{split}.parquet").to_pylist()} for d in (a, b)]
+    out = [{"id": k, "only_in": "a" if k in rows[0] else "b"} for k in rows[0].keys() ^ rows[1].keys()]
+    for k in rows[0].keys() & rows[1].keys():
+        fields = {f: (rows[0][k][f], rows[1][k][f]) for f in rows[0][k] if rows[0][k][f] != rows[1][k][f]}
+        if fields:
+            out.append({"id": k, **fields})
+    return out
+
+
 def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_dataset(tmp_path, built, authors, model):
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "persrm_gen.cli", *build_args(authors, out, model, "--batch-size", "2")]
@@ -168,7 +181,7 @@ def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_dataset(tmp_path, b
     sent = requests_sent(resumed)
     assert 0 < sent <= total - done  # what finished before the kill is never paid twice
     data = lambda d: {k: v for k, v in digests(d).items() if k.startswith("data/")}  # noqa: E731
-    assert data(out) == data(built)
+    assert data(out) == data(built), row_differences(out, built)
     strip = lambda d: {k: v for k, v in json.loads((d / "manifest.json").read_text()).items() if k != "command"}  # noqa: E731
     assert strip(out) == strip(built)  # the command differs only by --out
 

@@ -71,8 +71,8 @@ def env(server: FakeServer) -> dict:
             "COLUMNS": "200"}
 
 
-def run(cmd: list[str], server: FakeServer, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env(server), timeout=600)
+def run(cmd: list[str], server: FakeServer, check: bool = True, **extra_env: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env(server) | extra_env, timeout=600)
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\n{proc.stderr}")
     return proc
@@ -177,9 +177,12 @@ def test_dry_run_and_missing_key_send_nothing(tmp_path, authors):
 def test_anthropic_backend_builds_with_swap_check(tmp_path, authors):
     out = tmp_path / "out"
     with FakeServer(reply=persona) as server:
-        run(args(authors, out, server, "--swap-check", backend="anthropic"), server)
+        # The output lies under the home folder, which the manifest and card must not spell out.
+        run(args(authors, out, server, "--swap-check", backend="anthropic"), server, HOME=str(tmp_path))
         assert all(h.path == "/v1/messages" for h in server.snapshot())
     manifest = json.loads((out / "manifest.json").read_text())
+    assert "--out ~/out" in manifest["command"]
+    assert str(tmp_path) not in (out / "manifest.json").read_text() + (out / "README.md").read_text()
     assert manifest["swap_check"] is True
     assert manifest["rejections"].get("swap_inconsistent", 0) > 0
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -47,6 +49,13 @@ def test_score_separates_position_bias_from_skill(data):
     half = score(items, [Judgment(i.label if k % 2 else None) for k, i in enumerate(items)])
     assert half["accuracy"] == 0.5 and half["parse_failure_rate"] == 0.5 and half["order_consistency"] == 0.0
     assert set(half["by_author"]) == {"loud", "quiet"} and half["by_genre"]["essay"]["n"] == 8
+    # A forced verdict fills a parse failure for accuracy_forced only; strict metrics ignore it.
+    forced = score(items, [Judgment(None, "<think>\nfour words then cut", forced=i.label) if k % 2 == 0
+                           else Judgment(i.label, make_trace("x", i.label)) for k, i in enumerate(items)])  # fmt: skip
+    assert forced["accuracy"] == 0.5 and forced["accuracy_forced"] == 1.0
+    assert forced["order_consistency"] == 0.0 and forced["order_consistency_forced"] == 1.0
+    assert forced["mean_reasoning_words"] == (4 + 1) / 2  # an unclosed trace's words count too
+    assert oracle["accuracy_forced"] == 1.0 and always_a["order_consistency_forced"] == 0.0
 
 
 class ScriptedProvider:
@@ -95,6 +104,29 @@ def test_baselines_only_run_writes_report_and_plot(data, tmp_path):
     assert (out / "accuracy.png").read_bytes()[:4] == b"\x89PNG"
     lines = (out / "predictions.jsonl").read_text().splitlines()
     assert len(lines) == 2 * 20
+
+
+def test_eval_options_come_from_a_config_file_with_cli_overrides(data, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(data.parent))  # the report must not spell out the home folder
+    config = tmp_path / "eval.yaml"
+    config.write_text("baselines: [random, stylometric]\nlimit: 1\nsplits: [test_unseen_authors]\nseed: 3\n")
+    out = tmp_path / "report"
+    args = ["eval", "--data", str(data), "--out", str(out), "--config", str(config)]
+    result = runner.invoke(app, [*args, "--baselines", "stylometric", "--limit", "2"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["judges"]) == {"stylometric"}  # the CLI's --baselines won over the file
+    assert report["n_pairs"] == {"test_unseen_authors": 2}  # --limit from the CLI, the split from the file
+    assert report["options"]["seed"] == 3
+    assert report["data"] == report["options"]["data"] == "~/data"
+    assert "accuracy_forced" in report["judges"]["stylometric"]
+
+    config.write_text("baselines: [random]\nmax_tokens: 9\n")
+    (out / "report.json").unlink()
+    proc = subprocess.run([sys.executable, "-m", "persrm_gen.cli", *args], capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr
+    assert "eval.yaml" in proc.stdout + proc.stderr and "max_tokens" in proc.stdout + proc.stderr
+    assert not (out / "report.json").exists()
 
 
 def test_eval_with_an_extra_judge_tags_behaviours(data, tmp_path):

@@ -70,6 +70,25 @@ def test_concurrent_requests_are_batched(model_dir):
     assert t.model is None
 
 
+def test_waiting_requests_are_batched_with_others_of_similar_length(model_dir):
+    t = LocalTransport(model_dir, device="cpu", num_threads=1, batch_size=2, max_wait_ms=200)
+    seen: list[list[str]] = []
+    generate = t._generate_batch
+
+    def recording(requests):  # the real generation, with the batch's make-up noted
+        seen.append([r.prompt for r in requests])
+        return generate(requests)
+
+    t._generate_batch = recording
+    short, long = "four score", "simple is better than complex and explicit is better than implicit so"
+    prompts = [f"{short} {i}" if i % 2 == 0 else f"{long} {i}" for i in range(6)]  # short, long, short, ...
+    out = asyncio.run(_together(t, [_req(p) for p in prompts]))
+    asyncio.run(t.aclose())
+    assert [r.output_tokens for r in out] == [12] * 6  # every caller got its own answer
+    # The oldest waiting request leads each batch, joined by the one closest to it in length.
+    assert seen == [[prompts[0], prompts[2]], [prompts[1], prompts[3]], [prompts[4], prompts[5]]]
+
+
 @pytest.mark.parametrize("params", [
     {"temperature": 0.0},
     {"temperature": 1.0, "top_p": 1.0},
@@ -217,3 +236,28 @@ def test_embedded_model_continues_a_few_shot_prompt():
     assert greedy.text.strip() == "Thursday" and greedy.finish_reason == "stop"
     assert sampled.text.strip() and "\n" not in sampled.text and sampled.output_tokens <= 24
     asyncio.run(t.aclose())
+
+
+def test_sampler_draws_from_the_tempered_nucleus_and_ignores_rounding_noise():
+    from persrm_gen.generator.local import _Row
+
+    logits = torch.tensor([2.0, 1.0, 0.0, -1.0, -8.0])
+    row = _Row(_req("x", temperature=0.5, top_p=1.0, seed=1), 1, torch.device("cpu"))
+    draws = torch.tensor([row.pick(logits) for _ in range(20000)])
+    freq = torch.bincount(draws, minlength=5).float() / len(draws)
+    expected = torch.softmax(logits / 0.5, dim=-1)
+    assert torch.allclose(freq, expected, atol=0.01), (freq, expected)
+
+    # top_p 0.9 keeps tokens 0 and 1 (0.865 + 0.117 of the tempered mass), renormalised.
+    row = _Row(_req("x", temperature=0.5, top_p=0.9, seed=1), 1, torch.device("cpu"))
+    draws = torch.tensor([row.pick(logits) for _ in range(20000)])
+    assert set(draws.tolist()) == {0, 1}
+    assert abs((draws == 0).float().mean() - 0.865 / (0.865 + 0.117)) < 0.01
+
+    # A nearly flat distribution, perturbed at float-rounding scale, samples the same tokens.
+    flat = torch.randn(1500, generator=torch.Generator().manual_seed(0)) * 1e-2
+    jitter = flat + torch.randn(1500, generator=torch.Generator().manual_seed(1)) * 1e-6
+    rows = [_Row(_req("x", temperature=1.0, top_p=0.95, seed=3), 1, torch.device("cpu")) for _ in range(2)]
+    a = [rows[0].pick(flat) for _ in range(200)]
+    b = [rows[1].pick(jitter) for _ in range(200)]
+    assert sum(x != y for x, y in zip(a, b)) <= 1

@@ -15,8 +15,7 @@ from persrm_gen.cli import app
 from persrm_gen.errors import InputError, UsageError
 from persrm_gen.trainers.rft import RFTOptions, train_rft
 from persrm_gen.trainers.sft import SFTOptions, train_sft
-from persrm_gen.trainers.tiny import build_tiny_model
-from trainers_data import corpus, write_dataset
+from trainers_data import trainer_workspace
 
 runner = CliRunner()
 
@@ -44,10 +43,7 @@ def invoke(*args: str):
 
 @pytest.fixture(scope="module")
 def work(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("trainers")
-    write_dataset(root / "data")
-    build_tiny_model(root / "tiny", corpus(root / "data"))
-    return root
+    return trainer_workspace(tmp_path_factory.mktemp("trainers"))
 
 
 @pytest.fixture(scope="module")
@@ -146,3 +142,45 @@ def test_bad_inputs_fail_before_training(work, tmp_path):
     with pytest.raises(UsageError, match="not empty"):
         train_sft(SFTOptions(data=str(work / "data"), out=str(work / "tiny"), model=str(work / "tiny")))
     assert not (tmp_path / "o").exists() and not (tmp_path / "o3").exists()
+
+
+def test_forced_verdicts_read_the_models_own_odds(work, sft_ckpt, tmp_path):
+    from persrm_gen.trainers.evaluate import ModelJudge, load_items
+
+    judge = ModelJudge(sft_ckpt, batch_size=3, max_new_tokens=2)  # 2 tokens: never a complete answer
+    items = load_items(work / "data", ["test_unseen_authors", "test_seen_authors"])
+    judgments = judge.judge(items)
+    assert all(j.verdict is None and j.forced in ("A", "B") for j in judgments)
+    # Batched with left padding, the forced verdict is what each context alone gives.
+    tok, model = judge.tokenizer, judge.model
+    a, b = tok.convert_tokens_to_ids("A"), tok.convert_tokens_to_ids("B")
+    gaps = []
+    for item, j in zip(items, judgments):
+        ids = tok(judge._prompt(item) + j.text + judge.FORCE_SUFFIX, return_tensors="pt", add_special_tokens=False)
+        with torch.no_grad():
+            last = model(**ids).logits[0, -1]
+        assert j.forced == ("A" if last[a] >= last[b] else "B")
+        gaps.append(float(last[a] - last[b]))
+    assert len({round(g, 4) for g in gaps}) > 1  # the odds depend on the pair, not a constant
+
+    out = tmp_path / "report"
+    invoke("eval", "--model", sft_ckpt, "--data", work / "data", "--split", "test_unseen_authors",
+           "--out", out, "--max-new-tokens", 2, "--baselines", "")  # fmt: skip
+    report = json.loads((out / "report.json").read_text())["judges"]["model"]
+    predictions = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert report["parse_failure_rate"] == 1.0 and report["accuracy"] == 0.0
+    assert report["accuracy_forced"] == sum(p["forced"] == p["label"] for p in predictions) / len(predictions)
+
+
+def test_generation_stops_per_row_after_the_answer_tag(work):
+    from transformers import AutoTokenizer
+
+    from persrm_gen.trainers.evaluate import _StopAfterAnswer
+
+    tok = AutoTokenizer.from_pretrained(str(work / "tiny"))
+    tok.padding_side = "left"
+    prompt = "<answer>A</answer> the prompt quotes the format"
+    rows = [prompt + " <think> loud </think> <answer>B</answer>", prompt + " <think> loud and quiet"]
+    ids = tok(rows, return_tensors="pt", padding=True)["input_ids"]
+    prompt_len = ids.shape[1] - (len(tok(rows[0])["input_ids"]) - len(tok(prompt)["input_ids"]))
+    assert _StopAfterAnswer(tok, prompt_len)(ids, None).tolist() == [True, False]

@@ -95,3 +95,12 @@ def corpus(folder: Path) -> list[str]:
         for row in pq.read_table(path).to_pylist():
             texts += [m["content"] for m in row["prompt"]] + [row["completion"][0]["content"]]
     return texts + ["<start_of_turn> user model <end_of_turn> <think> </think> <answer> A B </answer>"]
+
+
+def trainer_workspace(root: Path) -> Path:
+    """``root/data`` (a built dataset) and ``root/tiny`` (a tiny Gemma 3 with its tokenizer)."""
+    from persrm_gen.trainers.tiny import build_tiny_model
+
+    write_dataset(root / "data")
+    build_tiny_model(root / "tiny", corpus(root / "data"))
+    return root

@@ -2,13 +2,16 @@
 
 Concurrent ``send()`` calls are gathered into batches (up to ``batch_size`` requests,
 waiting at most ``max_wait_ms`` for company) and generated together with left padding
-in a worker thread, so the event loop stays free.
+in a worker thread, so the event loop stays free. When more requests wait than fit in
+one batch, a batch is the oldest request plus the waiting ones closest to it in prompt
+length: less padding to compute, and no request waits behind ever-newer ones.
 
-Reproducibility: every row samples with its own ``torch.Generator`` seeded from the
-request's cache key (which includes its seed and attempt), and picks its token in a
-logits processor that sees only that row's logits. So the sampling decisions of a
-request never depend on its neighbours; only the float rounding of a batched forward
-pass does, which can flip a token at a near-tie (rare; see benchmarks/README_local.md).
+Reproducibility: every row picks its token in a logits processor that sees only that
+row's logits, by the Gumbel-max trick with noise that is a pure function of the
+request's cache key (which includes its seed and attempt), the step and the token id.
+So the sampling decisions of a request never depend on its neighbours; only the float
+rounding of a batched forward pass does, and that flips a token only where two noisy
+scores tie to float precision (see benchmarks/README.md, "Local backend").
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from transformers import (
     AutoModelForCausalLM,
@@ -49,6 +53,16 @@ class _Pending:
     request: LLMRequest
     future: asyncio.Future
 
+    @property
+    def size(self) -> int:
+        """Prompt length in characters: a free stand-in for its token count."""
+        r = self.request
+        return len(r.prompt or "") + sum(len(m.content) for m in r.messages or ())
+
+
+# How many batches' worth of waiting requests the worker looks at to group by length.
+_POOL_BATCHES = 8
+
 
 def _row_seed(request: LLMRequest) -> int:
     # The cache key covers prompt, params, seed and attempt: equal keys sample equally.
@@ -61,28 +75,53 @@ class _Row:
     def __init__(self, request: LLMRequest, input_tokens: int, device: torch.device):
         self.request = request
         self.input_tokens = input_tokens
-        self.generator = torch.Generator(device=device)
-        self.generator.manual_seed(_row_seed(request))
+        self.seed = _row_seed(request)
+        self.step = 0  # tokens sampled so far
         self.finished_at: int | None = None  # generated tokens kept (eos included)
         self.finish_reason = "length"
         self.ended_by_eos = False  # then the last kept token is the end token, not text
 
     def pick(self, logits: torch.Tensor) -> int:
+        """Sample with the Gumbel-max trick: argmax of log-probability plus per-token noise.
+
+        The noise of a token is a pure function of (row seed, step, token id), so the
+        choice depends on nothing but this row's logits. Unlike inverse-CDF sampling over
+        sorted probabilities, it only flips if two tokens' noisy scores tie to float
+        precision: the rounding differences of batched matmuls (neighbours, padding) leave
+        it alone even when the distribution is nearly flat. Noise is computed for the
+        nucleus only, so top-p sampling costs no full-vocabulary pass.
+        """
         req = self.request
+        self.step += 1
         if req.temperature <= 0:
             return int(torch.argmax(logits))
-        probs = torch.softmax(logits.float() / req.temperature, dim=-1)
+        scaled = logits.float() / req.temperature
         if req.top_p < 1.0:
-            order, cumulative = _nucleus(probs, req.top_p)
+            candidates = _nucleus(torch.softmax(scaled, dim=-1), req.top_p)
         else:
-            order, cumulative = None, torch.cumsum(probs, dim=-1)
-        u = torch.rand(1, generator=self.generator, device=cumulative.device) * cumulative[-1]
-        idx = min(int(torch.searchsorted(cumulative, u, right=True)), cumulative.numel() - 1)
-        return int(order[idx]) if order is not None else idx
+            candidates = torch.arange(scaled.numel(), device=scaled.device)
+        ids = candidates.cpu().numpy()
+        gumbel = torch.from_numpy(-np.log(-np.log(_uniform(self.seed, self.step, ids)))).to(scaled.device)
+        return int(candidates[torch.argmax(scaled[candidates].double() + gumbel)])
 
 
-def _nucleus(probs: torch.Tensor, top_p: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token ids and cumulative mass of the smallest most-likely set reaching ``top_p``.
+_GOLDEN = 0x9E3779B97F4A7C15
+
+
+def _uniform(seed: int, step: int, ids: np.ndarray) -> np.ndarray:
+    """Uniforms in (0, 1), one per token id: splitmix64 of (seed, step, id). Counter-based,
+    so a token's draw never depends on which other tokens were drawn."""
+    key = np.uint64((seed ^ (step * _GOLDEN)) & 0xFFFF_FFFF_FFFF_FFFF)
+    with np.errstate(over="ignore"):
+        z = ids.astype(np.uint64) * np.uint64(_GOLDEN) + key
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z ^= z >> np.uint64(31)
+    return ((z >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
+
+
+def _nucleus(probs: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Token ids of the smallest most-likely set reaching ``top_p``.
 
     A full sort of a 262k vocabulary costs ~25 ms per row per token, so look in the top
     64, then 1024 first; the nucleus almost always fits. Which path runs depends only
@@ -98,7 +137,7 @@ def _nucleus(probs: torch.Tensor, top_p: float) -> tuple[torch.Tensor, torch.Ten
             break
     target = torch.tensor([top_p], dtype=cumulative.dtype, device=cumulative.device)
     keep = int(torch.searchsorted(cumulative, target)) + 1  # always at least one token
-    return order[:keep], cumulative[:keep]
+    return order[:keep]
 
 
 class _RowSampler(LogitsProcessor):
@@ -260,10 +299,12 @@ class LocalTransport:
         return await future
 
     async def _run_worker(self, queue: asyncio.Queue[_Pending]) -> None:
+        pool: list[_Pending] = []  # requests taken off the queue, not yet generated
         batch: list[_Pending] = []
         try:
             while True:
-                batch = [p for p in await self._collect(queue) if not p.future.done()]  # skip cancelled
+                await self._fill(queue, pool)
+                batch = [p for p in self._pick(pool) if not p.future.done()]  # skip cancelled
                 if not batch:
                     continue
                 try:
@@ -280,25 +321,37 @@ class LocalTransport:
                 batch = []
         except asyncio.CancelledError:
             # aclose() while a batch runs: its callers must not wait forever.
-            for pending in batch:
+            for pending in [*batch, *pool]:
                 if not pending.future.done():
                     pending.future.set_exception(RuntimeError("LocalTransport closed"))
             raise
 
-    async def _collect(self, queue: asyncio.Queue[_Pending]) -> list[_Pending]:
-        batch = [await queue.get()]
+    async def _fill(self, queue: asyncio.Queue[_Pending], pool: list[_Pending]) -> None:
+        """Wait (up to max_wait_ms) for a full batch, then take what else is already queued."""
+        if not pool:
+            pool.append(await queue.get())
         deadline = asyncio.get_running_loop().time() + self.max_wait_ms / 1000
-        while len(batch) < self.batch_size:
+        while len(pool) < self.batch_size:
             if not queue.empty():
-                batch.append(queue.get_nowait())
+                pool.append(queue.get_nowait())
                 continue
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
                 break
             try:
-                batch.append(await asyncio.wait_for(queue.get(), remaining))
+                pool.append(await asyncio.wait_for(queue.get(), remaining))
             except asyncio.TimeoutError:  # an alias of TimeoutError from 3.11 on
                 break
+        while len(pool) < self.batch_size * _POOL_BATCHES and not queue.empty():
+            pool.append(queue.get_nowait())
+
+    def _pick(self, pool: list[_Pending]) -> list[_Pending]:
+        """Remove and return the oldest request and the batch_size - 1 closest to it in length."""
+        oldest = pool[0]
+        rest = sorted(range(1, len(pool)), key=lambda k: abs(pool[k].size - oldest.size))
+        chosen = {0, *rest[: self.batch_size - 1]}
+        batch = [pool[k] for k in sorted(chosen)]
+        pool[:] = [p for k, p in enumerate(pool) if k not in chosen]
         return batch
 
     # -- generation (runs in a worker thread) ------------------------------------------

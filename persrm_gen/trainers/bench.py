@@ -1,12 +1,20 @@
 """Throughput of our SFT and GRPO trainers on the Gemma 3 270M architecture (random weights, bf16).
 
     python -m persrm_gen.trainers.bench --out bench-out [--sft-steps 20] [--grpo-steps 3]
+    python -m persrm_gen.trainers.bench --out /tmp/b --tiny      # CPU smoke run of the same code
 
-Runs each trainer twice on the same synthetic data: ``plain`` (TRL defaults: padded
-batches, gradient checkpointing, plain ``generate``) and ``fast`` (packing/padding-free,
-no checkpointing, paged continuous-batching generation), and writes ``bench.json``.
-Random weights rarely sample EOS, so most GRPO completions run to their full 256
-tokens; compare ``plain`` and ``fast`` from the same run, on the same card.
+Runs each trainer in several variants on the same synthetic data and writes
+``bench.json`` after each one, so a run cut short keeps what it measured:
+
+- ``sft_plain``: TRL defaults (padded batches, gradient checkpointing): the baseline.
+- ``sft_fast``: bin packing without padding, no checkpointing.
+- ``sft_compiled``: ``sft_fast`` plus ``torch.compile`` (GPU only).
+- ``grpo_plain``: plain ``generate``, gradient checkpointing: the baseline.
+- ``grpo_paged``: transformers' paged continuous batching, no checkpointing.
+- ``grpo_paged_graphs``: ``grpo_paged`` with CUDA graphs forced on (GPU only).
+
+Random weights rarely sample EOS, so most GRPO completions run to their full length;
+compare variants from the same run, on the same card.
 """
 
 from __future__ import annotations
@@ -15,11 +23,53 @@ import argparse
 import json
 import random
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from persrm_gen.trainers import common
 
 WORDS = [f"w{i}" for i in range(3000)]
+
+
+@dataclass(frozen=True)
+class Shapes:
+    """Row and batch shapes; ``FULL`` matches the issue's H100 baseline."""
+
+    sft_batch: int = 16
+    sft_prompt_words: int = 450  # + a 20-45-word trace: ~1000 tokens a row
+    sft_trace_words: tuple[int, int] = (20, 45)
+    max_length: int = 1024
+    grpo_batch: int = 32  # completions per step
+    num_generations: int = 8
+    grpo_prompt_words: int = 100
+    completion_tokens: int = 256
+
+
+FULL = Shapes()
+TINY = Shapes(sft_batch=4, sft_prompt_words=40, sft_trace_words=(5, 10), max_length=128, grpo_batch=8,
+              num_generations=4, grpo_prompt_words=20, completion_tokens=16)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    fast: bool
+    trl_args: dict[str, Any] = field(default_factory=dict)
+    gpu_only: bool = False
+
+
+SFT_VARIANTS = (
+    Variant("sft_plain", fast=False),
+    Variant("sft_fast", fast=True),
+    Variant("sft_compiled", fast=True, trl_args={"torch_compile": True}, gpu_only=True),
+)
+GRPO_VARIANTS = (
+    Variant("grpo_plain", fast=False),
+    Variant("grpo_paged", fast=True),
+    Variant("grpo_paged_graphs", fast=True, gpu_only=True,
+            trl_args={"transformers_continuous_batching_config": {"use_cuda_graph": True}}),
+)  # fmt: skip
 
 
 def _trace(rng: random.Random, n_words: int) -> str:
@@ -42,70 +92,85 @@ def write_bench_dataset(folder: Path, rows: int, prompt_words: int, completion_w
         pq.write_table(pa.Table.from_pylist(data), folder / "data" / name / "train.parquet")
 
 
-def build_model(folder: Path) -> Path:
+def build_model(folder: Path, tiny: bool) -> Path:
+    """The Gemma 3 270M shape in bf16 (or a 2-layer one for --tiny), random weights, word tokenizer."""
     import torch
     from transformers import Gemma3ForCausalLM
 
-    from persrm_gen.trainers.tiny import TAG_TOKENS, train_tokenizer, gemma3_270m_config
+    from persrm_gen.trainers.tiny import TAG_TOKENS, gemma3_270m_config, train_tokenizer
 
     tokenizer = train_tokenizer([" ".join(WORDS), " ".join(TAG_TOKENS)], vocab_size=4000)
+    small = dict(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                 num_attention_heads=2, head_dim=32, query_pre_attn_scalar=32) if tiny else {}  # fmt: skip
     config = gemma3_270m_config(pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                                eos_token_id=tokenizer.eos_token_id)  # fmt: skip
+                                eos_token_id=tokenizer.eos_token_id, **small)  # fmt: skip
     torch.manual_seed(0)
-    model = Gemma3ForCausalLM(config).to(torch.bfloat16)
+    model = Gemma3ForCausalLM(config).to(torch.float32 if tiny else torch.bfloat16)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
 
 
-def run_sft(data: Path, model: Path, out: Path, steps: int, fast: bool) -> dict:
+def run_sft(data: Path, model: Path, out: Path, steps: int, variant: Variant, shapes: Shapes) -> dict:
     from persrm_gen.trainers.sft import SFTOptions, train_sft
 
-    opts = SFTOptions(data=str(data), model=str(model), out=str(out), max_steps=steps, batch_size=16,
-                      max_length=1024, packing=fast, gradient_checkpointing=not fast, logging_steps=steps,
-                      overwrite=True, trl_args={"dataloader_num_workers": 2} if fast else {})  # fmt: skip
+    extra = {"dataloader_num_workers": 2} if variant.fast and common.on_gpu() else {}
+    opts = SFTOptions(data=str(data), model=str(model), out=str(out), max_steps=steps, batch_size=shapes.sft_batch,
+                      max_length=shapes.max_length, packing=variant.fast, gradient_checkpointing=not variant.fast,
+                      logging_steps=steps, overwrite=True, trl_args=extra | variant.trl_args)  # fmt: skip
     info = train_sft(opts)
     seconds = info["final_metrics"]["train_runtime"]
     return {"steps": steps, "seconds": seconds, "tokens": info["num_input_tokens_seen"],
             "tokens_per_s": round(info["num_input_tokens_seen"] / seconds, 1)}  # fmt: skip
 
 
-def run_grpo(data: Path, model: Path, out: Path, steps: int, fast: bool) -> dict:
+def run_grpo(data: Path, model: Path, out: Path, steps: int, variant: Variant, shapes: Shapes) -> dict:
     from persrm_gen.trainers.rft import RFTOptions, train_rft
 
-    opts = RFTOptions(data=str(data), model=str(model), out=str(out), max_steps=steps, batch_size=32,
-                      num_generations=8, max_completion_length=256, paged=fast,
-                      gradient_checkpointing=not fast, logging_steps=1, overwrite=True)  # fmt: skip
+    opts = RFTOptions(data=str(data), model=str(model), out=str(out), max_steps=steps, batch_size=shapes.grpo_batch,
+                      num_generations=shapes.num_generations, max_completion_length=shapes.completion_tokens,
+                      paged=variant.fast, gradient_checkpointing=not variant.fast, logging_steps=1, overwrite=True,
+                      trl_args=dict(variant.trl_args))  # fmt: skip
     info = train_rft(opts)
     step_times = [h["step_time"] for h in info["log_history"] if "step_time" in h]
     warm = step_times[1:] or step_times  # the first step pays for CUDA kernels and caches
-    return {"steps": steps, "s_per_step": round(sum(warm) / len(warm), 3), "step_times": step_times}
+    lengths = [h["completions/mean_length"] for h in info["log_history"] if "completions/mean_length" in h]
+    return {"steps": steps, "s_per_step": round(sum(warm) / len(warm), 3), "step_times": step_times,
+            "mean_completion_tokens": round(sum(lengths) / len(lengths), 1) if lengths else None}  # fmt: skip
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("bench-out"))
     parser.add_argument("--sft-steps", type=int, default=20)
     parser.add_argument("--grpo-steps", type=int, default=3)
     parser.add_argument("--only", choices=["sft", "grpo"], default=None)
-    args = parser.parse_args()
+    parser.add_argument("--tiny", action="store_true", help="a 2-layer model and short rows: a CPU smoke run")
+    args = parser.parse_args(argv)
+    shapes = TINY if args.tiny else FULL
     args.out.mkdir(parents=True, exist_ok=True)
-    model = build_model(args.out / "gemma3-270m-random")
-    results: dict = {"gpu": _gpu_name()}
+    model = build_model(args.out / "model", args.tiny)
+    results: dict = {"gpu": _gpu_name(), "shapes": shapes.__dict__}
+    plan = []
     if args.only in (None, "sft"):
-        # ~1000-token rows (450-word prompt + 20-45-word trace), as in the baseline.
-        write_bench_dataset(args.out / "sft-data", 16 * args.sft_steps, 450, (20, 45))
-        for mode in ("plain", "fast"):
-            results[f"sft_{mode}"] = _timed(run_sft, args.out / "sft-data", model, args.out / f"sft-{mode}",
-                                            args.sft_steps, mode == "fast")  # fmt: skip
-            _save(args.out, results)
+        write_bench_dataset(args.out / "sft-data", shapes.sft_batch * args.sft_steps, shapes.sft_prompt_words,
+                            shapes.sft_trace_words)  # fmt: skip
+        plan += [(v, run_sft, args.out / "sft-data", args.sft_steps) for v in SFT_VARIANTS]
     if args.only in (None, "grpo"):
-        write_bench_dataset(args.out / "grpo-data", 4 * args.grpo_steps, 100, (10, 20))
-        for mode in ("plain", "fast"):
-            results[f"grpo_{mode}"] = _timed(run_grpo, args.out / "grpo-data", model, args.out / f"grpo-{mode}",
-                                             args.grpo_steps, mode == "fast")  # fmt: skip
-            _save(args.out, results)
+        prompts = shapes.grpo_batch // shapes.num_generations * args.grpo_steps
+        write_bench_dataset(args.out / "grpo-data", prompts, shapes.grpo_prompt_words, (10, 20))
+        plan += [(v, run_grpo, args.out / "grpo-data", args.grpo_steps) for v in GRPO_VARIANTS]
+    # Baselines and the cheap fast variants first; the compiled ones (slow to warm up) last.
+    plan.sort(key=lambda p: p[0].gpu_only)
+    for variant, fn, data, steps in plan:
+        if variant.gpu_only and not common.on_gpu():
+            results[variant.name] = {"skipped": "GPU only"}
+            continue
+        results[variant.name] = _timed(fn, data, model, args.out / variant.name, steps, variant, shapes)
+        _save(args.out, results)
+    _save(args.out, results)
     print(json.dumps(results, indent=2))
+    return results
 
 
 def _timed(fn, *args) -> dict:

@@ -41,13 +41,15 @@ def _read(path: Path) -> dict | None:
 def _metrics_table(report: dict) -> str:
     judges = report.get("judges", {})
     splits = sorted({s for j in judges.values() for s in j.get("by_split", {})})
-    head = "| judge | " + " | ".join(splits + ["overall", "order consistency", "parse failures"]) + " |"
-    rows = [head, "|" + "---|" * (len(splits) + 4)]
+    head = "| judge | " + " | ".join(splits + ["overall", "overall (forced)", "order consistency", "parse failures"]) + " |"
+    rows = [head, "|" + "---|" * (len(splits) + 5)]
     for name, m in judges.items():
         if m.get("status") != "ok":
             continue
         cells = [f"{m['by_split'].get(s, {}).get('accuracy', float('nan')):.3f}" for s in splits]
-        cells += [f"{m['accuracy']:.3f}", f"{m['order_consistency']:.3f}", f"{m['parse_failure_rate']:.3f}"]
+        forced = m.get("accuracy_forced")
+        cells += [f"{m['accuracy']:.3f}", "" if forced is None else f"{forced:.3f}",
+                  f"{m['order_consistency']:.3f}", f"{m['parse_failure_rate']:.3f}"]  # fmt: skip
         rows.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
@@ -85,7 +87,8 @@ def render_card(folder: Path) -> str:
     if report:
         lines += [
             f"Pairwise accuracy on `{report.get('data')}`; every pair is judged in both A/B orders "
-            "(a parse failure counts as wrong).",
+            "(a parse failure counts as wrong; \"forced\" reads the verdict of an unparsable output off the "
+            "model's odds for A and B after `</think><answer>`).",
             "",
             _metrics_table(report),
         ]

@@ -19,34 +19,38 @@ from persrm_gen.trainers import rft, sft
 def eval_command(
     data: Path = typer.Option(..., "--data", help="Built dataset folder (reads its `pairs` config)."),
     model: Optional[str] = typer.Option(None, "--model", help="Model folder to judge; omit to run baselines only."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML/JSON file of options; the CLI overrides it."),
     split: Optional[list[str]] = typer.Option(None, "--split", help="Split to evaluate (repeatable); default: all tests."),
     out: Optional[Path] = typer.Option(None, "--out", help="Report folder; default: the model folder."),
     limit: Optional[int] = typer.Option(None, "--limit", help="At most N pairs per split."),
-    baselines: str = typer.Option("random,stylometric", "--baselines", help="Comma list; '' for none."),
+    baselines: Optional[str] = typer.Option(None, "--baselines", help="Comma list (default random,stylometric); '' for none."),
     judge_backend: Optional[str] = typer.Option(None, "--judge-backend", help="openai|anthropic: API zero-shot judge."),
     judge_model: Optional[str] = typer.Option(None, "--judge-model", help="Model name for --judge-backend."),
     judge_base_url: Optional[str] = typer.Option(None, "--judge-base-url", help="OpenAI-compatible server URL."),
-    batch_size: int = typer.Option(8, "--batch-size", help="Generation batch for --model."),
-    max_new_tokens: int = typer.Option(512, "--max-new-tokens"),
-    behaviours: bool = typer.Option(False, "--behaviours", help="Tag traces for reasoning behaviours and criteria."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Generation batch for --model (default 8)."),
+    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", help="Default 512."),
+    behaviours: Optional[bool] = typer.Option(None, "--behaviours", help="Tag traces for reasoning behaviours and criteria."),
     compare_to: Optional[Path] = typer.Option(None, "--compare-to", help="Earlier report.json to diff behaviours."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: Optional[int] = typer.Option(None, "--seed"),
 ) -> None:
     """Pairwise accuracy of a reward model (both A/B orders) against baselines; report, plot, card."""
+    from persrm_gen.trainers.common import load_options
     from persrm_gen.trainers.evaluate import EvalOptions, evaluate
 
-    opts = EvalOptions(
-        data=str(data), model=model, splits=list(split or []), out=str(out) if out else None, limit=limit,
-        baselines=[b.strip() for b in baselines.split(",") if b.strip()], judge_backend=judge_backend,
-        judge_model=judge_model, judge_base_url=judge_base_url, batch_size=batch_size,
-        max_new_tokens=max_new_tokens, behaviours=behaviours, compare_to=str(compare_to) if compare_to else None,
-        seed=seed,
-    )  # fmt: skip
+    overrides = {
+        "data": str(data), "model": model, "splits": list(split) if split else None,
+        "out": str(out) if out else None, "limit": limit,
+        "baselines": None if baselines is None else [b.strip() for b in baselines.split(",") if b.strip()],
+        "judge_backend": judge_backend, "judge_model": judge_model, "judge_base_url": judge_base_url,
+        "batch_size": batch_size, "max_new_tokens": max_new_tokens, "behaviours": behaviours,
+        "compare_to": str(compare_to) if compare_to else None, "seed": seed,
+    }  # fmt: skip
+    opts = load_options(EvalOptions, config, overrides)
     report = evaluate(opts)
     where = opts.out or report["model"]
     for name, m in report["judges"].items():
-        typer.echo(f"{name:>24}: accuracy {m['accuracy']:.3f}  order-consistency {m['order_consistency']:.3f}  "
-                   f"parse-failures {m['parse_failure_rate']:.3f}")  # fmt: skip
+        typer.echo(f"{name:>24}: accuracy {m['accuracy']:.3f} (forced {m['accuracy_forced']:.3f})  "
+                   f"order-consistency {m['order_consistency']:.3f}  parse-failures {m['parse_failure_rate']:.3f}")  # fmt: skip
     typer.echo(f"report.json and accuracy.png in {where}")
 
 

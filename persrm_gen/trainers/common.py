@@ -85,7 +85,11 @@ def _read_config_file(path: Path, cls: type) -> dict[str, Any]:
 
 
 def options_dict(options) -> dict[str, Any]:
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(options).items()}
+    """The options as recorded in reports and cards: paths as text, the home folder as ``~``."""
+    from persrm_gen.redact import redact_home
+
+    values = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(options).items()}
+    return {k: (redact_home(v) if isinstance(v, str) else v) for k, v in values.items()}
 
 
 # ----------------------------------------------------------------- dataset contract
@@ -237,18 +241,20 @@ def record_training(out: Path, *, stage: str, options, base_model: str, config: 
     import transformers
     import trl
 
+    from persrm_gen.redact import display_path, redact_home
     from persrm_gen.trainers.card import TRAIN_INFO, write_card
 
     history = trainer.state.log_history
     final = next((h for h in reversed(history) if "train_runtime" in h), {})
     info = {
         "stage": stage,
-        "base_model": base_model,
-        "data": str(Path(options.data).resolve()),
+        "base_model": redact_home(base_model),
+        "data": display_path(options.data),
         "config": config,
         "train_rows": rows,
         "dataset_manifest": dataset_manifest_summary(options.data),
         "options": options_dict(options),
+        "num_processes": trainer.accelerator.num_processes,
         "global_step": trainer.state.global_step,
         "num_input_tokens_seen": trainer.state.num_input_tokens_seen,
         "final_metrics": final,

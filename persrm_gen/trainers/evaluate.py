@@ -23,6 +23,7 @@ from typing import Protocol
 
 from persrm_gen.answer import parse_verdict, reasoning_of
 from persrm_gen.errors import UsageError
+from persrm_gen.redact import display_path
 from persrm_gen.trainers import common
 
 FLIP = {"A": "B", "B": "A"}
@@ -54,6 +55,7 @@ class Item:
 class Judgment:
     verdict: str | None  # None: the output had no single well-formed answer
     text: str | None = None  # the reasoning trace, for judges that write one
+    forced: str | None = None  # for unparsable outputs: the verdict read off the model's next-token odds
 
 
 class Judge(Protocol):
@@ -107,7 +109,17 @@ class StylometricJudge:
 
 
 class ModelJudge:
-    """Greedy generation with a local causal LM, batched, through its chat template."""
+    """Greedy generation with a local causal LM, batched, through its chat template.
+
+    Prompts are batched in order of length (less padding), and generation stops at the
+    first ``</answer>``. Where the output has no parsable verdict (a weak model that
+    loops, or runs out of tokens), the judge also reads a *forced* verdict: the more
+    likely of ``A`` and ``B`` right after ``</think><answer>`` appended to what it wrote.
+    Strict accuracy still counts those outputs as wrong; the forced verdict is reported
+    beside it, so a model that has learnt a preference but not the format is visible.
+    """
+
+    FORCE_SUFFIX = "\n</think>\n<answer>"
 
     def __init__(self, model_dir: Path, *, batch_size: int = 8, max_new_tokens: int = 512, name: str = "model"):
         import torch
@@ -119,21 +131,74 @@ class ModelJudge:
         self.model.to(self.device)
         self.batch_size, self.max_new_tokens = batch_size, max_new_tokens
 
+    def _prompt(self, item: Item) -> str:
+        return self.tokenizer.apply_chat_template(item.messages(), add_generation_prompt=True, tokenize=False)
+
+    def _encode(self, texts: list[str]):
+        return self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+
+    def _batches(self, prompts: list[str]):
+        """Index batches, shortest prompts first."""
+        order = sorted(range(len(prompts)), key=lambda k: len(prompts[k]))
+        for start in range(0, len(order), self.batch_size):
+            yield order[start : start + self.batch_size]
+
     def judge(self, items):
         import torch
 
-        texts: list[str] = []
-        for start in range(0, len(items), self.batch_size):
-            batch = items[start : start + self.batch_size]
-            prompts = [self.tokenizer.apply_chat_template(i.messages(), add_generation_prompt=True, tokenize=False)
-                       for i in batch]  # fmt: skip
-            enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+        prompts = [self._prompt(i) for i in items]
+        texts: list[str] = [""] * len(items)
+        for idx in self._batches(prompts):
+            enc = self._encode([prompts[k] for k in idx])
+            stop = _StopAfterAnswer(self.tokenizer, enc["input_ids"].shape[1])
             with torch.no_grad():
                 out = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False,
-                                          pad_token_id=self.tokenizer.pad_token_id)  # fmt: skip
-            new = out[:, enc["input_ids"].shape[1] :]
-            texts += self.tokenizer.batch_decode(new, skip_special_tokens=True)
-        return [Judgment(parse_verdict(t), t) for t in texts]
+                                          pad_token_id=self.tokenizer.pad_token_id, stopping_criteria=[stop])  # fmt: skip
+            decoded = self.tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+            for k, text in zip(idx, decoded, strict=True):
+                texts[k] = text
+        judgments = [Judgment(parse_verdict(t), t) for t in texts]
+        failed = [k for k, j in enumerate(judgments) if j.verdict is None]
+        for k, forced in zip(failed, self.forced_verdicts([prompts[k] + texts[k] for k in failed]), strict=True):
+            judgments[k].forced = forced
+        return judgments
+
+    def forced_verdicts(self, contexts: list[str]) -> list[str]:
+        """A or B, whichever the model finds likelier right after ``</think><answer>``."""
+        import torch
+
+        if not contexts:
+            return []
+        a_ids, b_ids = (self.tokenizer.encode(x, add_special_tokens=False) for x in ("A", "B"))
+        if len(a_ids) != 1 or len(b_ids) != 1 or a_ids == b_ids:
+            raise ValueError("the tokenizer does not spell the verdicts A and B as single tokens")
+        full = [c + self.FORCE_SUFFIX for c in contexts]
+        verdicts: list[str] = [""] * len(full)
+        for idx in self._batches(full):
+            enc = self._encode([full[k] for k in idx])
+            with torch.no_grad():
+                last = self.model(**enc).logits[:, -1, :]  # left padding: the last position is the real end
+            for k, a, b in zip(idx, last[:, a_ids[0]].tolist(), last[:, b_ids[0]].tolist(), strict=True):
+                verdicts[k] = "A" if a >= b else "B"
+        return verdicts
+
+
+class _StopAfterAnswer:
+    """Stop each row once its generated text holds ``</answer>``.
+
+    transformers' ``stop_strings`` needs a tokenizer with SentencePiece-style prefixes;
+    decoding the last few generated tokens works with any tokenizer.
+    """
+
+    def __init__(self, tokenizer, prompt_length: int, window: int = 8):
+        self.tokenizer, self.prompt_length, self.window = tokenizer, prompt_length, window
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        new = input_ids[:, self.prompt_length :][:, -self.window :]
+        tails = self.tokenizer.batch_decode(new, skip_special_tokens=True)
+        return torch.tensor(["</answer>" in t for t in tails], dtype=torch.bool, device=input_ids.device)
 
 
 class ApiJudge:
@@ -181,26 +246,46 @@ def _grouped(pairs, key) -> dict[str, dict]:
     return {k: _accuracy(v) for k, v in sorted(groups.items())}
 
 
+def _order_consistency(pairs: list[tuple[Item, Judgment]]) -> float:
+    """Share of pairs whose two orders pick the same underlying response (the verdict flips)."""
+    by_pair: dict[tuple[str, str], dict[str, str | None]] = defaultdict(dict)
+    for i, j in pairs:
+        by_pair[(i.split, i.pair_id)][i.order] = j.verdict
+    both = [d for d in by_pair.values() if len(d) == 2]
+    consistent = [d for d in both if d["ab"] is not None and d["ba"] == FLIP.get(d["ab"])]
+    return len(consistent) / max(1, len(both))
+
+
+def _reasoning_words(text: str) -> int:
+    """Words of reasoning; an unclosed ``<think>`` (a run that hit its token limit) counts too."""
+    closed = reasoning_of(text)
+    if closed or "<think>" not in text:
+        return len(closed.split())
+    return len(text.split("<think>", 1)[1].split())
+
+
 def score(items: Sequence[Item], judgments: Sequence[Judgment]) -> dict:
     """Accuracy (parse failures count as wrong) overall and by split, genre, author; order effects."""
     pairs = list(zip(items, judgments, strict=True))
     parsed = [j.verdict for j in judgments if j.verdict is not None]
-    by_pair: dict[tuple[str, str], dict[str, tuple[Item, Judgment]]] = defaultdict(dict)
+    by_pair: dict[tuple[str, str], list[tuple[Item, Judgment]]] = defaultdict(list)
     for i, j in pairs:
-        by_pair[(i.split, i.pair_id)][i.order] = (i, j)
+        by_pair[(i.split, i.pair_id)].append((i, j))
     both = [d for d in by_pair.values() if len(d) == 2]
-    # Consistent: both orders pick the same underlying response (verdict flips with the swap).
-    consistent = [d for d in both if d["ab"][1].verdict is not None and d["ba"][1].verdict == FLIP.get(d["ab"][1].verdict)]
     traces = [j.text for j in judgments if j.text is not None]
+    # Parse failures resolved by the forced verdict where the judge gives one (local models).
+    forced = [(i, Judgment(j.verdict or j.forced)) for i, j in pairs]
     return {
         "status": "ok",
         **_accuracy(pairs),
-        "pair_accuracy": sum(all(j.verdict == i.label for i, j in d.values()) for d in both) / max(1, len(both)),
-        "order_consistency": len(consistent) / max(1, len(both)),
+        "accuracy_forced": _accuracy(forced)["accuracy"],
+        "pair_accuracy": sum(all(j.verdict == i.label for i, j in d) for d in both) / max(1, len(both)),
+        "order_consistency": _order_consistency(pairs),
+        "order_consistency_forced": _order_consistency(forced),
         "a_rate": parsed.count("A") / max(1, len(parsed)),
         "position_bias": parsed.count("A") / max(1, len(parsed)) - 0.5,
         "parse_failure_rate": 1 - len(parsed) / len(pairs),
-        "mean_reasoning_words": (sum(len(reasoning_of(t).split()) for t in traces) / len(traces)) if traces else None,
+        "mean_reasoning_words": (sum(_reasoning_words(t) for t in traces) / len(traces)) if traces else None,
         "by_split": _grouped(pairs, "split"),
         "by_genre": _grouped(pairs, "genre"),
         "by_author": _grouped(pairs, "author_id"),
@@ -279,11 +364,11 @@ def evaluate(opts: EvalOptions, *, extra_judges: Sequence = ()) -> dict:
         judgments = judge.judge(items)
         results[judge.name] = score(items, judgments) | {"seconds": round(time.monotonic() - started, 2)}
         predictions += [{"judge": judge.name, "pair_id": i.pair_id, "split": i.split, "order": i.order,
-                         "label": i.label, "verdict": j.verdict, "text": j.text}
+                         "label": i.label, "verdict": j.verdict, "forced": j.forced, "text": j.text}
                         for i, j in zip(items, judgments, strict=True)]  # fmt: skip
     report = {
-        "model": str(model_dir) if model_dir else None,
-        "data": str(Path(opts.data).resolve()),
+        "model": display_path(model_dir) if model_dir else None,
+        "data": display_path(opts.data),
         "splits": splits,
         "n_pairs": {s: sum(1 for i in items if i.split == s and i.order == "ab") for s in splits},
         "judges": results,

@@ -13,6 +13,7 @@ default without vLLM) or on plain ``generate``.
 from __future__ import annotations
 
 import importlib.util
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -76,8 +77,11 @@ def train_rft(opts: RFTOptions) -> dict:
 
     out = Path(opts.out)
     batch = opts.batch_size or opts.num_generations
-    if batch % opts.num_generations:
-        raise UsageError(f"--batch-size ({batch}) must be a multiple of --num-generations ({opts.num_generations})")
+    # GRPO groups completions across processes: the global batch must hold whole groups.
+    processes = int(os.environ.get("WORLD_SIZE", "1"))
+    if batch * processes % opts.num_generations:
+        raise UsageError(f"--batch-size ({batch}) x {processes} process(es) must be a multiple of "
+                         f"--num-generations ({opts.num_generations})")  # fmt: skip
     common.check_output_dir(out, opts.overwrite)
     model_dir, base_name = common.resolve_model_dir(opts.model)
     train = common.load_split(opts.data, "rft", "train")
@@ -164,7 +168,9 @@ def command(
 
 
 def main() -> None:
-    typer.run(command)
+    from persrm_gen.cli import run_cli  # noqa: PLC0415 - the CLI imports this module
+
+    run_cli(lambda: typer.run(command))
 
 
 if __name__ == "__main__":

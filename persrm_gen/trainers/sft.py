@@ -110,7 +110,9 @@ def command(
 
 
 def main() -> None:
-    typer.run(command)
+    from persrm_gen.cli import run_cli  # noqa: PLC0415 - the CLI imports this module
+
+    run_cli(lambda: typer.run(command))
 
 
 if __name__ == "__main__":
