@@ -26,12 +26,10 @@ from pathlib import Path
 
 import torch
 
-from persrm_gen.generator import local
 from persrm_gen.generator.local import LocalTransport
 from persrm_gen.generator.local_model import EMBEDDED_MODEL_ID, embedded_model_dir
 from persrm_gen.generator.transport import LLMRequest
 
-POOL_BATCHES = local._POOL_BATCHES
 DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "peps.jsonl"
 
 
@@ -143,10 +141,11 @@ def main() -> None:
         rows.add("plain generate, 1 sequence", len(single), best[0], best[1], "")
     reference: dict[str, list[str]] = {}  # setting -> texts
     groupings = {"on": [True], "off": [False], "both": [False, True]}[args.grouping]
+    default_pool = transport.pool_batches
     for size in (int(s) for s in args.batch_sizes.split(",")):
         for grouped in groupings if size > 1 else [True]:
             # A pool of one batch is arrival order; the transport's default looks further ahead.
-            local._POOL_BATCHES = POOL_BATCHES if grouped else 1
+            transport.pool_batches = default_pool if grouped else 1
             transport.batch_size = size
             todo = requests[: args.single_prompts] if size == 1 else requests
             runs = [run_transport(transport, todo) for _ in range(args.repeats)]
@@ -160,7 +159,7 @@ def main() -> None:
             name = f"batch {size}" + ("" if size == 1 else ", by length" if grouped else ", arrival order")
             reference[name] = texts
             rows.add(f"LocalTransport {name}", len(todo), seconds, produced, "; ".join(notes))
-    local._POOL_BATCHES = POOL_BATCHES
+
 
 if __name__ == "__main__":
     main()

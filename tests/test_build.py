@@ -143,11 +143,11 @@ def test_bad_input_exits_2_with_file_and_line_and_writes_nothing(tmp_path, model
     assert not out.exists()
 
 
-def row_differences(a: Path, b: Path, config: str = "pairs", split: str = "train") -> list[dict]:
-    """Which rows of one split differ between two builds, and in which fields (for failure messages)."""
-    import pyarrow.parquet as pq
+def row_differences(a: Path, b: Path) -> list[dict]:
+    """Which pairs differ between two builds, and in which fields (for failure messages)."""
+    from persrm_gen.dataset import load_split_rows
 
-    rows = [{r["id"]: r for r in pq.read_table(d / "data" / config / f"{split}.parquet").to_pylist()} for d in (a, b)]
+    rows = [{r["id"]: r for split in load_split_rows(d, "pairs").values() for r in split} for d in (a, b)]
     out = [{"id": k, "only_in": "a" if k in rows[0] else "b"} for k in rows[0].keys() ^ rows[1].keys()]
     for k in rows[0].keys() & rows[1].keys():
         fields = {f: (rows[0][k][f], rows[1][k][f]) for f in rows[0][k] if rows[0][k][f] != rows[1][k][f]}

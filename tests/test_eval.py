@@ -128,6 +128,12 @@ def test_eval_options_come_from_a_config_file_with_cli_overrides(data, tmp_path,
     assert "eval.yaml" in proc.stdout + proc.stderr and "max_tokens" in proc.stdout + proc.stderr
     assert not (out / "report.json").exists()
 
+    config.write_text("limit: 2\nsplits: [test_unseen_authors,\n")  # an unclosed list
+    proc = subprocess.run([sys.executable, "-m", "persrm_gen.cli", *args], capture_output=True, text=True)
+    assert proc.returncode == 2
+    lines = (proc.stdout + proc.stderr).strip().splitlines()
+    assert len(lines) == 1 and "eval.yaml:3: cannot parse" in lines[0], lines
+
 
 def test_eval_with_an_extra_judge_tags_behaviours(data, tmp_path):
     provider = ScriptedProvider()

@@ -242,14 +242,14 @@ def test_sampler_draws_from_the_tempered_nucleus_and_ignores_rounding_noise():
     from persrm_gen.generator.local import _Row
 
     logits = torch.tensor([2.0, 1.0, 0.0, -1.0, -8.0])
-    row = _Row(_req("x", temperature=0.5, top_p=1.0, seed=1), 1, torch.device("cpu"))
+    row = _Row(_req("x", temperature=0.5, top_p=1.0, seed=1), 1)
     draws = torch.tensor([row.pick(logits) for _ in range(20000)])
     freq = torch.bincount(draws, minlength=5).float() / len(draws)
     expected = torch.softmax(logits / 0.5, dim=-1)
     assert torch.allclose(freq, expected, atol=0.01), (freq, expected)
 
     # top_p 0.9 keeps tokens 0 and 1 (0.865 + 0.117 of the tempered mass), renormalised.
-    row = _Row(_req("x", temperature=0.5, top_p=0.9, seed=1), 1, torch.device("cpu"))
+    row = _Row(_req("x", temperature=0.5, top_p=0.9, seed=1), 1)
     draws = torch.tensor([row.pick(logits) for _ in range(20000)])
     assert set(draws.tolist()) == {0, 1}
     assert abs((draws == 0).float().mean() - 0.865 / (0.865 + 0.117)) < 0.01
@@ -257,7 +257,7 @@ def test_sampler_draws_from_the_tempered_nucleus_and_ignores_rounding_noise():
     # A nearly flat distribution, perturbed at float-rounding scale, samples the same tokens.
     flat = torch.randn(1500, generator=torch.Generator().manual_seed(0)) * 1e-2
     jitter = flat + torch.randn(1500, generator=torch.Generator().manual_seed(1)) * 1e-6
-    rows = [_Row(_req("x", temperature=1.0, top_p=0.95, seed=3), 1, torch.device("cpu")) for _ in range(2)]
+    rows = [_Row(_req("x", temperature=1.0, top_p=0.95, seed=3), 1) for _ in range(2)]
     a = [rows[0].pick(flat) for _ in range(200)]
     b = [rows[1].pick(jitter) for _ in range(200)]
     assert sum(x != y for x, y in zip(a, b)) <= 1

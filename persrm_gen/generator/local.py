@@ -60,10 +60,6 @@ class _Pending:
         return len(r.prompt or "") + sum(len(m.content) for m in r.messages or ())
 
 
-# How many batches' worth of waiting requests the worker looks at to group by length.
-_POOL_BATCHES = 8
-
-
 def _row_seed(request: LLMRequest) -> int:
     # The cache key covers prompt, params, seed and attempt: equal keys sample equally.
     return int(request.cache_key("local")[:16], 16) & 0x7FFF_FFFF_FFFF_FFFF
@@ -72,7 +68,7 @@ def _row_seed(request: LLMRequest) -> int:
 class _Row:
     """Per-request generation state: sampler, stop rules and where it finished."""
 
-    def __init__(self, request: LLMRequest, input_tokens: int, device: torch.device):
+    def __init__(self, request: LLMRequest, input_tokens: int):
         self.request = request
         self.input_tokens = input_tokens
         self.seed = _row_seed(request)
@@ -96,13 +92,14 @@ class _Row:
         if req.temperature <= 0:
             return int(torch.argmax(logits))
         scaled = logits.float() / req.temperature
-        if req.top_p < 1.0:
-            candidates = _nucleus(torch.softmax(scaled, dim=-1), req.top_p)
-        else:
-            candidates = torch.arange(scaled.numel(), device=scaled.device)
-        ids = candidates.cpu().numpy()
-        gumbel = torch.from_numpy(-np.log(-np.log(_uniform(self.seed, self.step, ids)))).to(scaled.device)
-        return int(candidates[torch.argmax(scaled[candidates].double() + gumbel)])
+        if req.top_p >= 1.0:
+            return int(torch.argmax(scaled.double() + self._gumbel(np.arange(scaled.numel()), scaled.device)))
+        candidates = _nucleus(torch.softmax(scaled, dim=-1), req.top_p)
+        noise = self._gumbel(candidates.cpu().numpy(), scaled.device)
+        return int(candidates[torch.argmax(scaled[candidates].double() + noise)])
+
+    def _gumbel(self, ids: np.ndarray, device: torch.device) -> torch.Tensor:
+        return torch.from_numpy(-np.log(-np.log(_uniform(self.seed, self.step, ids)))).to(device)
 
 
 _GOLDEN = 0x9E3779B97F4A7C15
@@ -210,6 +207,7 @@ class LocalTransport:
         batch_size: int = 8,
         max_wait_ms: float = 20,
         num_threads: int | None = None,
+        pool_batches: int = 8,
     ):
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -222,6 +220,9 @@ class LocalTransport:
         self.dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
         self.batch_size = batch_size
         self.max_wait_ms = max_wait_ms
+        # How many batches' worth of waiting requests to look at when grouping by length
+        # (1: batches in arrival order).
+        self.pool_batches = pool_batches
         self.num_threads = num_threads
         # The tokenizer is quick to load and tells whether this is a chat model.
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
@@ -342,7 +343,7 @@ class LocalTransport:
                 pool.append(await asyncio.wait_for(queue.get(), remaining))
             except asyncio.TimeoutError:  # an alias of TimeoutError from 3.11 on
                 break
-        while len(pool) < self.batch_size * _POOL_BATCHES and not queue.empty():
+        while len(pool) < self.batch_size * self.pool_batches and not queue.empty():
             pool.append(queue.get_nowait())
 
     def _pick(self, pool: list[_Pending]) -> list[_Pending]:
@@ -377,7 +378,7 @@ class LocalTransport:
                     f"model's context of {limit} tokens"
                 )
                 continue
-            rows.append(_Row(req, len(ids), self.device))
+            rows.append(_Row(req, len(ids)))
             encoded.append(ids)
             slots.append(i)
         if rows:

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from persrm_gen.errors import InputError, InputIssue, UsageError
+from persrm_gen.options_file import read_options_file
+from persrm_gen.redact import display_path, redact_home
 
 log = logging.getLogger("persrm_gen.trainers")
 
@@ -50,44 +52,13 @@ def load_options(cls: type, config_file: str | Path | None, overrides: dict[str,
     """
     values: dict[str, Any] = {}
     if config_file is not None:
-        values.update(_read_config_file(Path(config_file), cls))
+        values.update(read_options_file(Path(config_file), {f.name for f in dataclasses.fields(cls)}))
     values.update({k: v for k, v in overrides.items() if v is not None})
     return cls(**values)
 
 
-def _read_config_file(path: Path, cls: type) -> dict[str, Any]:
-    if not path.is_file():
-        raise InputError(InputIssue(str(path), None, "--config file not found"))
-    text = path.read_text(encoding="utf-8")
-    try:
-        if path.suffix.lower() == ".json":
-            data = json.loads(text)
-        else:
-            import yaml
-
-            data = yaml.safe_load(text)
-    except Exception as exc:  # yaml and json raise different types; both mean "unreadable"
-        line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        line = line + 1 if line is not None else getattr(exc, "lineno", None)
-        raise InputError(InputIssue(str(path), line, f"cannot parse: {exc}")) from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise InputError(InputIssue(str(path), None, "expected a mapping of option names to values"))
-    known = {f.name for f in dataclasses.fields(cls)}
-    data = {k.replace("-", "_"): v for k, v in data.items()}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise InputError(
-            InputIssue(str(path), None, f"unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        )
-    return data
-
-
 def options_dict(options) -> dict[str, Any]:
     """The options as recorded in reports and cards: paths as text, the home folder as ``~``."""
-    from persrm_gen.redact import redact_home
-
     values = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(options).items()}
     return {k: (redact_home(v) if isinstance(v, str) else v) for k, v in values.items()}
 
@@ -241,7 +212,6 @@ def record_training(out: Path, *, stage: str, options, base_model: str, config: 
     import transformers
     import trl
 
-    from persrm_gen.redact import display_path, redact_home
     from persrm_gen.trainers.card import TRAIN_INFO, write_card
 
     history = trainer.state.log_history

@@ -163,21 +163,21 @@ class ModelJudge:
             judgments[k].forced = forced
         return judgments
 
-    def forced_verdicts(self, contexts: list[str]) -> list[str]:
-        """A or B, whichever the model finds likelier right after ``</think><answer>``."""
+    def forced_verdicts(self, contexts: list[str]) -> list[str | None]:
+        """A or B, whichever the model finds likelier right after ``</think><answer>``
+        (None for all when the tokenizer does not spell A and B as single tokens)."""
         import torch
 
-        if not contexts:
-            return []
         a_ids, b_ids = (self.tokenizer.encode(x, add_special_tokens=False) for x in ("A", "B"))
-        if len(a_ids) != 1 or len(b_ids) != 1 or a_ids == b_ids:
-            raise ValueError("the tokenizer does not spell the verdicts A and B as single tokens")
+        if not contexts or len(a_ids) != 1 or len(b_ids) != 1 or a_ids == b_ids:
+            return [None] * len(contexts)
         full = [c + self.FORCE_SUFFIX for c in contexts]
-        verdicts: list[str] = [""] * len(full)
+        verdicts: list[str | None] = [None] * len(full)
         for idx in self._batches(full):
             enc = self._encode([full[k] for k in idx])
             with torch.no_grad():
-                last = self.model(**enc).logits[:, -1, :]  # left padding: the last position is the real end
+                # Only the last position: full logits would be batch x length x vocabulary floats.
+                last = self.model(**enc, logits_to_keep=1).logits[:, -1, :]  # left padding: the real end
             for k, a, b in zip(idx, last[:, a_ids[0]].tolist(), last[:, b_ids[0]].tolist(), strict=True):
                 verdicts[k] = "A" if a >= b else "B"
         return verdicts
@@ -246,14 +246,21 @@ def _grouped(pairs, key) -> dict[str, dict]:
     return {k: _accuracy(v) for k, v in sorted(groups.items())}
 
 
-def _order_consistency(pairs: list[tuple[Item, Judgment]]) -> float:
-    """Share of pairs whose two orders pick the same underlying response (the verdict flips)."""
-    by_pair: dict[tuple[str, str], dict[str, str | None]] = defaultdict(dict)
+def _both_orders(pairs: list[tuple[Item, Judgment]]) -> list[dict[str, tuple[Item, Judgment]]]:
+    """Each pair judged in both orders, as {"ab": (item, judgment), "ba": (item, judgment)}."""
+    by_pair: dict[tuple[str, str], dict[str, tuple[Item, Judgment]]] = defaultdict(dict)
     for i, j in pairs:
-        by_pair[(i.split, i.pair_id)][i.order] = j.verdict
-    both = [d for d in by_pair.values() if len(d) == 2]
-    consistent = [d for d in both if d["ab"] is not None and d["ba"] == FLIP.get(d["ab"])]
-    return len(consistent) / max(1, len(both))
+        by_pair[(i.split, i.pair_id)][i.order] = (i, j)
+    return [d for d in by_pair.values() if len(d) == 2]
+
+
+def _order_consistency(both: list[dict[str, tuple[Item, Judgment]]], verdict) -> float:
+    """Share of pairs whose two orders pick the same underlying response (the verdict flips)."""
+    def consistent(d) -> bool:
+        ab, ba = verdict(d["ab"][1]), verdict(d["ba"][1])
+        return ab is not None and ba == FLIP.get(ab)
+
+    return sum(map(consistent, both)) / max(1, len(both))
 
 
 def _reasoning_words(text: str) -> int:
@@ -268,20 +275,17 @@ def score(items: Sequence[Item], judgments: Sequence[Judgment]) -> dict:
     """Accuracy (parse failures count as wrong) overall and by split, genre, author; order effects."""
     pairs = list(zip(items, judgments, strict=True))
     parsed = [j.verdict for j in judgments if j.verdict is not None]
-    by_pair: dict[tuple[str, str], list[tuple[Item, Judgment]]] = defaultdict(list)
-    for i, j in pairs:
-        by_pair[(i.split, i.pair_id)].append((i, j))
-    both = [d for d in by_pair.values() if len(d) == 2]
+    both = _both_orders(pairs)
     traces = [j.text for j in judgments if j.text is not None]
     # Parse failures resolved by the forced verdict where the judge gives one (local models).
-    forced = [(i, Judgment(j.verdict or j.forced)) for i, j in pairs]
+    forced = lambda j: j.verdict or j.forced  # noqa: E731
     return {
         "status": "ok",
         **_accuracy(pairs),
-        "accuracy_forced": _accuracy(forced)["accuracy"],
-        "pair_accuracy": sum(all(j.verdict == i.label for i, j in d) for d in both) / max(1, len(both)),
-        "order_consistency": _order_consistency(pairs),
-        "order_consistency_forced": _order_consistency(forced),
+        "accuracy_forced": _accuracy([(i, Judgment(forced(j))) for i, j in pairs])["accuracy"],
+        "pair_accuracy": sum(all(j.verdict == i.label for i, j in d.values()) for d in both) / max(1, len(both)),
+        "order_consistency": _order_consistency(both, lambda j: j.verdict),
+        "order_consistency_forced": _order_consistency(both, forced),
         "a_rate": parsed.count("A") / max(1, len(parsed)),
         "position_bias": parsed.count("A") / max(1, len(parsed)) - 0.5,
         "parse_failure_rate": 1 - len(parsed) / len(pairs),
