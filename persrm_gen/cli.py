@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import shlex
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.markup import escape
 from typer._click.core import ParameterSource
 
-from persrm_gen.errors import BudgetExceeded, FatalProviderError, InputError, UsageError
+from persrm_gen.errors import UsageError
+from persrm_gen.exitcodes import run_cli
 from persrm_gen.progress import console
 from persrm_gen.records import AXES, STRATEGIES
 
@@ -178,46 +177,6 @@ _register_extensions()
 
 def main() -> None:
     run_cli(app)
-
-
-def run_cli(entry: Callable[[], object]) -> None:
-    """Run a command with the CLI's error contract: a one-line error and a documented exit code.
-
-    Also used by ``python -m persrm_gen.trainers.sft|rft`` (and so ``accelerate launch``).
-    """
-    try:
-        entry()
-    except InputError as exc:
-        for issue in exc.issues:
-            console.print(f"[red]error:[/red] {escape(str(issue))}", highlight=False, soft_wrap=True)
-        sys.exit(2)
-    except UsageError as exc:
-        _fail_exit(str(exc), 2)
-    except FatalProviderError as exc:
-        _fail_exit(f"the provider refused the request: {exc}", 3)
-    except BudgetExceeded as exc:
-        _fail_exit(f"{exc} The cache keeps what was done; re-run the same command to resume.", 4)
-    except ModuleNotFoundError as exc:
-        extra = _EXTRAS.get((exc.name or "").split(".")[0])
-        if extra is None:
-            raise
-        _fail_exit(f"this command needs the {exc.name!r} package: pip install 'persrm-gen[{extra}]'", 2)
-    except KeyboardInterrupt:
-        _fail_exit("interrupted; completed requests are cached. Re-run the same command to resume.", 130)
-    except Exception as exc:  # noqa: BLE001 - RunInterrupted lives with the client (imported lazily)
-        if type(exc).__name__ != "RunInterrupted":
-            raise
-        _fail_exit(f"{exc} Completed requests are cached; re-run the same command to resume.", 130)
-
-
-# Optional packages and the extra that installs them (the base install is the offline build).
-_EXTRAS = {"trl": "train", "peft": "train", "matplotlib": "train",
-           "openai": "api", "anthropic": "api", "aiohttp": "api"}
-
-
-def _fail_exit(message: str, code: int) -> None:
-    console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
-    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,8 @@
-"""Errors a user can act on. The CLI turns them into one line each and exit code 2."""
+"""Errors a user can act on. The CLI turns each into one line and a documented exit code.
+
+This module imports nothing of the package, so every layer (transports, client, stages,
+commands) can raise these without importing the layers above it.
+"""
 
 from __future__ import annotations
 
@@ -38,3 +42,14 @@ class BudgetExceeded(Exception):
 
 class FatalProviderError(Exception):
     """The provider refuses us (auth, unknown model, bad request): retrying cannot help."""
+
+
+class StageFailed(Exception):
+    """Most calls of a stage failed (``--max-failure-rate``): the run stops, exit code 3.
+
+    The message carries the stage's first error, which is what the user needs to fix.
+    """
+
+
+class RunInterrupted(Exception):
+    """SIGINT/SIGTERM (or ``request_stop``): in-flight responses were cached, nothing else sent."""

@@ -28,7 +28,7 @@ from typing import TypeVar
 
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
-from persrm_gen.errors import BudgetExceeded, FatalProviderError
+from persrm_gen.errors import BudgetExceeded, FatalProviderError, RunInterrupted
 from persrm_gen.generator.budget import Budget
 from persrm_gen.generator.cache import RequestCache, request_key
 from persrm_gen.generator.limits import MAX_RETRY_AFTER_S, AdaptiveGate, RateLimiter, retry_after_seconds
@@ -83,10 +83,6 @@ def error_for_status(status: int, message: str, headers=None) -> TransientError 
     if status >= 500 or status in RETRYABLE_STATUS:
         return TransientError("server_error", f"HTTP {status}: {message}", retry_after=retry_after, status=status)
     return ProviderRejected(message, status)
-
-
-class RunInterrupted(Exception):
-    """SIGINT/SIGTERM (or ``request_stop``): in-flight responses were cached, nothing else sent."""
 
 
 @dataclass

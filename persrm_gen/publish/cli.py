@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from persrm_gen.errors import InputError, UsageError
+from persrm_gen.exitcodes import fail
 
 
 def _human(n: int) -> str:
@@ -16,11 +17,6 @@ def _human(n: int) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{n} B"
-
-
-def _fail(message: str, code: int = 2) -> None:
-    typer.echo(message, err=True)
-    raise typer.Exit(code)
 
 
 def push(
@@ -39,7 +35,7 @@ def push(
     try:
         plan = plan_push(path, token_env=token_env)
     except (UsageError, InputError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if dry_run:
         typer.echo(f"would push {plan.repo_type} {path} -> {repo_id} "
                    f"({'public' if public else 'private'}{', revision ' + revision if revision else ''}"
@@ -57,9 +53,9 @@ def push(
         result = push_plan(plan, repo_id, token=resolve_token(token_env), public=public,
                            revision=revision, create_pr=create_pr, message=message)
     except UsageError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except HfHubHTTPError as exc:
-        _fail(f"Hub error: {str(exc).splitlines()[0]}", code=1)
+        fail(f"the Hub refused the request: {str(exc).splitlines()[0]}", code=3)
     typer.echo(f"pushed {result.n_files} files ({_human(result.n_bytes)}) to {result.repo_url}")
     if result.deleted:
         typer.echo(f"removed stale files: {', '.join(result.deleted)}")

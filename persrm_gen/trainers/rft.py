@@ -168,7 +168,7 @@ def command(
 
 
 def main() -> None:
-    from persrm_gen.cli import run_cli  # noqa: PLC0415 - the CLI imports this module
+    from persrm_gen.exitcodes import run_cli  # noqa: PLC0415
 
     run_cli(lambda: typer.run(command))
 
