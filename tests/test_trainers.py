@@ -134,7 +134,7 @@ def test_bad_inputs_fail_before_training(work, tmp_path):
     with pytest.raises(InputError, match="batch_sise"):
         runner.invoke(app, ["train", "sft", "--data", str(work / "data"), "--out", str(tmp_path / "o"),
                             "--config", str(bad)], catch_exceptions=False)  # fmt: skip
-    with pytest.raises(InputError, match="missing"):
+    with pytest.raises(InputError, match="not a built persrm-gen dataset"):
         train_sft(SFTOptions(data=str(tmp_path), out=str(tmp_path / "o2"), model=str(work / "tiny")))
     with pytest.raises(UsageError, match="multiple of --num-generations"):
         train_rft(RFTOptions(data=str(work / "data"), out=str(tmp_path / "o3"), model=str(work / "tiny"),

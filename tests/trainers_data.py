@@ -26,7 +26,12 @@ def _text(author: str, rng: random.Random, n: int = 6) -> str:
     return " ".join(words) + " ..."
 
 
-def pair_rows(split: str, n: int, seed: int, genre: str = "essay") -> list[dict]:
+def _sample(author: str, rng: random.Random, sentences: int) -> str:
+    """A writing sample of ``sentences`` sentences (long ones make rows outgrow --max-length)."""
+    return " ".join(_text(author, rng) for _ in range(sentences))
+
+
+def pair_rows(split: str, n: int, seed: int, genre: str = "essay", context_sentences: int = 1) -> list[dict]:
     rng = random.Random(seed)
     rows = []
     for i in range(n):
@@ -43,7 +48,7 @@ def pair_rows(split: str, n: int, seed: int, genre: str = "essay") -> list[dict]
                 "author_id": author if split != "test_unseen_authors" else f"{author}-new",
                 "genre": genre,
                 "query": "Write about the weather .",
-                "context": [_text(author, rng), _text(author, rng)],
+                "context": [_sample(author, rng, context_sentences), _sample(author, rng, context_sentences)],
                 "chosen": chosen,
                 "rejected": rejected,
                 "chosen_source": "author",
@@ -65,11 +70,11 @@ def _write(path: Path, rows: list[dict]) -> None:
     pq.write_table(pa.Table.from_pylist(rows), path)
 
 
-def write_dataset(folder: Path, sizes: dict[str, int] | None = None) -> Path:
+def write_dataset(folder: Path, sizes: dict[str, int] | None = None, *, context_sentences: int = 1) -> Path:
     """Write pairs/sft/rft configs for each split, a card and a manifest; return the folder."""
     sizes = sizes or {"train": 16, "test_seen_authors": 4, "test_unseen_authors": 4}
     for k, (split, n) in enumerate(sizes.items()):
-        pairs = pair_rows(split, n, seed=k)
+        pairs = pair_rows(split, n, seed=k, context_sentences=context_sentences)
         sft, rft = [], []
         for p in pairs:
             prompt = judge_messages(p["context"], p["query"], p["response_a"], p["response_b"])
@@ -97,10 +102,11 @@ def corpus(folder: Path) -> list[str]:
     return texts + ["<start_of_turn> user model <end_of_turn> <think> </think> <answer> A B </answer>"]
 
 
-def trainer_workspace(root: Path) -> Path:
-    """``root/data`` (a built dataset) and ``root/tiny`` (a tiny Gemma 3 with its tokenizer)."""
+def trainer_workspace(root: Path, **dataset: object) -> Path:
+    """``root/data`` (a built dataset) and ``root/tiny`` (a tiny Gemma 3 with its tokenizer);
+    ``dataset`` goes to :func:`write_dataset` (``sizes``, ``context_sentences``)."""
     from persrm_gen.trainers.tiny import build_tiny_model
 
-    write_dataset(root / "data")
+    write_dataset(root / "data", **dataset)
     build_tiny_model(root / "tiny", corpus(root / "data"))
     return root

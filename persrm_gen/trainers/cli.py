@@ -29,6 +29,7 @@ def eval_command(
     judge_base_url: Optional[str] = typer.Option(None, "--judge-base-url", help="OpenAI-compatible server URL."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Generation batch for --model (default 8)."),
     max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", help="Default 512."),
+    max_length: Optional[int] = typer.Option(None, "--max-length", help="Prompt + generated tokens for --model; longer prompts get shorter writing samples (default: the model's training --max-length, else 2048)."),
     behaviours: Optional[bool] = typer.Option(None, "--behaviours", help="Tag traces for reasoning behaviours and criteria."),
     compare_to: Optional[Path] = typer.Option(None, "--compare-to", help="Earlier report.json to diff behaviours."),
     seed: Optional[int] = typer.Option(None, "--seed"),
@@ -42,12 +43,16 @@ def eval_command(
         "out": str(out) if out else None, "limit": limit,
         "baselines": None if baselines is None else [b.strip() for b in baselines.split(",") if b.strip()],
         "judge_backend": judge_backend, "judge_model": judge_model, "judge_base_url": judge_base_url,
-        "batch_size": batch_size, "max_new_tokens": max_new_tokens, "behaviours": behaviours,
+        "batch_size": batch_size, "max_new_tokens": max_new_tokens, "max_length": max_length, "behaviours": behaviours,
         "compare_to": str(compare_to) if compare_to else None, "seed": seed,
     }  # fmt: skip
     opts = load_options(EvalOptions, config, overrides)
     report = evaluate(opts)
     where = opts.out or report["model"]
+    fit = report.get("fitting") or {}
+    if fit.get("trimmed") or fit.get("dropped"):
+        typer.echo(f"--max-length {fit['max_length']}: {fit['trimmed']} of {fit['rows']} pairs judged with shortened "
+                   f"writing samples, {fit['dropped']} left out (too long even without them)")  # fmt: skip
     for name, m in report["judges"].items():
         typer.echo(f"{name:>24}: accuracy {m['accuracy']:.3f} (forced {m['accuracy_forced']:.3f})  "
                    f"order-consistency {m['order_consistency']:.3f}  parse-failures {m['parse_failure_rate']:.3f}")  # fmt: skip

@@ -75,10 +75,21 @@ def available_splits(data_dir: str | Path, config: str) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.parquet")) if folder.is_dir() else []
 
 
+def check_data_dir(data_dir: str | Path) -> None:
+    """``--data`` must be a built dataset folder (one with ``data/``), checked before anything loads."""
+    folder = Path(data_dir)
+    if not folder.is_dir():
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise InputError(InputIssue("--data", None, f"{display_path(folder)} {what}; pass a folder written by persrm-gen build"))
+    if not (folder / "data").is_dir():
+        raise InputError(InputIssue(display_path(folder), None, "not a built persrm-gen dataset (no data/ folder)"))
+
+
 def load_split(data_dir: str | Path, config: str, split: str):
     """One split of one config of a built dataset folder, as a ``datasets.Dataset``."""
     from datasets import load_dataset
 
+    check_data_dir(data_dir)
     path = split_path(data_dir, config, split)
     if not path.is_file():
         have = available_splits(data_dir, config)
@@ -91,6 +102,33 @@ def require_columns(dataset, path: str, columns: tuple[str, ...]) -> None:
     missing = [c for c in columns if c not in dataset.column_names]
     if missing:
         raise InputError(InputIssue(path, None, f"missing column(s) {', '.join(missing)}"))
+
+
+def load_rows(data_dir: str | Path, config: str, split: str, columns: tuple[str, ...]) -> list[dict]:
+    """The ``columns`` of one split as plain rows; a split with no rows is an input error."""
+    rows = load_split(data_dir, config, split)
+    path = str(split_path(data_dir, config, split))
+    require_columns(rows, path, columns)
+    if not len(rows):
+        raise InputError(InputIssue(path, None, "has no rows"))
+    return rows.select_columns(list(columns)).to_list()
+
+
+def pairs_rows(data_dir: str | Path, split: str) -> list[dict]:
+    """The ``pairs`` rows that trimmed prompts are re-rendered from; none when the folder has no such split."""
+    try:
+        rows = load_split(data_dir, "pairs", split)
+    except InputError:
+        return []
+    needed = ("query", "context", "response_a", "response_b")
+    return rows.select_columns(list(needed)).to_list() if all(c in rows.column_names for c in needed) else []
+
+
+def report_fitting(report, what: str) -> None:
+    """Log how rows were fitted to --max-length (a warning when any was trimmed or dropped); stop if none is left."""
+    level = logging.WARNING if report.trimmed or report.dropped else logging.INFO
+    log.log(level, "fitted %ss to %s", what, report.summary())
+    report.require_rows(f"{what}")
 
 
 # ----------------------------------------------------------------- models
@@ -183,9 +221,11 @@ def hardware_args(gradient_checkpointing: bool | None) -> dict[str, Any]:
 
 
 def check_output_dir(out: Path, overwrite: bool) -> None:
-    if out.exists() and any(out.iterdir()) and not overwrite:
+    """Refuse a file or (without --overwrite) a non-empty folder; the folder is created only once training starts."""
+    if out.exists() and not out.is_dir():
+        raise InputError(InputIssue("--out", None, f"{display_path(out)} is a file, not a folder"))
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise UsageError(f"{out} is not empty; pass --overwrite to train into it anyway")
-    out.mkdir(parents=True, exist_ok=True)
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -204,7 +244,8 @@ def dataset_manifest_summary(data_dir: str | Path) -> dict[str, Any]:
     return {k: manifest[k] for k in ("backend", "model", "seed", "counts", "negatives") if k in manifest}
 
 
-def record_training(out: Path, *, stage: str, options, base_model: str, config: str, rows: int, trainer) -> dict:
+def record_training(out: Path, *, stage: str, options, base_model: str, config: str, rows: int, trainer,
+                    fitting=None) -> dict:  # fmt: skip
     """Write persrm_train.json and the model card; return the summary."""
     import accelerate
     import peft
@@ -222,6 +263,7 @@ def record_training(out: Path, *, stage: str, options, base_model: str, config: 
         "data": display_path(options.data),
         "config": config,
         "train_rows": rows,
+        "fitting": fitting.as_dict() if fitting is not None else None,
         "dataset_manifest": dataset_manifest_summary(options.data),
         "options": options_dict(options),
         "num_processes": trainer.accelerator.num_processes,
@@ -241,3 +283,12 @@ def record_training(out: Path, *, stage: str, options, base_model: str, config: 
         write_json(out / TRAIN_INFO, info)
         write_card(out)
     return info
+
+
+def rows_note(info: dict) -> str:
+    """'16 rows' or '15 rows (3 with shortened writing samples, 1 dropped: --max-length)' for the done line."""
+    fit = info.get("fitting") or {}
+    note = f"{info['train_rows']} rows"
+    if fit.get("trimmed") or fit.get("dropped"):
+        note += f" ({fit['trimmed']} with shortened writing samples, {fit['dropped']} dropped: --max-length)"
+    return note

@@ -22,12 +22,13 @@ from pathlib import Path
 from typing import Protocol
 
 from persrm_gen.answer import parse_verdict, reasoning_of
-from persrm_gen.errors import UsageError
+from persrm_gen.errors import InputError, InputIssue, UsageError
 from persrm_gen.redact import display_path
 from persrm_gen.trainers import common
 
 FLIP = {"A": "B", "B": "A"}
 BASELINES = ("random", "stylometric")
+DEFAULT_MAX_LENGTH = 2048  # as the trainers' default
 
 
 @dataclass(frozen=True)
@@ -312,6 +313,7 @@ class EvalOptions:
     judge_base_url: str | None = None
     batch_size: int = 8
     max_new_tokens: int = 512
+    max_length: int | None = None  # prompt + generated tokens; None: the model's training --max-length, else 2048
     behaviours: bool = False
     compare_to: str | None = None  # an earlier report.json (before RFT) to diff behaviours against
     seed: int = 0
@@ -329,10 +331,36 @@ def _out_dir(opts: EvalOptions, model_dir: Path | None) -> Path:
     return model_dir
 
 
-def _judges(opts: EvalOptions, model_dir: Path | None, out: Path) -> list:
+def _max_length(opts: EvalOptions, model_dir: Path) -> int:
+    """--max-length, else the one the checkpoint was trained with (persrm_train.json), else 2048."""
+    if opts.max_length is not None:
+        return opts.max_length
+    from persrm_gen.trainers.card import TRAIN_INFO
+
+    try:
+        trained = json.loads((model_dir / TRAIN_INFO).read_text(encoding="utf-8"))["options"]["max_length"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return DEFAULT_MAX_LENGTH
+    return trained if isinstance(trained, int) and trained > 0 else DEFAULT_MAX_LENGTH
+
+
+def _fit(items: list[Item], judge: ModelJudge, opts: EvalOptions, model_dir: Path):
+    """Items whose prompts leave room for --max-new-tokens within --max-length, for every judge alike."""
+    from persrm_gen.trainers import fitting
+
+    max_length = _max_length(opts, model_dir)
+    if max_length <= opts.max_new_tokens:
+        raise UsageError(f"--max-length ({max_length}) must be larger than --max-new-tokens ({opts.max_new_tokens}): "
+                         "the prompt needs room too")  # fmt: skip
+    items, report = fitting.fit_pairs(items, judge.tokenizer, max_length=max_length,
+                                      budget=max_length - opts.max_new_tokens)  # fmt: skip
+    common.report_fitting(report, "test pair")
+    return items, report
+
+
+def _judges(opts: EvalOptions, out: Path) -> list:
+    """The baselines and the API judge (the model judge is made first, to fit the items)."""
     judges: list = []
-    if model_dir is not None:
-        judges.append(ModelJudge(model_dir, batch_size=opts.batch_size, max_new_tokens=opts.max_new_tokens))
     for name in opts.baselines:
         if name == "random":
             judges.append(RandomJudge(opts.seed))
@@ -348,8 +376,22 @@ def _judges(opts: EvalOptions, model_dir: Path | None, out: Path) -> list:
     return judges
 
 
+def _check_compare_to(path: str | None) -> None:
+    """--compare-to is read after every judge ran: check it before that."""
+    if path is None:
+        return
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a readable JSON report"
+        raise InputError(InputIssue("--compare-to", None, f"{display_path(path)}: {reason}")) from None
+    if not isinstance(data, dict):
+        raise InputError(InputIssue("--compare-to", None, f"{display_path(path)}: not an eval report.json"))
+
+
 def evaluate(opts: EvalOptions, *, extra_judges: Sequence = ()) -> dict:
     """Run every judge on both orders of every pair; write report, plot, predictions, card."""
+    common.check_data_dir(opts.data)
     model_dir = common.resolve_model_dir(opts.model)[0] if opts.model else None
     splits = opts.splits or [s for s in common.TEST_SPLITS if s in common.available_splits(opts.data, "pairs")]
     if not splits:
@@ -357,10 +399,18 @@ def evaluate(opts: EvalOptions, *, extra_judges: Sequence = ()) -> dict:
     unknown = [b for b in opts.baselines if b not in BASELINES]
     if unknown:
         raise UsageError(f"unknown baseline {', '.join(unknown)}; choose from {', '.join(BASELINES)}")
+    _check_compare_to(opts.compare_to)
     out = _out_dir(opts, model_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise InputError(InputIssue("--out", None, f"{display_path(out)} is a file, not a folder"))
     items = load_items(opts.data, splits, opts.limit)
-    judges = _judges(opts, model_dir, out)
+    judges: list = []
+    fit = None
+    if model_dir is not None:
+        judges.append(ModelJudge(model_dir, batch_size=opts.batch_size, max_new_tokens=opts.max_new_tokens))
+        items, fit = _fit(items, judges[0], opts, model_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    judges += _judges(opts, out)
     results: dict[str, dict] = {}
     predictions = []
     for judge in [*judges, *extra_judges]:
@@ -375,6 +425,7 @@ def evaluate(opts: EvalOptions, *, extra_judges: Sequence = ()) -> dict:
         "data": display_path(opts.data),
         "splits": splits,
         "n_pairs": {s: sum(1 for i in items if i.split == s and i.order == "ab") for s in splits},
+        "fitting": fit.as_dict() if fit is not None else None,
         "judges": results,
         "options": common.options_dict(opts),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -21,7 +21,7 @@ from typing import Any, Optional
 import typer
 
 from persrm_gen.errors import UsageError
-from persrm_gen.trainers import common
+from persrm_gen.trainers import common, fitting
 
 
 @dataclass
@@ -36,7 +36,8 @@ class RFTOptions:
     learning_rate: float = 1e-6
     num_generations: int = 8
     max_completion_length: int = 512
-    max_prompt_length: int | None = None  # drop longer prompts (GRPO does not truncate them)
+    max_length: int = 2048  # prompt + completion; longer prompts get shorter writing samples
+    max_prompt_length: int | None = None  # a tighter prompt budget than max_length - max_completion_length
     temperature: float = 1.0
     beta: float = 0.0  # KL weight; 0 skips the reference model
     length_penalty: float = 0.0  # coefficient; 0 disables it
@@ -62,17 +63,18 @@ def _generation_args(opts: RFTOptions) -> dict[str, Any]:
     return {"use_transformers_continuous_batching": paged}
 
 
-def _prompt_filter(tokenizer, limit: int):
-    def short_enough(row) -> bool:
-        ids = tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=True)
-        ids = ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids
-        return len(ids) <= limit
-
-    return short_enough
+def prompt_budget(opts: RFTOptions) -> int:
+    """Tokens a prompt may take: what --max-length leaves beside the completion (or --max-prompt-length)."""
+    if opts.max_length <= opts.max_completion_length:
+        raise UsageError(f"--max-length ({opts.max_length}) must be larger than --max-completion-length "
+                         f"({opts.max_completion_length}): the prompt needs room too")  # fmt: skip
+    budget = opts.max_length - opts.max_completion_length
+    return min(budget, opts.max_prompt_length) if opts.max_prompt_length else budget
 
 
 def train_rft(opts: RFTOptions) -> dict:
     """GRPO-train, save a plain model folder with a card into ``opts.out``; return the run summary."""
+    from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
     out = Path(opts.out)
@@ -82,17 +84,16 @@ def train_rft(opts: RFTOptions) -> dict:
     if batch * processes % opts.num_generations:
         raise UsageError(f"--batch-size ({batch}) x {processes} process(es) must be a multiple of "
                          f"--num-generations ({opts.num_generations})")  # fmt: skip
+    budget = prompt_budget(opts)
     common.check_output_dir(out, opts.overwrite)
     model_dir, base_name = common.resolve_model_dir(opts.model)
-    train = common.load_split(opts.data, "rft", "train")
-    common.require_columns(train, str(common.split_path(opts.data, "rft", "train")), ("prompt", "label"))
-    train = train.select_columns(["prompt", "label"])
+    rows = common.load_rows(opts.data, "rft", "train", ("prompt", "label"))
     model, tokenizer = common.load_model_and_tokenizer(model_dir)
-    if opts.max_prompt_length:
-        before = len(train)
-        train = train.filter(_prompt_filter(tokenizer, opts.max_prompt_length))
-        common.log.warning("dropped %d of %d prompts longer than %d tokens", before - len(train), before,
-                           opts.max_prompt_length)
+    # GRPO does not truncate prompts: each must leave room for the completion.
+    rows, fit = fitting.fit_rows(rows, lambda: common.pairs_rows(opts.data, "train"), tokenizer,
+                                 max_length=opts.max_length, budget=budget)  # fmt: skip
+    common.report_fitting(fit, "training prompt")
+    train = Dataset.from_list(rows)
 
     config = GRPOConfig(
         output_dir=str(out),
@@ -113,6 +114,7 @@ def train_rft(opts: RFTOptions) -> dict:
         **common.hardware_args(opts.gradient_checkpointing),
         **opts.trl_args,
     )
+    out.mkdir(parents=True, exist_ok=True)
     from persrm_gen.trainers.rewards import ZeroSpreadWarning, reward_functions  # noqa: PLC0415 - imports transformers
 
     zero_spread = ZeroSpreadWarning()
@@ -128,7 +130,8 @@ def train_rft(opts: RFTOptions) -> dict:
     trainer.train()
     common.save_full_model(trainer, tokenizer, out)
     info = common.record_training(
-        out, stage="rft", options=opts, base_model=base_name, config="rft", rows=len(train), trainer=trainer
+        out, stage="rft", options=opts, base_model=base_name, config="rft", rows=len(train), trainer=trainer,
+        fitting=fit,
     )
     info["zero_spread_steps"] = zero_spread.zero_spread_steps
     return info
@@ -146,7 +149,8 @@ def command(
     learning_rate: Optional[float] = typer.Option(None, "--learning-rate", "--lr"),
     num_generations: Optional[int] = typer.Option(None, "--num-generations", help="Completions per prompt."),
     max_completion_length: Optional[int] = typer.Option(None, "--max-completion-length"),
-    max_prompt_length: Optional[int] = typer.Option(None, "--max-prompt-length", help="Drop longer prompts."),
+    max_length: Optional[int] = typer.Option(None, "--max-length", help="Tokens per prompt + completion; longer prompts get shorter writing samples."),
+    max_prompt_length: Optional[int] = typer.Option(None, "--max-prompt-length", help="Tighter prompt budget (tokens)."),
     temperature: Optional[float] = typer.Option(None, "--temperature"),
     beta: Optional[float] = typer.Option(None, "--beta", help="KL coefficient (0: no reference model)."),
     length_penalty: Optional[float] = typer.Option(None, "--length-penalty", help="Penalty for long reasoning."),
@@ -164,7 +168,7 @@ def command(
                                                           for k, v in overrides.items()})
     info = train_rft(opts)
     note = f" ({len(info['zero_spread_steps'])} logged steps had no reward spread)" if info["zero_spread_steps"] else ""
-    typer.echo(f"RFT done: {info['global_step']} steps, model and card in {opts.out}{note}")
+    typer.echo(f"RFT done: {info['global_step']} steps on {common.rows_note(info)}, model and card in {opts.out}{note}")
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 import typer
 
-from persrm_gen.trainers import common
+from persrm_gen.trainers import common, fitting
 
 
 @dataclass
@@ -43,15 +43,18 @@ class SFTOptions:
 
 def train_sft(opts: SFTOptions) -> dict:
     """Fine-tune, save a plain model folder with a card into ``opts.out``; return the run summary."""
+    from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
     out = Path(opts.out)
     common.check_output_dir(out, opts.overwrite)
     model_dir, base_name = common.resolve_model_dir(opts.model)
-    train = common.load_split(opts.data, "sft", "train")
-    common.require_columns(train, str(common.split_path(opts.data, "sft", "train")), ("prompt", "completion"))
-    train = train.select_columns(["prompt", "completion"])
+    rows = common.load_rows(opts.data, "sft", "train", ("prompt", "completion"))
     model, tokenizer = common.load_model_and_tokenizer(model_dir)
+    rows, fit = fitting.fit_rows(rows, lambda: common.pairs_rows(opts.data, "train"), tokenizer,
+                                 max_length=opts.max_length, completion="completion")  # fmt: skip
+    common.report_fitting(fit, "training row")
+    train = Dataset.from_list(rows)
 
     config = SFTConfig(
         output_dir=str(out),
@@ -72,6 +75,7 @@ def train_sft(opts: SFTOptions) -> dict:
         **common.hardware_args(opts.gradient_checkpointing),
         **opts.trl_args,
     )
+    out.mkdir(parents=True, exist_ok=True)
     peft_config = common.lora_config(opts.lora_r, opts.lora_alpha) if opts.lora else None
     trainer = SFTTrainer(
         model=model, args=config, train_dataset=train, processing_class=tokenizer, peft_config=peft_config
@@ -79,7 +83,8 @@ def train_sft(opts: SFTOptions) -> dict:
     trainer.train()
     common.save_full_model(trainer, tokenizer, out)
     return common.record_training(
-        out, stage="sft", options=opts, base_model=base_name, config="sft", rows=len(train), trainer=trainer
+        out, stage="sft", options=opts, base_model=base_name, config="sft", rows=len(train), trainer=trainer,
+        fitting=fit,
     )
 
 
@@ -93,7 +98,7 @@ def command(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Per-device batch size."),
     grad_accum: Optional[int] = typer.Option(None, "--grad-accum"),
     learning_rate: Optional[float] = typer.Option(None, "--learning-rate", "--lr"),
-    max_length: Optional[int] = typer.Option(None, "--max-length", help="Truncate rows to N tokens."),
+    max_length: Optional[int] = typer.Option(None, "--max-length", help="Tokens per row (prompt + completion); longer rows get shorter writing samples."),
     packing: Optional[bool] = typer.Option(None, "--packing/--no-packing", help="Padding-free bin packing."),
     lora: Optional[bool] = typer.Option(None, "--lora/--no-lora", help="Train LoRA adapters (merged on save)."),
     lora_r: Optional[int] = typer.Option(None, "--lora-r"),
@@ -106,7 +111,7 @@ def command(
     opts = common.load_options(SFTOptions, config_file, {k: str(v) if isinstance(v, Path) else v
                                                           for k, v in overrides.items()})
     info = train_sft(opts)
-    typer.echo(f"SFT done: {info['global_step']} steps, model and card in {opts.out}")
+    typer.echo(f"SFT done: {info['global_step']} steps on {common.rows_note(info)}, model and card in {opts.out}")
 
 
 def main() -> None:
