@@ -12,9 +12,10 @@ from typer.testing import CliRunner
 
 from persrm_gen.answer import make_trace
 from persrm_gen.cli import app
-from persrm_gen.errors import UsageError
+from persrm_gen.errors import InputError, UsageError
 from persrm_gen.generator.transport import LLMRequest, LLMResponse
 from persrm_gen.trainers.behaviours import behaviour_report, compare_behaviours, tag_trace
+from persrm_gen.trainers.common import load_options
 from persrm_gen.trainers.evaluate import ApiJudge, EvalOptions, Judgment, evaluate, load_items, score
 from trainers_data import write_dataset
 
@@ -164,3 +165,29 @@ def test_behaviour_tags_and_comparison():
     before, after = behaviour_report([plain, plain]), behaviour_report([trace, plain])
     assert before["rates"]["backtracking"] == 0.0 and after["rates"]["backtracking"] == 0.5
     assert compare_behaviours(before, after)["backtracking"] == 0.5
+
+
+def test_bad_eval_inputs_fail_before_anything_is_written(data, tmp_path):
+    out = tmp_path / "report"
+    (tmp_path / "file").write_text("x")
+    cases = [
+        ({"splits": ["nope"]}, "pairs/nope.parquet: missing: .*pairs splits: test_seen_authors, test_unseen_authors"),
+        ({"compare_to": str(tmp_path / "before.json")}, "--compare-to: .*before.json"),
+        ({"compare_to": str(tmp_path / "file")}, "--compare-to: .*not a readable JSON report"),
+        ({"data": str(tmp_path / "nope")}, "--data: .* does not exist"),
+        ({"model": str(tmp_path)}, "--model: .* is not a model folder"),
+        ({"out": str(tmp_path / "file")}, "--out: .* is a file"),
+    ]  # fmt: skip
+    for kwargs, message in cases:
+        with pytest.raises(InputError, match=message):
+            evaluate(EvalOptions(**{"data": str(data), "out": str(out), **kwargs}))
+    assert not out.exists()
+    config = tmp_path / "eval.yaml"
+    config.write_text("seed: 1\nlimit: many\nsplits: test_seen_authors\n")
+    with pytest.raises(InputError) as caught:
+        load_options(EvalOptions, config, {"data": str(data), "max_new_tokens": 0})
+    assert [str(i) for i in caught.value.issues] == [
+        f"{config}:3: splits: input should be a valid list, got 'test_seen_authors'",
+        f"{config}:2: limit: input should be a valid integer, got 'many'",
+        "--max-new-tokens: input should be greater than or equal to 1, got 0",
+    ]

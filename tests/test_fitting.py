@@ -11,22 +11,15 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from trainers_data import trainer_workspace
 from typer.testing import CliRunner
 
 from persrm_gen.cli import app
 from persrm_gen.errors import UsageError
 from persrm_gen.judge_prompt import judge_messages
-from persrm_gen.trainers import common
+from persrm_gen.trainers import common, fitting
 from persrm_gen.trainers.evaluate import EvalOptions, evaluate, load_items
-from persrm_gen.trainers.fitting import (
-    _Sample,
-    chat_lengths,
-    fit_pairs,
-    fit_rows,
-    share_equally,
-)
 from persrm_gen.trainers.rft import RFTOptions, train_rft
+from trainers_data import trainer_workspace
 
 runner = CliRunner()
 SENTENCE_TOKENS = 14  # one synthetic sentence: six words, their spaces and the end mark
@@ -55,12 +48,12 @@ def cli(*args) -> subprocess.CompletedProcess:
 
 
 def sft_lengths(tokenizer, fitted: list[dict]) -> list[int]:
-    return chat_lengths(tokenizer, [r["prompt"] + r["completion"] for r in fitted], generation_prompt=False)
+    return fitting.chat_lengths(tokenizer, [r["prompt"] + r["completion"] for r in fitted], generation_prompt=False)
 
 
 def test_rows_that_fit_are_kept_as_stored(work, tokenizer):
     stored = rows(work, "sft")
-    fitted, report = fit_rows(stored, lambda: pytest.fail("pairs loaded for rows that fit"), tokenizer,
+    fitted, report = fitting.fit_rows(stored, lambda: pytest.fail("pairs loaded for rows that fit"), tokenizer,
                               max_length=4096, completion="completion")  # fmt: skip
     assert fitted == stored and all(a is b for a, b in zip(fitted, stored))
     assert report.as_dict() == {"max_length": 4096, "budget": 4096, "rows": 8, "kept": 8, "trimmed": 0,
@@ -69,7 +62,7 @@ def test_rows_that_fit_are_kept_as_stored(work, tokenizer):
 
 def test_long_rows_lose_writing_samples_equally_at_sentence_ends_and_nothing_else(work, tokenizer):
     stored, pairs = rows(work, "sft"), rows(work, "pairs")
-    fitted, report = fit_rows(stored, lambda: pairs, tokenizer, max_length=400, completion="completion")
+    fitted, report = fitting.fit_rows(stored, lambda: pairs, tokenizer, max_length=400, completion="completion")
     assert (report.kept, report.trimmed, report.dropped) == (0, 8, 0)
     lengths = sft_lengths(tokenizer, fitted)
     assert max(lengths) <= 400
@@ -90,30 +83,30 @@ def test_long_rows_lose_writing_samples_equally_at_sentence_ends_and_nothing_els
 
 def test_a_sample_without_sentence_ends_is_cut_at_a_word_end(tokenizer):
     text = "river stone light wind road field house tree cloud rain " * 8
-    cut = _Sample(text.strip(), tokenizer).prefix(25)
+    cut = fitting._Sample(text.strip(), tokenizer).prefix(25)
     assert text.startswith(cut) and text[len(cut)] == " " and 0 < len(tokenizer(cut)["input_ids"]) <= 25
     # A sentence end far before the limit would waste the share: a word end wins then.
     text = "RIVER ! " + text
-    cut = _Sample(text.strip(), tokenizer).prefix(60)
+    cut = fitting._Sample(text.strip(), tokenizer).prefix(60)
     assert len(cut) > len("RIVER !") * 4 and not cut.endswith("!")
-    assert _Sample("STONE ROAD ! " * 10, tokenizer).prefix(30).endswith("!")
+    assert fitting._Sample("STONE ROAD ! " * 10, tokenizer).prefix(30).endswith("!")
 
 
 def test_shares_are_equal_and_a_short_sample_passes_on_what_it_does_not_use():
-    assert share_equally([100, 100, 100], 90) == [30, 30, 30]
-    assert share_equally([10, 100, 100], 90) == [10, 40, 40]
-    assert share_equally([10, 20], 500) == [10, 20]
-    assert share_equally([10, 20], -5) == [0, 0]
+    assert fitting.share_equally([100, 100, 100], 90) == [30, 30, 30]
+    assert fitting.share_equally([10, 100, 100], 90) == [10, 40, 40]
+    assert fitting.share_equally([10, 20], 500) == [10, 20]
+    assert fitting.share_equally([10, 20], -5) == [0, 0]
 
 
 def test_rows_too_long_without_samples_are_dropped_and_prompts_without_pairs_rows_are_counted(work, tokenizer):
     stored, pairs = rows(work, "sft"), rows(work, "pairs")
-    fitted, report = fit_rows(stored, lambda: pairs, tokenizer, max_length=200, completion="completion")
+    fitted, report = fitting.fit_rows(stored, lambda: pairs, tokenizer, max_length=200, completion="completion")
     assert fitted == [] and (report.dropped, report.dropped_no_pairs_row) == (8, 0)
     with pytest.raises(UsageError, match="pass a larger --max-length"):
         report.require_rows("training row")
     # A prompt that no pairs row renders (a custom judge template): it cannot be trimmed.
-    fitted, report = fit_rows(stored, lambda: pairs[:4], tokenizer, max_length=400, completion="completion")
+    fitted, report = fitting.fit_rows(stored, lambda: pairs[:4], tokenizer, max_length=400, completion="completion")
     assert (report.trimmed, report.dropped, report.dropped_no_pairs_row) == (4, 4, 4)
     assert "another judge template" in report.summary()
 
@@ -144,7 +137,7 @@ def test_sft_with_nothing_that_fits_stops_with_one_line_and_writes_nothing(work,
 def test_rft_fits_prompts_beside_the_completion(work, tmp_path):
     out = tmp_path / "rft"
     info = train_rft(RFTOptions(data=str(work / "data"), out=str(out), model=str(work / "tiny"), max_steps=1,
-                                num_generations=2, max_completion_length=8, max_length=400, logging_steps=1))  # fmt: skip
+                                num_generations=2, max_completion_length=8, max_length=400))  # fmt: skip
     assert info["fitting"] == {"max_length": 400, "budget": 392, "rows": 8, "kept": 0, "trimmed": 8, "dropped": 0,
                                "dropped_no_pairs_row": 0}  # fmt: skip
     with pytest.raises(UsageError, match="must be larger than --max-completion-length"):
@@ -163,7 +156,8 @@ def test_eval_judges_both_orders_with_the_same_trimmed_samples(work, tmp_path, t
     assert report["fitting"] == {"max_length": 380, "budget": 378, "rows": 4, "kept": 0, "trimmed": 4, "dropped": 0,
                                  "dropped_no_pairs_row": 0}  # fmt: skip
     assert report["n_pairs"] == {"test_unseen_authors": 4} and report["judges"]["model"]["n"] == 8
-    items, fit = fit_pairs(load_items(work / "data", ["test_unseen_authors"]), tokenizer, max_length=380, budget=378)
+    items = load_items(work / "data", ["test_unseen_authors"])
+    items, fit = fitting.fit_pairs(items, tokenizer, max_length=380, budget=378)
     assert fit.trimmed == 4 and len(items) == 8
     for ab, ba in zip(items[::2], items[1::2], strict=True):
         assert ab.pair_id == ba.pair_id and ab.context == ba.context and (ab.order, ba.order) == ("ab", "ba")

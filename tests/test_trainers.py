@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,9 +16,10 @@ from typer.testing import CliRunner
 
 from persrm_gen.cli import app
 from persrm_gen.errors import InputError, UsageError
+from persrm_gen.trainers.common import load_options
 from persrm_gen.trainers.rft import RFTOptions, train_rft
 from persrm_gen.trainers.sft import SFTOptions, train_sft
-from trainers_data import trainer_workspace
+from trainers_data import trainer_workspace, write_dataset
 
 runner = CliRunner()
 
@@ -184,3 +188,81 @@ def test_generation_stops_per_row_after_the_answer_tag(work):
     ids = tok(rows, return_tensors="pt", padding=True)["input_ids"]
     prompt_len = ids.shape[1] - (len(tok(rows[0])["input_ids"]) - len(tok(prompt)["input_ids"]))
     assert _StopAfterAnswer(tok, prompt_len)(ids, None).tolist() == [True, False]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("batch_size: four\n", "sft.yaml:1: batch_size: input should be a valid integer, got 'four'"),
+    ("epochs: 2\nmax_length: 0\n", "sft.yaml:2: max_length: input should be greater than or equal to 1, got 0"),
+    ("lora: maybe\n", "sft.yaml:1: lora: input should be a valid boolean, got 'maybe'"),
+    ("batch_size: \"4\"\n", "sft.yaml:1: batch_size: input should be a valid integer, got '4'"),
+    ("seed: 1\nbatch_size: null\n", "sft.yaml:2: batch_size: input should be a valid integer, got None"),
+    ("trl_args: [warmup_ratio]\n", "sft.yaml:1: trl_args: input should be a valid dictionary, got ['warmup_ratio']"),
+    ("learning_rate: 1e-4\nbatch_sise: 4\n", "sft.yaml:2: unknown option batch_sise (did you mean batch_size?)"),
+    ("data: out\n\xff\n", "sft.yaml:2: not UTF-8 text"),
+])  # fmt: skip
+def test_config_file_errors_name_the_file_line_and_key(tmp_path, text, expected):
+    config = tmp_path / "sft.yaml"
+    config.write_bytes(text.encode("latin-1"))
+    with pytest.raises(InputError) as caught:
+        load_options(SFTOptions, config, {})
+    assert [str(i) for i in caught.value.issues] == [f"{tmp_path}/{expected}"]
+
+
+def test_option_values_are_checked_and_yaml_exponents_read_as_numbers(tmp_path):
+    config = tmp_path / "rft.yaml"
+    config.write_text("learning_rate: 1e-4\nnum_generations: 4\n")
+    opts = load_options(RFTOptions, config, {"max_length": 300})
+    assert (opts.learning_rate, opts.num_generations, opts.max_length) == (1e-4, 4, 300)
+    with pytest.raises(InputError) as caught:
+        load_options(RFTOptions, config, {"batch_size": 0, "num_generations": 1})
+    assert [str(i) for i in caught.value.issues] == [
+        "--batch-size: input should be greater than or equal to 1, got 0",
+        "--num-generations: input should be greater than or equal to 2, got 1",
+    ]
+
+
+def test_a_config_error_is_one_line_with_exit_2_through_the_cli(work, tmp_path):
+    config = tmp_path / "sft.yaml"
+    config.write_text("epochs: 1\nbatch_size: four\n")
+    out = tmp_path / "o"
+    args = ["train", "sft", "--data", str(work / "data"), "--out", str(out), "--config", str(config)]
+    proc = subprocess.run([sys.executable, "-m", "persrm_gen.cli", *args], capture_output=True, text=True, check=False)
+    assert proc.returncode == 2
+    expected = f"error: {config}:2: batch_size: input should be a valid integer, got 'four'"
+    assert proc.stderr.strip().splitlines() == [expected]
+    assert not out.exists()
+
+
+def test_bad_data_model_and_trl_args_fail_before_anything_is_written(work, tmp_path):
+    out = tmp_path / "o"
+    defaults = {"data": str(work / "data"), "out": str(out), "model": str(work / "tiny")}
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "empty").mkdir()
+    pairs_only = write_dataset(tmp_path / "pairs-only", {"train": 2})
+    shutil.rmtree(pairs_only / "data" / "sft")
+    no_rows = write_dataset(tmp_path / "no-rows", {"train": 0})
+    corrupt = write_dataset(tmp_path / "corrupt", {"train": 2})
+    (corrupt / "data" / "sft" / "train.parquet").write_text("not parquet")
+    no_config = tmp_path / "no-config"
+    no_config.mkdir()
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json")
+    cases = [
+        ({"data": str(tmp_path / "nope")}, "--data: .* does not exist"),
+        ({"data": str(tmp_path / "file")}, "--data: .* is a file, not a folder"),
+        ({"data": str(tmp_path / "empty")}, "empty: not a built persrm-gen dataset"),
+        ({"data": str(pairs_only)}, "sft/train.parquet: missing: .*no sft config here"),
+        ({"data": str(no_rows)}, "sft/train.parquet: has no rows"),
+        ({"data": str(corrupt)}, "sft/train.parquet: not a readable parquet file"),
+        ({"model": str(tmp_path / "nope")}, "--model: .*nope does not exist"),
+        ({"model": str(no_config)}, "--model: .*no-config is not a model folder"),
+        ({"model": str(broken)}, "--model: .*broken cannot be loaded"),
+        ({"trl_args": {"warmup_ratioo": 0.1}}, "trl_args: warmup_ratioo is not a SFTConfig field"),
+        ({"trl_args": {"max_length": 8}}, "trl_args: max_length is set by persrm-gen"),
+        ({"out": str(tmp_path / "file")}, "--out: .* is a file"),
+    ]  # fmt: skip
+    for kwargs, message in cases:
+        with pytest.raises(InputError, match=message):
+            train_sft(SFTOptions(**{**defaults, **kwargs}))
+    assert not out.exists()

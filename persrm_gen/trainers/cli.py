@@ -29,7 +29,8 @@ def eval_command(
     judge_base_url: Optional[str] = typer.Option(None, "--judge-base-url", help="OpenAI-compatible server URL."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Generation batch for --model (default 8)."),
     max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", help="Default 512."),
-    max_length: Optional[int] = typer.Option(None, "--max-length", help="Prompt + generated tokens for --model; longer prompts get shorter writing samples (default: the model's training --max-length, else 2048)."),
+    max_length: Optional[int] = typer.Option(None, "--max-length", help="Prompt + generated tokens for --model; "
+                                             "longer prompts get shorter writing samples. Default: as trained."),
     behaviours: Optional[bool] = typer.Option(None, "--behaviours", help="Tag traces for reasoning behaviours and criteria."),
     compare_to: Optional[Path] = typer.Option(None, "--compare-to", help="Earlier report.json to diff behaviours."),
     seed: Optional[int] = typer.Option(None, "--seed"),

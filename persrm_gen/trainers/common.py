@@ -11,10 +11,12 @@ import dataclasses
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import ConfigDict, Field, Strict
 
 from persrm_gen.errors import InputError, InputIssue, UsageError
-from persrm_gen.options_file import read_options_file
+from persrm_gen.options_file import option_lines, read_options_file
 from persrm_gen.redact import display_path, redact_home
 
 log = logging.getLogger("persrm_gen.trainers")
@@ -44,17 +46,61 @@ TEST_SPLITS = ("test_seen_authors", "test_unseen_authors", "test_unseen_genre")
 # ----------------------------------------------------------------- options files
 
 
+# Option types. Whole numbers and switches are strict (``batch_size: "4"`` or ``lora: 1`` is
+# an error, not a guess); rates are lax because YAML reads ``1e-4`` (no dot) as text.
+Count = Annotated[int, Strict(), Field(ge=1)]
+Whole = Annotated[int, Strict(), Field(ge=0)]
+Switch = Annotated[bool, Strict()]
+Rate = Annotated[float, Field(gt=0)]
+Weight = Annotated[float, Field(ge=0)]
+OPTIONS = ConfigDict(extra="forbid")  # pydantic dataclass config: an unknown keyword is an error
+
+
 def load_options(cls: type, config_file: str | Path | None, overrides: dict[str, Any]):
     """Build the options dataclass ``cls``: its defaults, then ``--config FILE``, then the CLI.
 
     ``overrides`` holds the CLI values; ``None`` means "not given on the command line".
-    Unknown keys in the file are an input error, reported with the file's name.
+    Unknown keys and values of the wrong type or range are input errors, each reported
+    as ``FILE:LINE: key: what is wrong`` (or ``--option: ...`` for the command line).
     """
+    from pydantic import ValidationError
+
     values: dict[str, Any] = {}
     if config_file is not None:
         values.update(read_options_file(Path(config_file), {f.name for f in dataclasses.fields(cls)}))
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return cls(**values)
+    cli = {k: v for k, v in overrides.items() if v is not None}
+    values.update(cli)
+    try:
+        return cls(**values)
+    except ValidationError as exc:
+        lines = option_lines(Path(config_file)) if config_file is not None else {}
+        raise InputError([_option_issue(e, cli, config_file, lines) for e in exc.errors()]) from None
+
+
+def _option_issue(error: dict, cli: dict[str, Any], config_file, lines: dict[str, int]) -> InputIssue:
+    key = ".".join(str(part) for part in error["loc"])
+    name = str(error["loc"][0]) if error["loc"] else key
+    message = error["msg"][:1].lower() + error["msg"][1:]
+    shown = f"{message}, got {error['input']!r}" if error["type"] != "missing" else message
+    if name in cli or config_file is None:
+        return InputIssue("--" + name.replace("_", "-"), None, shown)
+    return InputIssue(str(config_file), lines.get(key, lines.get(name)), f"{key}: {shown}")
+
+
+def trl_config(config_cls: type, ours: dict[str, Any], trl_args: dict[str, Any]):
+    """TRL's config from our settings plus ``trl_args``; a bad ``trl_args`` key or value is an input error."""
+    known = {f.name for f in dataclasses.fields(config_cls)}
+    for key in trl_args:
+        if key in ours:
+            raise InputError(InputIssue("trl_args", None, f"{key} is set by persrm-gen; use its own option instead"))
+        if key not in known:
+            raise InputError(InputIssue("trl_args", None, f"{key} is not a {config_cls.__name__} field"))
+    if not trl_args:
+        return config_cls(**ours)
+    try:
+        return config_cls(**ours, **trl_args)
+    except (TypeError, ValueError) as exc:  # TRL checks the values it was given
+        raise InputError(InputIssue("trl_args", None, " ".join(str(exc).split()))) from None
 
 
 def options_dict(options) -> dict[str, Any]:
@@ -80,7 +126,8 @@ def check_data_dir(data_dir: str | Path) -> None:
     folder = Path(data_dir)
     if not folder.is_dir():
         what = "is a file, not a folder" if folder.exists() else "does not exist"
-        raise InputError(InputIssue("--data", None, f"{display_path(folder)} {what}; pass a folder written by persrm-gen build"))
+        hint = "pass a folder written by persrm-gen build"
+        raise InputError(InputIssue("--data", None, f"{display_path(folder)} {what}; {hint}"))
     if not (folder / "data").is_dir():
         raise InputError(InputIssue(display_path(folder), None, "not a built persrm-gen dataset (no data/ folder)"))
 
@@ -95,7 +142,26 @@ def load_split(data_dir: str | Path, config: str, split: str):
         have = available_splits(data_dir, config)
         hint = f"; this folder has {config} splits: {', '.join(have)}" if have else f"; no {config} config here"
         raise InputError(InputIssue(str(path), None, f"missing: not a built persrm-gen dataset{hint}"))
+    _check_parquet(path)
     return load_dataset("parquet", data_files={split: str(path)}, split=split)
+
+
+def _check_parquet(path: Path) -> None:
+    """A corrupt or empty split is an input error (``datasets`` would fail on either with a traceback)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        rows = pq.ParquetFile(path).metadata.num_rows
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(InputIssue(str(path), None, f"not a readable parquet file ({_first_line(exc)})")) from None
+    if rows == 0:
+        raise InputError(InputIssue(str(path), None, "has no rows"))
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:200] if lines else type(exc).__name__
 
 
 def require_columns(dataset, path: str, columns: tuple[str, ...]) -> None:
@@ -105,12 +171,9 @@ def require_columns(dataset, path: str, columns: tuple[str, ...]) -> None:
 
 
 def load_rows(data_dir: str | Path, config: str, split: str, columns: tuple[str, ...]) -> list[dict]:
-    """The ``columns`` of one split as plain rows; a split with no rows is an input error."""
+    """The ``columns`` of one split as plain rows."""
     rows = load_split(data_dir, config, split)
-    path = str(split_path(data_dir, config, split))
-    require_columns(rows, path, columns)
-    if not len(rows):
-        raise InputError(InputIssue(path, None, "has no rows"))
+    require_columns(rows, str(split_path(data_dir, config, split)), columns)
     return rows.select_columns(list(columns)).to_list()
 
 
@@ -142,19 +205,33 @@ def on_gpu() -> bool:
 
 def resolve_model_dir(model: str | None) -> tuple[Path, str]:
     """``--model``: a local model folder, or the embedded Gemma 3 270M when omitted."""
-    from persrm_gen.generator.local_model import resolve_model
+    from persrm_gen.generator.local_model import EMBEDDED_ALIASES, resolve_model
 
+    if model is not None and model.strip().lower() not in EMBEDDED_ALIASES:
+        folder = Path(model).expanduser()
+        if not (folder / "config.json").is_file():
+            what = "does not exist" if not folder.exists() else "is not a model folder (no config.json)"
+            hint = "pass a folder saved by transformers (such as ckpt/sft), or omit --model for the embedded model"
+            raise InputError(InputIssue("--model", None, f"{display_path(folder)} {what}; {hint}"))
     return resolve_model(model, progress=lambda msg: log.info(msg))
 
 
 def load_model_and_tokenizer(model_dir: Path, *, for_training: bool = True):
-    """The causal LM (bf16 on a GPU, float32 on the CPU) and its tokenizer, with a chat template."""
+    """The causal LM (bf16 on a GPU, float32 on the CPU) and its tokenizer, with a chat template.
+
+    A folder transformers cannot load (a broken config, no weights, no tokenizer) is an
+    input error naming ``--model``.
+    """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     dtype = torch.bfloat16 if on_gpu() else torch.float32
-    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+        model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype)
+    except (OSError, ValueError) as exc:  # transformers' way of saying "not a model it can load"
+        reason = " ".join(str(exc).split())[:300]
+        raise InputError(InputIssue("--model", None, f"{display_path(model_dir)} cannot be loaded: {reason}")) from None
     ensure_chat_template(model, tokenizer)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

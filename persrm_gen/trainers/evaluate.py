@@ -21,10 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from pydantic.dataclasses import dataclass as pydantic_dataclass
+
 from persrm_gen.answer import parse_verdict, reasoning_of
 from persrm_gen.errors import InputError, InputIssue, UsageError
 from persrm_gen.redact import display_path
 from persrm_gen.trainers import common
+from persrm_gen.trainers.common import Count, Switch, Whole
 
 FLIP = {"A": "B", "B": "A"}
 BASELINES = ("random", "stylometric")
@@ -300,23 +303,23 @@ def score(items: Sequence[Item], judgments: Sequence[Judgment]) -> dict:
 # ----------------------------------------------------------------- the run
 
 
-@dataclass
+@pydantic_dataclass(config=common.OPTIONS)
 class EvalOptions:
     data: str
     model: str | None = None  # None: baselines (and the API judge) only
     splits: list[str] = field(default_factory=list)  # empty: every test split in the folder
     out: str | None = None  # default: the model folder
-    limit: int | None = None  # pairs per split
+    limit: Count | None = None  # pairs per split
     baselines: list[str] = field(default_factory=lambda: list(BASELINES))
     judge_backend: str | None = None  # "openai" | "anthropic": an API model as zero-shot judge
     judge_model: str | None = None
     judge_base_url: str | None = None
-    batch_size: int = 8
-    max_new_tokens: int = 512
-    max_length: int | None = None  # prompt + generated tokens; None: the model's training --max-length, else 2048
-    behaviours: bool = False
+    batch_size: Count = 8
+    max_new_tokens: Count = 512
+    max_length: Count | None = None  # prompt + generated tokens; None: the model's training --max-length, else 2048
+    behaviours: Switch = False
     compare_to: str | None = None  # an earlier report.json (before RFT) to diff behaviours against
-    seed: int = 0
+    seed: Whole = 0
 
 
 def _out_dir(opts: EvalOptions, model_dir: Path | None) -> Path:

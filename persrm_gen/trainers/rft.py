@@ -14,43 +14,46 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 import typer
+from pydantic import Field
+from pydantic.dataclasses import dataclass
 
 from persrm_gen.errors import UsageError
 from persrm_gen.trainers import common, fitting
+from persrm_gen.trainers.common import Count, Rate, Switch, Weight, Whole
 
 
-@dataclass
+@dataclass(config=common.OPTIONS)
 class RFTOptions:
     data: str = "out"
     out: str = "ckpt/rft"
     model: str | None = None  # usually the SFT checkpoint
-    max_steps: int = -1
-    epochs: float = 1.0
-    batch_size: int | None = None  # per device; None: num_generations (one prompt per device step)
-    grad_accum: int = 1
-    learning_rate: float = 1e-6
-    num_generations: int = 8
-    max_completion_length: int = 512
-    max_length: int = 2048  # prompt + completion; longer prompts get shorter writing samples
-    max_prompt_length: int | None = None  # a tighter prompt budget than max_length - max_completion_length
-    temperature: float = 1.0
-    beta: float = 0.0  # KL weight; 0 skips the reference model
-    length_penalty: float = 0.0  # coefficient; 0 disables it
-    length_target: int = 200  # reasoning words before the penalty starts
-    use_vllm: bool = False
-    paged: bool | None = None  # None: on for GPU without vLLM
-    gradient_checkpointing: bool | None = None
-    lora: bool = False
-    lora_r: int = 16
-    lora_alpha: int = 32
-    seed: int = 0
-    logging_steps: int = 10
-    overwrite: bool = False
+    max_steps: Annotated[int, Field(strict=True, ge=-1)] = -1
+    epochs: Rate = 1.0
+    batch_size: Count | None = None  # per device; None: num_generations (one prompt per device step)
+    grad_accum: Count = 1
+    learning_rate: Rate = 1e-6
+    num_generations: Annotated[int, Field(strict=True, ge=2)] = 8  # GRPO compares completions within a group
+    max_completion_length: Count = 512
+    max_length: Count = 2048  # prompt + completion; longer prompts get shorter writing samples
+    max_prompt_length: Count | None = None  # a tighter prompt budget than max_length - max_completion_length
+    temperature: Rate = 1.0
+    beta: Weight = 0.0  # KL weight; 0 skips the reference model
+    length_penalty: Weight = 0.0  # coefficient; 0 disables it
+    length_target: Whole = 200  # reasoning words before the penalty starts
+    use_vllm: Switch = False
+    paged: Switch | None = None  # None: on for GPU without vLLM
+    gradient_checkpointing: Switch | None = None
+    lora: Switch = False
+    lora_r: Count = 16
+    lora_alpha: Count = 32
+    seed: Whole = 0
+    logging_steps: Count = 10
+    overwrite: Switch = False
     trl_args: dict[str, Any] = field(default_factory=dict)  # any other GRPOConfig field
 
 
@@ -86,6 +89,24 @@ def train_rft(opts: RFTOptions) -> dict:
                          f"--num-generations ({opts.num_generations})")  # fmt: skip
     budget = prompt_budget(opts)
     common.check_output_dir(out, opts.overwrite)
+    config = common.trl_config(GRPOConfig, {
+        "output_dir": str(out),
+        "max_steps": opts.max_steps,
+        "num_train_epochs": opts.epochs,
+        "per_device_train_batch_size": batch,
+        "gradient_accumulation_steps": opts.grad_accum,
+        "learning_rate": opts.learning_rate,
+        "num_generations": opts.num_generations,
+        "max_completion_length": opts.max_completion_length,
+        "temperature": opts.temperature,
+        "beta": opts.beta,
+        "seed": opts.seed,
+        "logging_steps": opts.logging_steps,
+        "save_strategy": "no",
+        "report_to": "none",
+        **_generation_args(opts),
+        **common.hardware_args(opts.gradient_checkpointing),
+    }, opts.trl_args)  # fmt: skip
     model_dir, base_name = common.resolve_model_dir(opts.model)
     rows = common.load_rows(opts.data, "rft", "train", ("prompt", "label"))
     model, tokenizer = common.load_model_and_tokenizer(model_dir)
@@ -94,26 +115,6 @@ def train_rft(opts: RFTOptions) -> dict:
                                  max_length=opts.max_length, budget=budget)  # fmt: skip
     common.report_fitting(fit, "training prompt")
     train = Dataset.from_list(rows)
-
-    config = GRPOConfig(
-        output_dir=str(out),
-        max_steps=opts.max_steps,
-        num_train_epochs=opts.epochs,
-        per_device_train_batch_size=batch,
-        gradient_accumulation_steps=opts.grad_accum,
-        learning_rate=opts.learning_rate,
-        num_generations=opts.num_generations,
-        max_completion_length=opts.max_completion_length,
-        temperature=opts.temperature,
-        beta=opts.beta,
-        seed=opts.seed,
-        logging_steps=opts.logging_steps,
-        save_strategy="no",
-        report_to="none",
-        **_generation_args(opts),
-        **common.hardware_args(opts.gradient_checkpointing),
-        **opts.trl_args,
-    )
     out.mkdir(parents=True, exist_ok=True)
     from persrm_gen.trainers.rewards import ZeroSpreadWarning, reward_functions  # noqa: PLC0415 - imports transformers
 
@@ -149,8 +150,9 @@ def command(
     learning_rate: Optional[float] = typer.Option(None, "--learning-rate", "--lr"),
     num_generations: Optional[int] = typer.Option(None, "--num-generations", help="Completions per prompt."),
     max_completion_length: Optional[int] = typer.Option(None, "--max-completion-length"),
-    max_length: Optional[int] = typer.Option(None, "--max-length", help="Tokens per prompt + completion; longer prompts get shorter writing samples."),
-    max_prompt_length: Optional[int] = typer.Option(None, "--max-prompt-length", help="Tighter prompt budget (tokens)."),
+    max_length: Optional[int] = typer.Option(None, "--max-length", help="Prompt + completion tokens (default 2048); "
+                                             "longer prompts get shorter writing samples."),
+    max_prompt_length: Optional[int] = typer.Option(None, "--max-prompt-length", help="Tighter prompt budget."),
     temperature: Optional[float] = typer.Option(None, "--temperature"),
     beta: Optional[float] = typer.Option(None, "--beta", help="KL coefficient (0: no reference model)."),
     length_penalty: Optional[float] = typer.Option(None, "--length-penalty", help="Penalty for long reasoning."),

@@ -9,35 +9,38 @@ loss covers the completion (reasoning + answer tag) only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 import typer
+from pydantic import Field
+from pydantic.dataclasses import dataclass
 
 from persrm_gen.trainers import common, fitting
+from persrm_gen.trainers.common import Count, Rate, Switch, Whole
 
 
-@dataclass
+@dataclass(config=common.OPTIONS)
 class SFTOptions:
     data: str = "out"
     out: str = "ckpt/sft"
     model: str | None = None  # None: the embedded Gemma 3 270M
-    max_steps: int = -1  # -1: train for `epochs`
-    epochs: float = 1.0
-    batch_size: int = 4
-    grad_accum: int = 1
-    learning_rate: float = 2e-5
-    max_length: int = 2048
-    packing: bool = False  # bin-pack rows into max_length blocks (padding-free)
-    padding_free: bool = False
-    gradient_checkpointing: bool | None = None  # None: on for GPU, off for CPU
-    lora: bool = False
-    lora_r: int = 16
-    lora_alpha: int = 32
-    seed: int = 0
-    logging_steps: int = 10
-    overwrite: bool = False
+    max_steps: Annotated[int, Field(strict=True, ge=-1)] = -1  # -1: train for `epochs`
+    epochs: Rate = 1.0
+    batch_size: Count = 4
+    grad_accum: Count = 1
+    learning_rate: Rate = 2e-5
+    max_length: Count = 2048  # prompt + completion; longer rows get shorter writing samples
+    packing: Switch = False  # bin-pack rows into max_length blocks (padding-free)
+    padding_free: Switch = False
+    gradient_checkpointing: Switch | None = None  # None: on for GPU, off for CPU
+    lora: Switch = False
+    lora_r: Count = 16
+    lora_alpha: Count = 32
+    seed: Whole = 0
+    logging_steps: Count = 10
+    overwrite: Switch = False
     trl_args: dict[str, Any] = field(default_factory=dict)  # any other SFTConfig field
 
 
@@ -48,6 +51,24 @@ def train_sft(opts: SFTOptions) -> dict:
 
     out = Path(opts.out)
     common.check_output_dir(out, opts.overwrite)
+    config = common.trl_config(SFTConfig, {
+        "output_dir": str(out),
+        "max_steps": opts.max_steps,
+        "num_train_epochs": opts.epochs,
+        "per_device_train_batch_size": opts.batch_size,
+        "gradient_accumulation_steps": opts.grad_accum,
+        "learning_rate": opts.learning_rate,
+        "max_length": opts.max_length,
+        "packing": opts.packing,
+        "padding_free": opts.padding_free,
+        "completion_only_loss": True,
+        "seed": opts.seed,
+        "logging_steps": opts.logging_steps,
+        "save_strategy": "no",
+        "report_to": "none",
+        "include_num_input_tokens_seen": "non_padding",
+        **common.hardware_args(opts.gradient_checkpointing),
+    }, opts.trl_args)  # fmt: skip
     model_dir, base_name = common.resolve_model_dir(opts.model)
     rows = common.load_rows(opts.data, "sft", "train", ("prompt", "completion"))
     model, tokenizer = common.load_model_and_tokenizer(model_dir)
@@ -55,26 +76,6 @@ def train_sft(opts: SFTOptions) -> dict:
                                  max_length=opts.max_length, completion="completion")  # fmt: skip
     common.report_fitting(fit, "training row")
     train = Dataset.from_list(rows)
-
-    config = SFTConfig(
-        output_dir=str(out),
-        max_steps=opts.max_steps,
-        num_train_epochs=opts.epochs,
-        per_device_train_batch_size=opts.batch_size,
-        gradient_accumulation_steps=opts.grad_accum,
-        learning_rate=opts.learning_rate,
-        max_length=opts.max_length,
-        packing=opts.packing,
-        padding_free=opts.padding_free,
-        completion_only_loss=True,
-        seed=opts.seed,
-        logging_steps=opts.logging_steps,
-        save_strategy="no",
-        report_to="none",
-        include_num_input_tokens_seen="non_padding",
-        **common.hardware_args(opts.gradient_checkpointing),
-        **opts.trl_args,
-    )
     out.mkdir(parents=True, exist_ok=True)
     peft_config = common.lora_config(opts.lora_r, opts.lora_alpha) if opts.lora else None
     trainer = SFTTrainer(
@@ -98,7 +99,8 @@ def command(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Per-device batch size."),
     grad_accum: Optional[int] = typer.Option(None, "--grad-accum"),
     learning_rate: Optional[float] = typer.Option(None, "--learning-rate", "--lr"),
-    max_length: Optional[int] = typer.Option(None, "--max-length", help="Tokens per row (prompt + completion); longer rows get shorter writing samples."),
+    max_length: Optional[int] = typer.Option(None, "--max-length", help="Prompt + completion tokens (default 2048); "
+                                             "longer rows get shorter writing samples."),
     packing: Optional[bool] = typer.Option(None, "--packing/--no-packing", help="Padding-free bin packing."),
     lora: Optional[bool] = typer.Option(None, "--lora/--no-lora", help="Train LoRA adapters (merged on save)."),
     lora_r: Optional[int] = typer.Option(None, "--lora-r"),
