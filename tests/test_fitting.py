@@ -81,15 +81,26 @@ def test_long_rows_lose_writing_samples_equally_at_sentence_ends_and_nothing_els
         assert abs(sizes[0] - sizes[1]) < SENTENCE_TOKENS
 
 
+def sample(text: str, tokenizer, budget: int = 1000):
+    return fitting._samples([text], tokenizer, budget)[0]
+
+
 def test_a_sample_without_sentence_ends_is_cut_at_a_word_end(tokenizer):
     text = "river stone light wind road field house tree cloud rain " * 8
-    cut = fitting._Sample(text.strip(), tokenizer).prefix(25)
+    cut = sample(text.strip(), tokenizer).prefix(25)
     assert text.startswith(cut) and text[len(cut)] == " " and 0 < len(tokenizer(cut)["input_ids"]) <= 25
     # A sentence end far before the limit would waste the share: a word end wins then.
     text = "RIVER ! " + text
-    cut = fitting._Sample(text.strip(), tokenizer).prefix(60)
+    cut = sample(text.strip(), tokenizer).prefix(60)
     assert len(cut) > len("RIVER !") * 4 and not cut.endswith("!")
-    assert fitting._Sample("STONE ROAD ! " * 10, tokenizer).prefix(30).endswith("!")
+    assert sample("STONE ROAD ! " * 10, tokenizer).prefix(30).endswith("!")
+
+
+def test_a_huge_sample_is_tokenized_only_as_far_as_the_budget_reaches(tokenizer):
+    huge = sample("river stone " * 500_000, tokenizer, budget=50)  # 6 MB, no sentence end
+    assert not huge.whole and len(huge.ends) < 1000 and huge.tokens > 50
+    cut = huge.prefix(40)
+    assert cut.endswith(("river", "stone")) and len(tokenizer(cut, add_special_tokens=False)["input_ids"]) <= 40
 
 
 def test_shares_are_equal_and_a_short_sample_passes_on_what_it_does_not_use():
@@ -122,6 +133,8 @@ def test_sft_trims_writing_samples_to_fit_max_length(work, tmp_path):
     assert info["fitting"] == {"max_length": 400, "budget": 400, "rows": 8, "kept": 0, "trimmed": 8, "dropped": 0,
                                "dropped_no_pairs_row": 0}  # fmt: skip
     assert info["train_rows"] == 8 and info["global_step"] == 2
+    card = (out / "README.md").read_text()
+    assert "- Rows fitted to 400 tokens (`--max-length`): 0 as built, 8 with shortened writing samples, 0 dropped" in card
 
 
 def test_sft_with_nothing_that_fits_stops_with_one_line_and_writes_nothing(work, tmp_path):

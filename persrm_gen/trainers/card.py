@@ -76,6 +76,10 @@ def render_card(folder: Path) -> str:
             f"- Dataset folder: `{train.get('data')}` (config `{train.get('config')}`, split `train`, "
             f"{train.get('train_rows')} rows)",
         ]
+        fit = train.get("fitting")
+        if fit:
+            lines.append(f"- Rows fitted to {fit['max_length']} tokens (`--max-length`): {fit['kept']} as built, "
+                         f"{fit['trimmed']} with shortened writing samples, {fit['dropped']} dropped")  # fmt: skip
         if train.get("dataset_manifest"):
             lines.append(f"- Dataset build: {json.dumps(train['dataset_manifest'], sort_keys=True)}")
         lines += ["", "## Training", "", "```json", json.dumps(train.get("options", {}), indent=2), "```"]

@@ -30,6 +30,7 @@ from persrm_gen.judge_prompt import judge_messages
 _SENTENCE_END = re.compile(r"[.!?\u2026\u3002\uff01\uff1f][\"'\u201d\u2019)\]]*(?=\s|$)")
 _WORD_END = re.compile(r"\S(?=\s|$)")
 _BATCH = 256  # rows per batched tokenizer call when measuring
+_CHARS_PER_TOKEN = 32  # more than any real tokenizer averages: the window always holds the budget
 _ROUNDS = 8  # re-trims after the first; each takes the measured overshoot off the room
 
 
@@ -70,20 +71,19 @@ class FitReport:
 
 
 class _Sample:
-    """One writing sample with the character offset at which each of its tokens ends."""
+    """One writing sample and the character offset at which each of its tokens ends.
 
-    def __init__(self, text: str, tokenizer):
-        self.text = text
-        if getattr(tokenizer, "is_fast", False):
-            enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-            self.ends = [end for _, end in enc["offset_mapping"]]
-        else:  # slow tokenizers have no offsets: spread the tokens evenly; the row check corrects it
-            n = len(tokenizer(text, add_special_tokens=False)["input_ids"])
-            self.ends = [round(len(text) * (k + 1) / n) for k in range(n)]
+    Only the first ``window`` characters are tokenized: a sample can never keep more
+    than the row's budget, and a huge one (megabytes with no full stop) must not be
+    tokenized whole for a few hundred tokens.
+    """
+
+    def __init__(self, text: str, ends: list[int], *, whole: bool):
+        self.text, self.ends, self.whole = text, ends, whole
 
     @property
     def tokens(self) -> int:
-        return len(self.ends)
+        return len(self.ends) if self.whole else len(self.ends) + 1  # "more than the window holds"
 
     def prefix(self, tokens: int) -> str:
         """The sample cut to about ``tokens`` tokens, at a sentence end or else a word end."""
@@ -91,11 +91,24 @@ class _Sample:
             return self.text
         if tokens <= 0:
             return ""
-        limit = self.ends[tokens - 1]
+        limit = self.ends[min(tokens, len(self.ends)) - 1]
         sentence = _last_end(_SENTENCE_END, self.text, limit)
         word = _last_end(_WORD_END, self.text, limit)
         cut = sentence if sentence * 2 >= word else word
         return self.text[:cut].rstrip()
+
+
+def _samples(context: Sequence[str], tokenizer, budget: int) -> list[_Sample]:
+    """The samples of one row, tokenized in one batch (the fast tokenizer spreads it over the cores)."""
+    window = max(budget, 1) * _CHARS_PER_TOKEN
+    texts = [text[:window] for text in context]
+    if getattr(tokenizer, "is_fast", False):
+        encoded = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        ends = [[end for _, end in offsets] for offsets in encoded]
+    else:  # slow tokenizers give no offsets: spread the tokens evenly; the row check corrects the error
+        counts = [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+        ends = [[round(len(t) * (k + 1) / n) for k in range(n)] for t, n in zip(texts, counts, strict=True)]
+    return [_Sample(full, e, whole=len(full) <= window) for full, e in zip(context, ends, strict=True)]
 
 
 def _last_end(pattern: re.Pattern, text: str, limit: int) -> int:
@@ -129,7 +142,7 @@ def fit_context(context: Sequence[str], length: Callable[[list[str]], int], budg
     ``length`` measures the whole row (in tokens) rendered with the given samples; the
     context is assumed not to fit as it is. Samples cut to nothing are left out.
     """
-    samples = [_Sample(text, tokenizer) for text in context]
+    samples = _samples(context, tokenizer, budget)
     room = budget - length([""] * len(samples))
     for _ in range(1 + _ROUNDS):
         caps = share_equally([s.tokens for s in samples], room)
