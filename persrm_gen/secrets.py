@@ -11,24 +11,35 @@ from __future__ import annotations
 import os
 import re
 
+# Names whose value is a credential in a ``name = value`` or ``"name": value`` assignment.
+# A bare "token" is not one of them: tokenizer configs are full of pad_token/eos_token.
+_CREDENTIAL_NAMES = (r"password|passwd|passphrase|secret|secret[_-]?key|secret[_-]?access[_-]?key|api[_-]?key"
+                     r"|access[_-]?token|auth[_-]?token|refresh[_-]?token|client[_-]?secret|private[_-]?key")
+# A secret value in such an assignment: letters AND digits, 8+ characters, not a
+# placeholder (<...>, ${...}, ***) and not code (a call, an attribute, an index); so prose
+# ("the password: swordfish"), vocabularies ("password": 3891) and quoted code
+# (password = getpass.getpass()) do not count. Possessive, so it cannot shrink to fit.
+_SECRET_VALUE = r"(?![<{$*%])(?=[^\s\"',;]*\d)(?=[^\s\"',;]*[A-Za-z])[^\s\"',;()\[\]{}<>]{8,}+(?![(\[])"
+# Passwords in URLs that are placeholders in documentation, not credentials.
+_PLACEHOLDER_PASSWORD = r"(?![<{$*%])(?!(?:password|passwd|pass|pwd|secret|xx+)@)"
+
 # (kind, pattern). Order matters only for which kind a line is reported as.
 PATTERNS: list[tuple[str, re.Pattern]] = [
-    ("Anthropic API key", re.compile(r"sk-ant-[A-Za-z0-9_\-]{20,}")),
-    ("OpenAI API key", re.compile(r"\bsk-(?!ant-)(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}")),
+    # The whole block when its end is there, so masking a message drops the key body too.
+    ("private key", re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
+                               r"(?:[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----)?")),
+    ("Anthropic API key", re.compile(r"\bsk-ant-[A-Za-z0-9_\-]{20,}")),
+    ("OpenAI API key", re.compile(r"\bsk-(?!ant-)(?:proj-|svcacct-|admin-)?(?=[A-Za-z0-9_\-]*\d)[A-Za-z0-9_\-]{20,}")),
     ("Hugging Face token", re.compile(r"\bhf_[A-Za-z0-9]{30,}")),
-    ("GitHub token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{60,})")),
+    ("GitHub token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{50,})")),
     ("AWS access key id", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
-    ("private key", re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")),
-    ("URL credentials", re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s/@:\"'<>]+:[^\s/@\"'<>]+@")),
-    ("bearer token", re.compile(r"(?i)\bbearer\s+[A-Za-z0-9_\-\.=+/~]{12,}")),
-    (
-        "credential assignment",
-        re.compile(
-            r"(?i)\b[\w-]*(?:api[_-]?key|secret[_-]?key|secret[_-]?access[_-]?key|access[_-]?token|auth[_-]?token"
-            r"|client[_-]?secret|password|passwd|pwd|token)"
-            r"[\"']?\s*[:=]\s*[\"']?(?!\*\*\*)[^\s\"',;]{6,}"
-        ),
-    ),
+    ("AWS secret access key", re.compile(
+        r"(?i)\baws_?secret_?(?:access_?)?key[\"']?[ \t]*[:=][ \t]*[\"']?[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])")),
+    ("URL credentials", re.compile(
+        r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s/@:\"'<>]+:" + _PLACEHOLDER_PASSWORD + r"[^\s/@\"'<>]+@")),
+    ("bearer token", re.compile(r"(?i)\bbearer\s+(?=[A-Za-z0-9_\-.=+/~]*\d)[A-Za-z0-9_\-.=+/~]{16,}")),
+    ("credential assignment", re.compile(
+        r"(?i)(?<![\w-])(?:[\w-]*[_-])?(?:" + _CREDENTIAL_NAMES + r")[\"']?[ \t]*[:=][ \t]*[\"']?" + _SECRET_VALUE)),
 ]
 
 # Environment variables whose values are secrets wherever they appear.
