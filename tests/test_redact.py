@@ -107,3 +107,27 @@ def test_card_command_line_is_redacted_even_from_an_old_manifest():
     manifest = make_manifest(command="persrm-gen build --base-url http://u:oldsecret@h:8/v1")
     text = render_dataset_card(manifest, make_stats())
     assert "oldsecret" not in text and "Command: `persrm-gen build --base-url http://h:8/v1`" in text
+
+
+def test_messages_lose_every_kind_of_credential(monkeypatch):
+    from persrm_gen.secrets import redact_secrets
+
+    monkeypatch.setenv("OPENAI_API_KEY", "plain-words-only")
+    secrets = {
+        "sk-proj-" + "a1B2" * 10: "***",
+        "sk-ant-api03-" + "x9Y8" * 10: "***",
+        "ghp_" + "c3D4" * 9: "***",
+        "github_pat_11AB" + "e5F6_" * 12: "***",
+        "hf_" + "g7H8" * 9: "***",
+        "AKIAABCDEFGHIJKLMNOP": "***",
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIEow==\nIB:AAK\n-----END RSA PRIVATE KEY-----": "***",
+        "Authorization: Bearer tok3n-tok3n-tok3n": "Authorization: Bearer ***",
+        "https://alice:pa55@host/v1": "https://***@host/v1",
+        "DB_PASSWORD=hunter22": "DB_PASSWORD=***",
+        "aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY": "aws_secret_access_key=***",
+        "key is plain-words-only": "key is ***",
+    }
+    for text, masked in secrets.items():
+        assert redact_secrets(f"error: {text} (401)") == f"error: {masked} (401)", text
+    prose = "the password: swordfish; pad_token=<|endoftext|>; password = getpass.getpass(); 151643 tokens"
+    assert redact_secrets(prose) == prose

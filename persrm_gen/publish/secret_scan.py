@@ -21,7 +21,7 @@ from persrm_gen.secrets import env_secret_values, find_secrets
 
 # Hits kept per file: enough to refuse and count, bounded for a file full of them.
 MAX_HITS_PER_FILE = 100
-BATCH_ROWS = 4096
+BATCH_ROWS = 1024  # rows per record batch: memory stays near one row group's size
 MAX_SAFETENSORS_HEADER = 100_000_000  # the format's own limit
 
 
