@@ -113,9 +113,8 @@ def list_files(folder: Path, repo_type: str) -> tuple[list[UploadFile], list[str
 
 
 def _check_no_pickled_weights(left_out: list[str]) -> None:
-    for rel in left_out:
-        name = rel.rsplit("/", 1)[-1]
-        if "/" in rel or not rel.endswith(PICKLE_SUFFIXES) or any(fnmatch.fnmatch(name, p) for p in TRAINER_STATE):
+    for rel in left_out:  # top-level files only: sub-folders are never uploaded anyway
+        if "/" in rel or not rel.endswith(PICKLE_SUFFIXES) or any(fnmatch.fnmatch(rel, p) for p in TRAINER_STATE):
             continue
         raise PushRefused(f"{rel}: pickled weights (loading a pickle can run code); "
                           "save the model as safetensors (save_pretrained(..., safe_serialization=True))")
