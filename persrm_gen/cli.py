@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 import sys
 from pathlib import Path
 from typing import Optional
@@ -14,6 +13,7 @@ from persrm_gen.errors import UsageError
 from persrm_gen.exitcodes import run_cli
 from persrm_gen.progress import console
 from persrm_gen.records import AXES, STRATEGIES
+from persrm_gen.redact import redact_command
 
 app = typer.Typer(
     name="persrm-gen",
@@ -91,7 +91,7 @@ def build(
         concurrency=concurrency, batch_size=batch_size, device=device, threads=threads, rpm=rpm, tpm=tpm, timeout=timeout,
         max_cost=max_cost, max_requests=max_requests, max_attempts=max_attempts, swap_check=swap_check,
         dry_run=dry_run, license=license, language=tuple(language.split(",")) if language else None,
-        command=shlex.join(["persrm-gen", *sys.argv[1:]]),
+        command=redact_command(["persrm-gen", *sys.argv[1:]]),
     )
     if config is not None:
         from persrm_gen.build_config import apply_config  # noqa: PLC0415

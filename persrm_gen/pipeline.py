@@ -27,7 +27,7 @@ from persrm_gen.answer import make_trace
 from persrm_gen.judgments import assign_labels
 from persrm_gen.progress import console, make_progress, stage
 from persrm_gen.rationales import RationaleOptions, write_rationales
-from persrm_gen.redact import redact_home, redact_url
+from persrm_gen.redact import redact_text, redact_url
 from persrm_gen.records import AXES, STRATEGIES, Candidate, Pair, Task
 from persrm_gen.splits import plan_splits, read_test_authors
 from persrm_gen.style import AuthorProfile, style_margin
@@ -242,7 +242,7 @@ def _manifest(opts: BuildOptions, renderer: PromptRenderer, plan, model_name: st
 
     return {
         "persrm_gen_version": __version__,
-        "command": redact_home(opts.command),
+        "command": redact_text(opts.command),
         "backend": opts.backend,
         "model": model_name,
         "base_url": redact_url(opts.base_url),

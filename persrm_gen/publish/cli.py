@@ -19,6 +19,13 @@ def _human(n: int) -> str:
     return f"{n} B"
 
 
+def _brief(names: list[str], shown: int = 10) -> str:
+    if not names:
+        return "nothing"
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
 def push(
     path: Path = typer.Argument(..., help="Built dataset folder (manifest.json + data/) or a checkpoint folder."),
     repo_id: str = typer.Option(..., "--repo-id", help="Hub repository, e.g. me/persrm-pairs."),
@@ -42,8 +49,10 @@ def push(
                    f"{', as a pull request' if create_pr else ''})")
         for f in plan.files:
             typer.echo(f"  {f.size:>12d}  {f.path_in_repo}")
-        typer.echo(f"{len(plan.files)} files, {_human(plan.total_bytes)}; not uploaded: "
-                   f"{', '.join(plan.ignored) if plan.ignored else 'nothing'}")
+        typer.echo(f"{len(plan.files)} files, {_human(plan.total_bytes)}")
+        allowed = ("README.md, manifest.json and data/**/*.parquet" if plan.repo_type == "dataset"
+                   else "weights (safetensors), config, tokenizer and card files")
+        typer.echo(f"left out (only {allowed} go up): {_brief(plan.left_out)}")
         return
     from huggingface_hub.errors import HfHubHTTPError
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from persrm_gen.errors import InputError, InputIssue, UsageError
 from persrm_gen.options_file import read_options_file
-from persrm_gen.redact import display_path, redact_home
+from persrm_gen.redact import display_path, redact_home, redact_options
 
 log = logging.getLogger("persrm_gen.trainers")
 
@@ -58,9 +58,9 @@ def load_options(cls: type, config_file: str | Path | None, overrides: dict[str,
 
 
 def options_dict(options) -> dict[str, Any]:
-    """The options as recorded in reports and cards: paths as text, the home folder as ``~``."""
-    values = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(options).items()}
-    return {k: (redact_home(v) if isinstance(v, str) else v) for k, v in values.items()}
+    """The options as recorded in reports and cards: paths as text, the home folder as ``~``,
+    URLs without credentials, key-like fields masked."""
+    return redact_options(dataclasses.asdict(options))
 
 
 # ----------------------------------------------------------------- dataset contract
