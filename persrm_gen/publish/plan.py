@@ -17,10 +17,10 @@ from persrm_gen.errors import UsageError
 from persrm_gen.publish.secret_scan import scan_files
 
 # Never uploaded: the request cache and its SQLite side files, lock files, temp files
-# from atomic writes, VCS and tool caches.
+# from atomic writes, the output folder's marker and publish journal, VCS and tool caches.
 IGNORE_PATTERNS = [
     "cache.sqlite", "*.sqlite", "*.sqlite3", "*.db", "*.sqlite-wal", "*.sqlite-shm", "*.sqlite-journal",
-    "*-wal", "*-shm", "*.lock", ".lock", "*.tmp", "*.partial", ".DS_Store",
+    "*-wal", "*-shm", "*.lock", ".lock", "*.tmp", "*.partial", ".DS_Store", ".persrm-gen", ".publish",
     ".git/*", ".cache/*", "__pycache__/*", ".ipynb_checkpoints/*",
 ]
 # Checkpoint folders also skip intermediate Trainer checkpoints (optimizer states, GBs).
