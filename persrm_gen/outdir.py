@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from persrm_gen.errors import UsageError
+from persrm_gen.errors import InputError, InputIssue, UsageError
 from persrm_gen.fileio import fsync_dir, fsync_tree, is_temp_name, write_text_atomic
 from persrm_gen.folderlock import FolderBusy, FolderLock
 
@@ -40,6 +40,7 @@ REPLACED = ".replaced"
 PUBLISHED = ("data", "manifest.json", "README.md")  # switched in this order
 CACHE = ("cache.sqlite", "cache.sqlite-wal", "cache.sqlite-shm", "cache.sqlite-journal")
 OURS = frozenset(PUBLISHED + CACHE + (MARKER, LOCK, STAGING, JOURNAL, REPLACED))
+_ADDS_TO = frozenset(CACHE)  # what a build only adds to, never replaces or removes
 _DIRS = frozenset(("data", STAGING, REPLACED))  # every other entry of ours is a file
 _ATOMIC = (MARKER, JOURNAL)  # written in the folder itself, so their temp files are ours too
 # Where a test may SIGKILL the publish (PERSRM_GEN_TEST_CRASH_AT=step); in order.
@@ -76,7 +77,9 @@ class OutputFolder:
         if not entries:
             return
         foreign = self.foreign_entries()
-        if not self._marked() and (foreign or not self._legacy()):
+        # Unmarked, it may still be ours: built before the marker, or only a copied cache
+        # (which a build only adds to).
+        if not self._marked() and (foreign or not (self._legacy() or set(entries) <= _ADDS_TO)):
             shown = ", ".join((foreign or entries)[:3]) + (" ..." if len(foreign or entries) > 3 else "")
             raise UsageError(f"{path}: not a persrm-gen output folder (it holds {shown}); "
                              "give --out a new or empty folder")
@@ -84,12 +87,12 @@ class OutputFolder:
             more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
             raise UsageError(f"{path}: holds files persrm-gen did not write ({foreign[0]}{more}); "
                              "move them out or give --out another folder")
+        _check_card_text(path / "README.md")
 
     def foreign_entries(self) -> list[str]:
         """Paths (relative, posix) under the folder that persrm-gen would never write."""
-        from persrm_gen.dataset import (
-            CONFIGS,  # pyarrow: only when a folder is inspected
-        )
+        # imported here: dataset.py brings pyarrow, needed only once a folder is inspected
+        from persrm_gen.dataset import CONFIGS
         from persrm_gen.records import SPLITS
 
         foreign = []
@@ -107,7 +110,7 @@ class OutputFolder:
         return (self.path / MARKER).is_file()
 
     def _legacy(self) -> bool:
-        """A folder built before the marker existed: our manifest, and nothing foreign."""
+        """Built before the marker existed: its manifest.json is one of ours."""
         try:
             manifest = json.loads((self.path / "manifest.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -229,6 +232,21 @@ def _foreign_in_data(data: Path, configs: tuple[str, ...], files: set[str]) -> l
         foreign += [f"data/{cfg.name}/{f.name}" for f in sorted(cfg.iterdir())
                     if f.name not in files or f.is_symlink() or not f.is_file()]
     return foreign
+
+
+def _check_card_text(card: Path) -> None:
+    """The build merges its card into README.md (keeping the user's edits): a card that is
+    not UTF-8 is refused now, not after every request was paid for."""
+    try:
+        data = card.read_bytes()
+    except FileNotFoundError:
+        return
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InputError(InputIssue(str(card), line, f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at byte "
+                                    f"offset {exc.start}); save it as UTF-8 or remove it")) from None
 
 
 def _home() -> Path | None:

@@ -147,6 +147,35 @@ def test_root_home_and_a_file_are_refused(tmp_path, authors, server):
         assert afile.read_text() == "not a folder\n"
 
 
+def test_a_lone_manifest_is_refused_but_our_older_folders_and_a_copied_cache_are_claimed(tmp_path, authors, server, two_datasets):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "manifest.json").write_text('{"mine": true}\n')
+    assert "not a persrm-gen output folder" in one_line_error(build(server, authors, mine))
+    assert sorted(p.name for p in mine.iterdir()) == ["manifest.json"]
+    legacy = tmp_path / "legacy" / "out"  # built before the marker existed
+    shutil.copytree(two_datasets[0], legacy)
+    (legacy / ".persrm-gen").unlink()
+    (legacy / ".lock").unlink()
+    assert "0 requests sent" in build(server, authors, legacy, check=True).stderr
+    assert (legacy / ".persrm-gen").is_file() and dataset(legacy) == two_datasets[1]
+    seeded = tmp_path / "seeded" / "out"  # a new folder seeded with a copied cache
+    seeded.mkdir(parents=True)
+    shutil.copy(two_datasets[0] / "cache.sqlite", seeded / "cache.sqlite")
+    assert "0 requests sent" in build(server, authors, seeded, check=True).stderr
+
+
+def test_a_card_that_is_not_utf8_is_one_line_before_anything_is_paid(tmp_path, authors, server, two_datasets):
+    out = tmp_path / "out"
+    shutil.copytree(two_datasets[0], out)
+    card = out / "README.md"
+    card.write_bytes(card.read_bytes().replace(b"\n", b"\n\xff caf\xe9\n", 1))
+    before, paid = tree(out), len(server.snapshot())
+    line = one_line_error(build(server, authors, out, "--seed", "2"))  # seed 2: nothing cached
+    assert line.startswith("error: out/README.md:2: not valid UTF-8"), line
+    assert tree(out) == before and len(server.snapshot()) == paid
+
+
 def test_an_empty_folder_is_claimed_and_marked(tmp_path, authors, server, two_datasets):
     out = tmp_path / "out"
     out.mkdir()
