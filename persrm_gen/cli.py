@@ -129,9 +129,11 @@ def _check_choices(opts) -> None:
 @app.command()
 def validate(out: Path = typer.Argument(..., help="A built dataset folder.")) -> None:
     """Re-run every validator on a built folder; exit 1 on violations."""
+    from persrm_gen.outdir import OutputFolder
     from persrm_gen.validate_folder import print_report, validate_folder  # noqa: PLC0415
 
-    report = validate_folder(out)
+    with OutputFolder(out).reading():  # never a folder mid-publish
+        report = validate_folder(out)
     print_report(report)
     if not report.ok:
         raise typer.Exit(1)
@@ -140,9 +142,11 @@ def validate(out: Path = typer.Argument(..., help="A built dataset folder.")) ->
 @app.command()
 def stats(out: Path = typer.Argument(..., help="A built dataset folder."), as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Counts per split, strategy and genre; A/B balance; style margins; rejections; baseline accuracy."""
+    from persrm_gen.outdir import OutputFolder
     from persrm_gen.stats_report import show_stats  # noqa: PLC0415
 
-    show_stats(out, as_json=as_json)
+    with OutputFolder(out).reading():
+        show_stats(out, as_json=as_json)
 
 
 @authors_app.command("import")

@@ -1,8 +1,9 @@
 """``persrm-gen build --dry-run``: render every prompt, count what would be sent, price it.
 
-Nothing is called and nothing is written. Requests already in ``OUT/cache.sqlite`` are
-counted as cached. Stages that depend on earlier outputs are projected with the
-author's real text standing in for them (same number of requests, similar lengths).
+Nothing is called and nothing is written (``OUT`` is neither created nor touched; its
+cache is opened read-only). Requests already in ``OUT/cache.sqlite`` are counted as
+cached. Stages that depend on earlier outputs are projected with the author's real text
+standing in for them (same number of requests, similar lengths).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from persrm_gen.generator.candidates import CandidateFactory, CandidateOptions
 from persrm_gen.generator.client import LLMClient
 from persrm_gen.generator.pricing import Pricing
 from persrm_gen.generator.transport import LLMRequest, LLMResponse
+from persrm_gen.outdir import OutputFolder
 from persrm_gen.pipeline import BuildOptions, _rationale_mode, prepare
 from persrm_gen.progress import console
 from persrm_gen.rationales import RationaleOptions, _request
@@ -91,9 +93,10 @@ def _rationale_requests(negatives, renderer: PromptRenderer, model: str, opts: B
 
 
 def run_dry(opts: BuildOptions) -> None:
+    OutputFolder(opts.out).check()  # the build would refuse it: say so now
     requests, model, transport = plan_requests(opts)
     cache_path = opts.out / "cache.sqlite"
-    cache = RequestCache(cache_path if cache_path.is_file() else ":memory:")
+    cache = RequestCache(cache_path, read_only=True) if cache_path.is_file() else RequestCache(":memory:")
     try:
         est = LLMClient(transport, cache, pricing=Pricing(opts.extra.get("pricing"))).estimate(requests)
     finally:

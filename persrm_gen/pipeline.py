@@ -14,7 +14,7 @@ from pathlib import Path
 from persrm_gen import __version__
 from persrm_gen.authors import load_authors
 from persrm_gen.corpus import Corpus
-from persrm_gen.dataset import config_rows, pair_row, publish_staging, write_data, write_json
+from persrm_gen.dataset import config_rows, pair_row, write_data, write_json
 from persrm_gen.errors import InputError
 from persrm_gen.generator.cache import RequestCache
 from persrm_gen.generator.candidates import CandidateFactory, CandidateOptions, Job, to_candidate
@@ -25,6 +25,7 @@ from persrm_gen.generator.parsing import UnparseableOutput, clean_rewrite
 from persrm_gen.judge_prompt import judge_messages
 from persrm_gen.answer import make_trace
 from persrm_gen.judgments import assign_labels
+from persrm_gen.outdir import OutputFolder
 from persrm_gen.progress import console, make_progress, stage
 from persrm_gen.rationales import RationaleOptions, write_rationales
 from persrm_gen.redact import redact_text, redact_url
@@ -299,18 +300,25 @@ def make_client(opts: BuildOptions, transport, cache: RequestCache) -> LLMClient
 
 
 def run_build(opts: BuildOptions, *, quiet: bool = False) -> BuildResult:
-    from persrm_gen.cards.dataset_card import write_dataset_card  # noqa: PLC0415
-    from persrm_gen.stats import compute_stats  # noqa: PLC0415
-    from persrm_gen.validators import ValidatorConfig, validate_pairs  # noqa: PLC0415
-
     if opts.backend != "local":  # a missing key fails before anything else
         from persrm_gen.generator.backends import api_key  # noqa: PLC0415
 
         api_key(opts.backend)
-    authors, renderer, plan, tasks, skipped, corpus = prepare(opts)
+    folder = OutputFolder(opts.out)
+    folder.check()  # a folder we may not write is refused before anything else
+    prepared = prepare(opts)
+    with folder.writing() as staging:  # locked until the build ends; an empty staging folder
+        return _build_into(opts, prepared, folder, staging, quiet=quiet)
+
+
+def _build_into(opts: BuildOptions, prepared, folder: OutputFolder, staging: Path, *, quiet: bool) -> BuildResult:
+    from persrm_gen.cards.dataset_card import write_dataset_card  # noqa: PLC0415
+    from persrm_gen.stats import compute_stats  # noqa: PLC0415
+    from persrm_gen.validators import ValidatorConfig, validate_pairs  # noqa: PLC0415
+
+    _authors, renderer, plan, tasks, skipped, corpus = prepared
     transport, model_name = make_transport(opts)
     out = opts.out
-    out.mkdir(parents=True, exist_ok=True)
     cache = RequestCache(out / "cache.sqlite")
     client = make_client(opts, transport, cache)
     usage = DatasetUsage(client.pricing)
@@ -331,12 +339,11 @@ def run_build(opts: BuildOptions, *, quiet: bool = False) -> BuildResult:
             preference_prompt=lambda r: [{"role": m.role, "content": m.content}
                                          for m in renderer.messages("preference", context=r["context"], query=r["query"])],
         )
-        staging = out / ".staging"
         counts = write_data(staging, by_config)
         manifest = _manifest(opts, renderer, plan, model_name, counts, rejections, skipped, usage.to_dict())
         write_json(staging / "manifest.json", manifest)
-        publish_staging(staging, out)
-        write_dataset_card(out, manifest, compute_stats(kept, rejections))
+        write_dataset_card(staging, manifest, compute_stats(kept, rejections), previous=out / "README.md")
+        folder.publish()
         return BuildResult(out, counts, rejections, client.accounting.requests, client.accounting.cache_hits, manifest)
     finally:
         cache.close()

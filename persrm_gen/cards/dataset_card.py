@@ -9,8 +9,6 @@ manifest value is data.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from jinja2 import PackageLoader, StrictUndefined
@@ -19,6 +17,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from persrm_gen.cards.data_scan import CONFIG_ORDER, SPLIT_ORDER, ConfigData, data_files_glob, scan_data
 from persrm_gen.cards.merge import dump_card, merge_body, merge_meta, parse_card, sections
 from persrm_gen.redact import redact_text, redact_url
+from persrm_gen.fileio import write_text_atomic
 
 TEMPLATE = "dataset_card.md.j2"
 DEFAULT_LICENSE = "other"
@@ -283,18 +282,13 @@ def render_dataset_card(
     return dump_card(meta, body, state)
 
 
-def write_dataset_card(out_dir: Path, manifest: dict, stats: dict) -> Path:
-    """Write ``out_dir/README.md`` (merging any existing one) atomically; return its path."""
+def write_dataset_card(out_dir: Path, manifest: dict, stats: dict, *, previous: Path | None = None) -> Path:
+    """Write ``out_dir/README.md`` atomically, merging the current card (``previous``,
+    default ``out_dir/README.md``; the build writes into staging and merges the published one)."""
     out_dir = Path(out_dir)
     path = out_dir / "README.md"
-    existing = path.read_text(encoding="utf-8") if path.exists() else None
+    previous = path if previous is None else Path(previous)
+    existing = previous.read_text(encoding="utf-8") if previous.exists() else None
     text = render_dataset_card(manifest, stats, existing=existing, data=scan_data(out_dir))
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".README.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, text)
     return path

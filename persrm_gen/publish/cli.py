@@ -37,6 +37,14 @@ def push(
     message: str | None = typer.Option(None, "--message", "-m", help="Commit message."),
 ) -> None:
     """Upload a dataset folder or a trained checkpoint to the Hugging Face Hub as one commit."""
+    from persrm_gen.outdir import OutputFolder
+
+    with OutputFolder(path).reading():  # never reads a folder mid-publish
+        _push(path, repo_id, public, revision, create_pr, dry_run, token_env, message)
+
+
+def _push(path: Path, repo_id: str, public: bool, revision: str | None, create_pr: bool, dry_run: bool,
+          token_env: str, message: str | None) -> None:
     from persrm_gen.publish.plan import plan_push
 
     try:

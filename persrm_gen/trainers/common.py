@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from persrm_gen.errors import InputError, InputIssue, UsageError
+from persrm_gen.fileio import write_text_atomic
 from persrm_gen.options_file import read_options_file
 from persrm_gen.redact import display_path, redact_home, redact_options
 
@@ -189,7 +190,7 @@ def check_output_dir(out: Path, overwrite: bool) -> None:
 
 
 def write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 def dataset_manifest_summary(data_dir: str | Path) -> dict[str, Any]:
