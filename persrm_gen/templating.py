@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+import traceback
 from pathlib import Path
 
 from jinja2 import ChoiceLoader, FileSystemLoader, PackageLoader, StrictUndefined, TemplateNotFound
+from jinja2.exceptions import SecurityError, TemplateError, TemplateSyntaxError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from persrm_gen.errors import InputError, InputIssue
@@ -47,6 +49,8 @@ class PromptRenderer:
             return self.env.get_template(name + SUFFIX)
         except TemplateNotFound:
             raise InputError(InputIssue(name + SUFFIX, None, "prompt template not found")) from None
+        except (TemplateError, UnicodeDecodeError) as exc:
+            raise _template_issue(exc, name + SUFFIX) from None
 
     def template_hash(self, name: str) -> str:
         """sha256 of the template's source: goes into the manifest and every request key."""
@@ -66,6 +70,8 @@ class PromptRenderer:
             source, _, _ = self.env.loader.get_source(self.env, filename)
         except TemplateNotFound:
             raise InputError(InputIssue(filename, None, "prompt template not found")) from None
+        except UnicodeDecodeError as exc:
+            raise _template_issue(exc, filename) from None
         out = [source]
         for included in _INCLUDE_RE.findall(source):
             out += self._sources(included, seen)
@@ -81,14 +87,23 @@ class PromptRenderer:
         if render is None:
             return None
         ctx = template.new_context(dict(variables), shared=True)
-        return "".join(render(ctx)).strip()
+        try:
+            try:
+                return "".join(render(ctx)).strip()
+            except Exception:  # noqa: BLE001 - as Template.render does: point the traceback at the template
+                self.env.handle_exception()
+        except Exception as exc:  # noqa: BLE001 - _template_issue re-raises what is not the template's fault
+            raise _template_issue(exc, template.filename or name + SUFFIX) from None
 
     def text(self, name: str, **variables) -> str:
         """The template's ``prompt`` block (or the whole template when it has no blocks)."""
         out = self._block(name, "prompt", variables)
         if out is None:
             template = self._template(name)
-            out = template.render(**variables).strip()
+            try:
+                out = template.render(**variables).strip()
+            except Exception as exc:  # noqa: BLE001 - _template_issue re-raises what is not the template's fault
+                raise _template_issue(exc, template.filename or name + SUFFIX) from None
         return out
 
     def messages(self, name: str, **variables) -> tuple[Message, ...]:
@@ -100,3 +115,24 @@ class PromptRenderer:
         msgs = [Message("system", system)] if system else []
         msgs.append(Message("user", user))
         return tuple(msgs)
+
+
+def _template_issue(exc: Exception, filename: str) -> InputError:
+    """``FILE:LINE: what is wrong`` for an error in a template (or in one it includes).
+
+    An error raised while the template's own code ran (``{{ 1 + "a" }}``) is the template's
+    too; anything else is not, and is raised again.
+    """
+    if isinstance(exc, UnicodeDecodeError):
+        return InputError(InputIssue(filename, None, "prompt template is not UTF-8 text"))
+    if isinstance(exc, TemplateSyntaxError):  # knows its own file and line, also for an included template
+        return InputError(InputIssue(exc.filename or filename, exc.lineno, f"template syntax error: {exc.message}"))
+    # A render error: the innermost traceback frame in a template (Jinja maps its lines back).
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.endswith(SUFFIX)]
+    if not frames and not isinstance(exc, TemplateError):
+        raise exc
+    where = (frames[-1].filename, frames[-1].lineno) if frames else (filename, None)
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, SecurityError):
+        message = f"unsafe operation refused by the sandbox: {message}"
+    return InputError(InputIssue(where[0], where[1], message))
