@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 from typer._click.core import ParameterSource
 
+from persrm_gen.errors import UsageError
 from persrm_gen.exitcodes import run_cli
 from persrm_gen.progress import console
 from persrm_gen.records import AXES, STRATEGIES
@@ -143,7 +144,24 @@ _register_extensions()
 
 
 def main() -> None:
-    run_cli(app)
+    run_cli(_invoke)
+
+
+def _invoke() -> None:
+    """Run the app with our exit path: a flag the parser refuses is one line, exit 2, like any bad option."""
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError  # noqa: PLC0415
+
+    try:
+        code = app(standalone_mode=False)
+    except NoArgsIsHelpError as exc:  # `persrm-gen` alone: the help text, as before
+        exc.show()
+        sys.exit(exc.exit_code)
+    except ClickException as exc:
+        raise UsageError(" ".join(exc.format_message().split())) from None
+    except typer.Abort:
+        raise KeyboardInterrupt from None
+    if code:  # typer.Exit(n), --help (0)
+        sys.exit(code)
 
 
 if __name__ == "__main__":

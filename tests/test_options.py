@@ -198,3 +198,18 @@ def test_eval_refuses_a_judge_base_url_with_credentials(tmp_path):
                                  "--judge-model", "m", "--judge-base-url", "http://u:s3cr3t@127.0.0.1:9/v1"))
     assert message.startswith("error: --judge-base-url: ") and "s3cr3t" not in message, message
     assert not (tmp_path / "report").exists()
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (("--timeout", "abc"), ["--timeout", "valid number"]),
+    (("--bogus",), ["--bogus"]),
+])  # fmt: skip
+def test_a_flag_the_parser_refuses_is_one_line_too(tmp_path, args, words):
+    message = one_line_error(build(tmp_path, *args))
+    for word in words:
+        assert word in message, message
+    missing = one_line_error(cli("build", "--out", tmp_path / "out"))
+    assert "--authors" in missing
+    assert not (tmp_path / "out").exists()
+    help_text = cli("build", "--help")
+    assert help_text.returncode == 0 and "--authors" in help_text.stdout
