@@ -60,9 +60,11 @@ def _path(value: Any) -> Any:
 
 
 def _count_or_file(value: Any) -> Any:
-    """``test_authors: 5`` in a YAML file is a number; the option holds text (a count or a file)."""
+    """A count or a file. ``test_authors: 5`` in a YAML file is a number; the option holds text."""
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return str(value)
+    if isinstance(value, str) and value.isdigit() and not (value.isascii() and value.isdecimal()):
+        raise PydanticCustomError("option", "expected a number of authors (digits 0-9) or a file of author ids")
     return value
 
 

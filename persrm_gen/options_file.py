@@ -75,14 +75,17 @@ def _suggest(name: str, known: Collection[str]) -> str:
 
 
 def _parse(path: Path, text: str) -> tuple[Any, dict[str, int]]:
-    """The document and the line of each top-level key; a key given twice is an error."""
+    """The document and the line of each mapping key; a key given twice is an error."""
     import yaml  # only needed when a file is given
 
     try:
         if path.suffix.lower() == ".json":
             data = json.loads(text)
-            # JSON is YAML (tabs aside): its composer tells the lines the json module does not.
-            return data, _key_lines(path, yaml.compose(text.replace("\t", " "), Loader=_yaml_loader()))
+            try:  # JSON is YAML (tabs aside): its composer tells the lines the json module does not
+                node = yaml.compose(text.replace("\t", " "), Loader=_yaml_loader())
+            except yaml.YAMLError:
+                node = None  # valid JSON all the same: errors will name the file without a line
+            return data, _key_lines(path, node)
         loader = _yaml_loader()(text)
         try:
             node = loader.get_single_node()
@@ -99,19 +102,21 @@ def _parse(path: Path, text: str) -> tuple[Any, dict[str, int]]:
         raise InputError(InputIssue(str(path), line, f"cannot parse: {' '.join(str(reason).split())}")) from None
 
 
-def _key_lines(path: Path, node, prefix: str = "") -> dict[str, int]:
+def _key_lines(path: Path, node, prefix: str = "", seen: set[int] | None = None) -> dict[str, int]:
     """``{"seed": 3, "pricing": 4, "pricing.gpt-x": 5, ...}``: the line of every mapping key."""
     import yaml
 
-    if not isinstance(node, yaml.MappingNode):
+    seen = set() if seen is None else seen
+    if not isinstance(node, yaml.MappingNode) or id(node) in seen:  # an alias is walked once
         return {}
+    seen.add(id(node))
     lines: dict[str, int] = {}
     for key, value in node.value:
         name, line = prefix + str(key.value), key.start_mark.line + 1
         if name in lines:
             raise InputError(InputIssue(str(path), line, f"{name}: duplicate option (first given on line {lines[name]})"))
         lines[name] = line
-        lines.update(_key_lines(path, value, name + "."))
+        lines.update(_key_lines(path, value, name + ".", seen))
     return lines
 
 

@@ -116,6 +116,16 @@ def test_yaml_exponents_are_numbers_in_every_config():
         path.unlink()
 
 
+def test_a_self_referencing_yaml_alias_is_an_error_not_a_hang(tmp_path):
+    from persrm_gen.build_config import load_build_options
+    from persrm_gen.errors import InputError
+
+    config = tmp_path / "build.yaml"
+    config.write_text("seed: 1\npricing: &a {m: *a}\n")
+    with pytest.raises(InputError, match=r"build.yaml:2: pricing.m"):
+        load_build_options({"authors": EXAMPLES}, config)
+
+
 # ---------------------------------------------------------------- flags
 
 
@@ -131,6 +141,7 @@ def test_yaml_exponents_are_numbers_in_every_config():
     ("--negatives", "mimic,minimal_edit", ["minimal_edit", "did you mean 'minimal-edit'"]),
     ("--axes", "loudness", ["loudness", "formality"]),
     ("--device", "gpu", ["cuda"]),
+    ("--test-authors", "\u00b2", ["digits 0-9"]),
 ])  # fmt: skip
 def test_a_bad_flag_value_is_one_line_naming_the_flag(tmp_path, flag, value, words):
     message = one_line_error(build(tmp_path, *OPENAI, flag, value, "--dry-run"))
