@@ -19,7 +19,7 @@ OPENAI = ("--backend", "openai", "--model", "gpt-4.1-mini")
 def cli(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "COLUMNS": "200", "OPENAI_API_KEY": "test-key"}
     return subprocess.run([sys.executable, "-m", "persrm_gen.cli", *map(str, args)], capture_output=True,
-                          text=True, env=env, cwd=cwd, timeout=300)
+                          text=True, env=env, cwd=cwd, timeout=300, check=False)
 
 
 def one_line_error(proc: subprocess.CompletedProcess) -> str:

@@ -7,12 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from fakeserver import KEY, FakeServer
 
 from persrm_gen.errors import InputError
 from persrm_gen.judge_prompt import judge_messages
 from persrm_gen.templating import PromptRenderer
-
-from fakeserver import KEY, FakeServer
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "authors.jsonl"
 
@@ -98,13 +97,13 @@ def test_a_template_that_is_not_utf8_is_an_input_error(tmp_path):
 def _cli(*args) -> subprocess.CompletedProcess:
     env = {**os.environ, "COLUMNS": "200", "OPENAI_API_KEY": KEY}
     return subprocess.run([sys.executable, "-m", "persrm_gen.cli", *map(str, args)], capture_output=True, text=True,
-                          env=env, timeout=300)
+                          env=env, timeout=300, check=False)
 
 
 BROKEN = {
     # preference.j2 is rendered only after every pair is paid for: the start-up check renders it first.
-    "preference.j2": ("{% block system %}Write.{% endblock %}\n{% block user %}\n{{ query }}\n{{ author.name }}\n"
-                      "{% endblock %}\n", 4, "author"),
+    "preference.j2": (("{% block system %}Write.{% endblock %}\n{% block user %}\n{{ query }}\n{{ author.name }}\n"
+                       "{% endblock %}\n"), 4, "author"),
     "rationale_evidence.j2": ("{% block prompt %}\n{{ verdict }}\n{% if %}\n{% endblock %}\n", 3, "xpected"),
 }
 
