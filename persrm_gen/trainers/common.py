@@ -1,4 +1,4 @@
-"""What the SFT and RFT trainers share: options files, the dataset contract, model loading.
+"""What the SFT and RFT trainers share: how options are recorded, the dataset contract, model loading.
 
 Nothing here trains; it turns a dataset folder and a model folder into the objects TRL
 wants, and decides what the hardware allows (bf16 and gradient checkpointing on a GPU,
@@ -15,7 +15,6 @@ from typing import Any
 
 from persrm_gen.errors import InputError, InputIssue, UsageError
 from persrm_gen.fileio import write_text_atomic
-from persrm_gen.options_file import read_options_file
 from persrm_gen.redact import display_path, redact_home, redact_options
 
 log = logging.getLogger("persrm_gen.trainers")
@@ -42,20 +41,7 @@ CONFIGS = ("pairs", "sft", "rft", "preference")
 TEST_SPLITS = ("test_seen_authors", "test_unseen_authors", "test_unseen_genre")
 
 
-# ----------------------------------------------------------------- options files
-
-
-def load_options(cls: type, config_file: str | Path | None, overrides: dict[str, Any]):
-    """Build the options dataclass ``cls``: its defaults, then ``--config FILE``, then the CLI.
-
-    ``overrides`` holds the CLI values; ``None`` means "not given on the command line".
-    Unknown keys in the file are an input error, reported with the file's name.
-    """
-    values: dict[str, Any] = {}
-    if config_file is not None:
-        values.update(read_options_file(Path(config_file), {f.name for f in dataclasses.fields(cls)}))
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return cls(**values)
+# ----------------------------------------------------------------- options
 
 
 def options_dict(options) -> dict[str, Any]:

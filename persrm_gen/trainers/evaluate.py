@@ -21,8 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from pydantic.dataclasses import dataclass as options_dataclass
+
 from persrm_gen.answer import parse_verdict, reasoning_of
+from persrm_gen.base_url import BaseUrl
 from persrm_gen.errors import UsageError
+from persrm_gen.options_file import STRICT
 from persrm_gen.redact import display_path
 from persrm_gen.trainers import common
 
@@ -299,7 +303,7 @@ def score(items: Sequence[Item], judgments: Sequence[Judgment]) -> dict:
 # ----------------------------------------------------------------- the run
 
 
-@dataclass
+@options_dataclass(config=STRICT)
 class EvalOptions:
     data: str
     model: str | None = None  # None: baselines (and the API judge) only
@@ -309,7 +313,7 @@ class EvalOptions:
     baselines: list[str] = field(default_factory=lambda: list(BASELINES))
     judge_backend: str | None = None  # "openai" | "anthropic": an API model as zero-shot judge
     judge_model: str | None = None
-    judge_base_url: str | None = None
+    judge_base_url: BaseUrl = None
     batch_size: int = 8
     max_new_tokens: int = 512
     behaviours: bool = False

@@ -21,6 +21,7 @@ from typing import Any, Optional
 import typer
 
 from persrm_gen.errors import UsageError
+from persrm_gen.options_file import load_options
 from persrm_gen.trainers import common
 
 
@@ -160,7 +161,7 @@ def command(
     """GRPO on the dataset's `rft` config with format, accuracy and length rewards."""
     overrides = dict(locals())
     config_file = overrides.pop("config")
-    opts = common.load_options(RFTOptions, config_file, {k: str(v) if isinstance(v, Path) else v
+    opts = load_options(RFTOptions, config_file, {k: str(v) if isinstance(v, Path) else v
                                                           for k, v in overrides.items()})
     info = train_rft(opts)
     note = f" ({len(info['zero_spread_steps'])} logged steps had no reward spread)" if info["zero_spread_steps"] else ""

@@ -15,6 +15,7 @@ from typing import Any, Optional
 
 import typer
 
+from persrm_gen.options_file import load_options
 from persrm_gen.trainers import common
 
 
@@ -103,7 +104,7 @@ def command(
     """Supervised fine-tuning on the dataset's `sft` config."""
     overrides = dict(locals())
     config_file = overrides.pop("config")
-    opts = common.load_options(SFTOptions, config_file, {k: str(v) if isinstance(v, Path) else v
+    opts = load_options(SFTOptions, config_file, {k: str(v) if isinstance(v, Path) else v
                                                           for k, v in overrides.items()})
     info = train_sft(opts)
     typer.echo(f"SFT done: {info['global_step']} steps, model and card in {opts.out}")
