@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 import sys
 from pathlib import Path
 from typing import Optional
@@ -14,6 +13,7 @@ from persrm_gen.errors import UsageError
 from persrm_gen.exitcodes import run_cli
 from persrm_gen.progress import console
 from persrm_gen.records import AXES, STRATEGIES
+from persrm_gen.redact import redact_command
 
 app = typer.Typer(
     name="persrm-gen",
@@ -26,16 +26,6 @@ authors_app = typer.Typer(help="Prepare authors.jsonl files.", no_args_is_help=T
 app.add_typer(authors_app, name="authors")
 
 
-def _parse_list(value: str | None, allowed: tuple[str, ...], option: str) -> tuple[str, ...]:
-    if value is None or value.strip() in ("", "all"):
-        return allowed
-    items = tuple(v.strip() for v in value.split(",") if v.strip())
-    unknown = [v for v in items if v not in allowed]
-    if unknown:
-        raise UsageError(f"{option}: unknown value(s) {', '.join(unknown)}; choose from {', '.join(allowed)}")
-    return items
-
-
 @app.command()
 def build(
     ctx: typer.Context,
@@ -44,29 +34,29 @@ def build(
     backend: str = typer.Option("local", help="local (embedded model, offline), openai (or any OpenAI-compatible server with --base-url), anthropic."),
     model: Optional[str] = typer.Option(None, help="Model name for API backends; a local Hugging Face folder for --backend local (default: the embedded Gemma 3 270M)."),
     base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (vLLM, llama.cpp, Ollama)."),
-    context_size: int = typer.Option(3, min=1, help="K: few-shot samples of the author shown with each task."),
+    context_size: int = typer.Option(3, help="K: few-shot samples of the author shown with each task."),
     positive: str = typer.Option("real", help="real (the author's own continuation) or style-matched (a generation)."),
     negatives: Optional[str] = typer.Option(None, help=f"Comma list from {','.join(STRATEGIES)} (default: all)."),
     axes: Optional[str] = typer.Option(None, help=f"Axes for the axes strategy, from {','.join(AXES)} (default: all)."),
     test_authors: Optional[str] = typer.Option(None, help="Unseen test authors: a number, or a file with one author id per line (default: 20%)."),
     holdout_genre: Optional[str] = typer.Option(None, help="Hold this genre out as test_unseen_genre."),
-    test_fraction: float = typer.Option(0.2, min=0.0, max=0.9, help="Share of each seen author's samples kept for test_seen_authors."),
-    max_targets_per_author: Optional[int] = typer.Option(None, min=1, help="Use at most this many target samples per author (quick builds)."),
+    test_fraction: float = typer.Option(0.2, help="Share of each seen author's samples kept for test_seen_authors."),
+    max_targets_per_author: Optional[int] = typer.Option(None, help="Use at most this many target samples per author (quick builds)."),
     seed: int = typer.Option(0, help="Seed for splits, A/B placement and sampling."),
     prompts_dir: Optional[Path] = typer.Option(None, help="Folder with .j2 templates overriding the built-in ones by name."),
     rationales: str = typer.Option("auto", help="auto, evidence (from measured style features) or llm (the model writes traces)."),
-    temperature: float = typer.Option(0.8, min=0.0, help="Sampling temperature for generations."),
-    max_new_tokens: int = typer.Option(160, min=16, help="Cap on tokens per generated candidate."),
-    concurrency: int = typer.Option(16, min=1, help="Requests in flight (API backends)."),
-    batch_size: int = typer.Option(8, min=1, help="Batch size of the local backend."),
+    temperature: float = typer.Option(0.8, help="Sampling temperature for generations."),
+    max_new_tokens: int = typer.Option(160, help="Cap on tokens per generated candidate."),
+    concurrency: int = typer.Option(16, help="Requests in flight (API backends)."),
+    batch_size: int = typer.Option(8, help="Batch size of the local backend."),
     device: str = typer.Option("auto", help="Local backend device: auto, cpu, cuda."),
-    threads: Optional[int] = typer.Option(None, min=1, help="CPU threads of the local backend (default: all cores)."),
+    threads: Optional[int] = typer.Option(None, help="CPU threads of the local backend (default: all cores)."),
     rpm: Optional[float] = typer.Option(None, help="Requests per minute limit."),
     tpm: Optional[float] = typer.Option(None, help="Tokens per minute limit."),
     timeout: float = typer.Option(120.0, help="Per-request timeout in seconds."),
     max_cost: Optional[float] = typer.Option(None, help="Stop cleanly before spending more than this many USD."),
     max_requests: Optional[int] = typer.Option(None, help="Stop cleanly before sending more requests than this."),
-    max_attempts: int = typer.Option(3, min=1, help="Re-samples of an LLM trace whose verdict disagrees with the label."),
+    max_attempts: int = typer.Option(3, help="Re-samples of an LLM trace whose verdict disagrees with the label."),
     swap_check: bool = typer.Option(False, help="Judge both A/B orders; keep only pairs judged consistently."),
     dry_run: bool = typer.Option(False, help="Render every prompt and print request count, tokens and cost; call nothing."),
     license: Optional[str] = typer.Option(None, help="License for the dataset card (e.g. cc-by-4.0)."),
@@ -80,29 +70,18 @@ def build(
     configs pairs, sft, rft and preference, a dataset card (README.md), manifest.json and
     cache.sqlite. Re-running the same command reuses the cache and resumes an interrupted run.
     """
-    from persrm_gen.pipeline import BuildOptions, run_build  # noqa: PLC0415 - keeps --help fast
+    from persrm_gen.build_config import load_build_options  # noqa: PLC0415 - keeps --help fast
 
-    opts = BuildOptions(
-        authors=authors, out=out, backend=backend, model=model, base_url=base_url, context_size=context_size,
-        positive=positive, negatives=_parse_list(negatives, STRATEGIES, "--negatives"),
-        axes=_parse_list(axes, AXES, "--axes"), test_authors=test_authors, holdout_genre=holdout_genre,
-        test_fraction=test_fraction, max_targets_per_author=max_targets_per_author, seed=seed,
-        prompts_dir=prompts_dir, rationales=rationales, temperature=temperature, max_new_tokens=max_new_tokens,
-        concurrency=concurrency, batch_size=batch_size, device=device, threads=threads, rpm=rpm, tpm=tpm, timeout=timeout,
-        max_cost=max_cost, max_requests=max_requests, max_attempts=max_attempts, swap_check=swap_check,
-        dry_run=dry_run, license=license, language=tuple(language.split(",")) if language else None,
-        command=shlex.join(["persrm-gen", *sys.argv[1:]]),
-    )
-    if config is not None:
-        from persrm_gen.build_config import apply_config  # noqa: PLC0415
-
-        apply_config(opts, config, lambda name: ctx.get_parameter_source(name) is not ParameterSource.DEFAULT)
-    _check_choices(opts)
-    if dry_run:
+    given = {name: value for name, value in ctx.params.items()
+             if name not in ("config", "quiet") and ctx.get_parameter_source(name) is not ParameterSource.DEFAULT}
+    opts = load_build_options(given, config, command=redact_command(["persrm-gen", *sys.argv[1:]]))
+    if opts.dry_run:
         from persrm_gen.dryrun import run_dry  # noqa: PLC0415
 
         run_dry(opts)
         return
+    from persrm_gen.pipeline import run_build  # noqa: PLC0415
+
     result = run_build(opts, quiet=quiet)
     pairs = sum(result.counts.get("pairs", {}).values())
     sft = sum(result.counts.get("sft", {}).values())
@@ -115,23 +94,14 @@ def build(
     )
 
 
-def _check_choices(opts) -> None:
-    if opts.backend not in ("local", "openai", "anthropic"):
-        raise UsageError(f"--backend {opts.backend!r}: choose local, openai or anthropic")
-    if opts.positive not in ("real", "style-matched"):
-        raise UsageError(f"--positive {opts.positive!r}: choose real or style-matched")
-    if opts.rationales not in ("auto", "evidence", "llm"):
-        raise UsageError(f"--rationales {opts.rationales!r}: choose auto, evidence or llm")
-    if opts.base_url and opts.backend != "openai":
-        raise UsageError("--base-url works with --backend openai (any OpenAI-compatible server)")
-
-
 @app.command()
 def validate(out: Path = typer.Argument(..., help="A built dataset folder.")) -> None:
     """Re-run every validator on a built folder; exit 1 on violations."""
+    from persrm_gen.outdir import OutputFolder
     from persrm_gen.validate_folder import print_report, validate_folder  # noqa: PLC0415
 
-    report = validate_folder(out)
+    with OutputFolder(out).reading():  # never a folder mid-publish
+        report = validate_folder(out)
     print_report(report)
     if not report.ok:
         raise typer.Exit(1)
@@ -140,9 +110,11 @@ def validate(out: Path = typer.Argument(..., help="A built dataset folder.")) ->
 @app.command()
 def stats(out: Path = typer.Argument(..., help="A built dataset folder."), as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Counts per split, strategy and genre; A/B balance; style margins; rejections; baseline accuracy."""
+    from persrm_gen.outdir import OutputFolder
     from persrm_gen.stats_report import show_stats  # noqa: PLC0415
 
-    show_stats(out, as_json=as_json)
+    with OutputFolder(out).reading():
+        show_stats(out, as_json=as_json)
 
 
 @authors_app.command("import")
@@ -176,7 +148,24 @@ _register_extensions()
 
 
 def main() -> None:
-    run_cli(app)
+    run_cli(_invoke)
+
+
+def _invoke() -> None:
+    """Run the app with our exit path: a flag the parser refuses is one line, exit 2, like any bad option."""
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError  # noqa: PLC0415
+
+    try:
+        code = app(standalone_mode=False)
+    except NoArgsIsHelpError as exc:  # `persrm-gen` alone: the help text, as before
+        exc.show()
+        sys.exit(exc.exit_code)
+    except ClickException as exc:
+        raise UsageError(" ".join(exc.format_message().split())) from None
+    except typer.Abort:
+        raise KeyboardInterrupt from None
+    if code:  # typer.Exit(n), --help (0)
+        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -1,15 +1,13 @@
 """The output folder (contract in ../shared/design.md): parquet per config and split.
 
 Rows are written with an explicit Arrow schema and fixed writer settings, so the same
-pairs always give byte-identical files. Everything is written into a staging folder
-first and moved into place at the end: an interrupted run leaves the old data intact.
+pairs always give byte-identical files. The build writes into a staging folder that
+``outdir.OutputFolder.publish`` switches into place in one step.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -17,6 +15,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from persrm_gen.fileio import write_text_atomic
 from persrm_gen.records import SPLITS, Pair
 
 CONFIGS = ("pairs", "sft", "rft", "preference")
@@ -92,22 +91,7 @@ def write_data(staging: Path, by_config: dict[str, dict[str, list[dict]]]) -> di
 
 
 def write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def publish_staging(staging: Path, out: Path) -> None:
-    """Move the staged data folder and manifest into ``out`` (old data removed only after)."""
-    old = out / ".data-old"
-    if old.exists():
-        shutil.rmtree(old)
-    if (out / "data").exists():
-        os.replace(out / "data", old)
-    os.replace(staging / "data", out / "data")
-    os.replace(staging / "manifest.json", out / "manifest.json")
-    shutil.rmtree(old, ignore_errors=True)
-    shutil.rmtree(staging, ignore_errors=True)
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
 def load_split_rows(out: Path, config: str) -> dict[str, list[dict]]:

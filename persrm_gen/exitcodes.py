@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from persrm_gen.errors import BudgetExceeded, FatalProviderError, InputError, RunInterrupted, StageFailed, UsageError
+from persrm_gen.redact import redact_command
 from persrm_gen.secrets import redact_secrets
 
 # Optional packages and the extra that installs them (the base install is the offline build).
@@ -105,12 +106,12 @@ def log_dir() -> Path:
 def write_log(exc: BaseException) -> str | None:
     """The traceback (secrets masked) in a log file; its path, or None if none could be written."""
     text = redact_secrets("".join(traceback.format_exception(exc)))
-    header = f"persrm-gen {' '.join(sys.argv[1:])}\n{time.strftime('%Y-%m-%d %H:%M:%S')}\n\n"
+    header = f"{redact_command(['persrm-gen', *sys.argv[1:]])}\n{time.strftime('%Y-%m-%d %H:%M:%S')}\n\n"
     for folder in (log_dir(), Path(tempfile.gettempdir())):
         try:
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / f"persrm-gen-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
-            path.write_text(redact_secrets(header) + text, encoding="utf-8", errors="backslashreplace")
+            path.write_text(header + text, encoding="utf-8", errors="backslashreplace")
             return str(path)
         except OSError:
             continue

@@ -18,9 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from persrm_gen.authors import IssueCollector, describe_errors, load_authors, parse_object, read_bytes, split_lines
 from persrm_gen.errors import InputError, InputIssue
+from persrm_gen.fileio import write_text_atomic
 
 # Raise the csv module's 128 KiB field limit: one sample (a long essay) can exceed it.
 csv.field_size_limit(64 * 1024 * 1024)
@@ -295,19 +294,8 @@ def _same_author(row: _Row, names: dict[str, tuple[str | None, int | None]], iss
 
 
 def _write_atomic(out: Path, authors: list[dict]) -> None:
-    """Write to a temp file beside ``out`` and rename it: readers never see half a file."""
+    """Replace ``out`` in one step: readers never see half a file. The output must meet the
+    contract (checked on the temp file, before it replaces anything); failing is our bug."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            for author in authors:
-                f.write(json.dumps(author, ensure_ascii=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp creates 0600; keep an existing file's mode, else the usual 0644.
-        os.chmod(tmp, out.stat().st_mode & 0o777 if out.exists() else 0o644)
-        load_authors(tmp)  # the output must meet the contract; failing here is our bug
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    text = "".join(json.dumps(author, ensure_ascii=False) + "\n" for author in authors)
+    write_text_atomic(out, text, verify=load_authors)

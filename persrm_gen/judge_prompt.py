@@ -1,4 +1,5 @@
-"""The reward model's prompt, rendered from ``prompts/judge.j2``: one place for build, train and eval."""
+"""The prompts of every dataset row: the reward model's (``prompts/judge.j2``, one place for build,
+train and eval) and the ``preference`` config's (``prompts/preference.j2``)."""
 
 from __future__ import annotations
 
@@ -27,4 +28,10 @@ def judge_messages(
     msgs = (renderer or _renderer(prompts_dir)).messages(
         "judge", context=list(context), query=query, response_a=response_a, response_b=response_b
     )
+    return [{"role": m.role, "content": m.content} for m in msgs]
+
+
+def preference_messages(context: Sequence[str], query: str, *, renderer: PromptRenderer) -> list[dict]:
+    """The prompt of the ``preference`` config: write as the author (``prompts/preference.j2``)."""
+    msgs = renderer.messages("preference", context=list(context), query=query)
     return [{"role": m.role, "content": m.content} for m in msgs]

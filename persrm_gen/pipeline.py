@@ -8,73 +8,36 @@ from __future__ import annotations
 import os
 import platform
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from persrm_gen import __version__
 from persrm_gen.authors import load_authors
+from persrm_gen.build_config import BuildOptions
 from persrm_gen.corpus import Corpus
-from persrm_gen.dataset import config_rows, pair_row, publish_staging, write_data, write_json
+from persrm_gen.dataset import config_rows, pair_row, write_data, write_json
 from persrm_gen.errors import InputError
 from persrm_gen.generator.cache import RequestCache
-from persrm_gen.generator.candidates import CandidateFactory, CandidateOptions, Job, to_candidate
+from persrm_gen.generator.candidates import CandidateFactory, Job, to_candidate
 from persrm_gen.generator.client import LLMClient
 from persrm_gen.generator.client import run as client_run
 from persrm_gen.generator.pricing import Pricing
 from persrm_gen.generator.parsing import UnparseableOutput, clean_rewrite
-from persrm_gen.judge_prompt import judge_messages
+from persrm_gen.judge_prompt import judge_messages, preference_messages
 from persrm_gen.answer import make_trace
 from persrm_gen.judgments import assign_labels
+from persrm_gen.outdir import OutputFolder
+from persrm_gen.preflight import check_templates
 from persrm_gen.progress import console, make_progress, stage
 from persrm_gen.rationales import RationaleOptions, write_rationales
-from persrm_gen.redact import redact_home, redact_url
-from persrm_gen.records import AXES, STRATEGIES, Candidate, Pair, Task
+from persrm_gen.redact import redact_text, redact_url
+from persrm_gen.records import Candidate, Pair, Task
 from persrm_gen.splits import plan_splits, read_test_authors
 from persrm_gen.style import AuthorProfile, style_margin
 from persrm_gen.tasks import TaskOptions, make_tasks
 from persrm_gen.templating import PromptRenderer
 from persrm_gen.textutil import rng_for, stable_id
 from persrm_gen.usage import DatasetUsage
-
-
-@dataclass
-class BuildOptions:
-    authors: Path
-    out: Path = Path("out")
-    backend: str = "local"
-    model: str | None = None
-    base_url: str | None = None
-    context_size: int = 3
-    positive: str = "real"
-    negatives: tuple[str, ...] = STRATEGIES
-    axes: tuple[str, ...] = AXES
-    test_authors: str | None = None
-    holdout_genre: str | None = None
-    test_fraction: float = 0.2
-    max_targets_per_author: int | None = None
-    seed: int = 0
-    prompts_dir: Path | None = None
-    rationales: str = "auto"  # auto | evidence | llm
-    temperature: float = 0.8
-    max_new_tokens: int = 160
-    # client and backend
-    concurrency: int = 16
-    batch_size: int = 8
-    device: str = "auto"
-    threads: int | None = None  # CPU threads of the local backend (default: all cores)
-    rpm: float | None = None
-    tpm: float | None = None
-    timeout: float = 120.0
-    max_cost: float | None = None
-    max_requests: int | None = None
-    max_attempts: int = 3
-    swap_check: bool = False
-    dry_run: bool = False
-    # card
-    license: str | None = None
-    language: tuple[str, ...] | None = None
-    command: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -198,10 +161,7 @@ def _place(pairs: list[Pair], seed: int) -> None:
 async def generate(opts: BuildOptions, client: LLMClient, renderer: PromptRenderer, tasks: list[Task], corpus: Corpus, progress, model_name: str, usage: DatasetUsage) -> tuple[list[Pair], Counter]:
     drops: Counter = Counter()
     chat = bool(client.transport.supports_chat)  # instruction model: prompts as chat messages
-    factory = CandidateFactory(renderer, CandidateOptions(
-        model=model_name, positive=opts.positive, negatives=opts.negatives, axes=opts.axes,
-        temperature=opts.temperature, max_new_tokens=opts.max_new_tokens, seed=opts.seed,
-    ), chat=chat, corpus=corpus)
+    factory = CandidateFactory(renderer, opts.candidate_options(model_name), chat=chat, corpus=corpus)
     pos_jobs = factory.positive_jobs(tasks)
     chosen: dict[str, Candidate] = {}
     for job, cand in zip(pos_jobs, await _run_jobs(client, pos_jobs, progress, "positives", usage)):
@@ -221,19 +181,11 @@ async def generate(opts: BuildOptions, client: LLMClient, renderer: PromptRender
     drops.update(screened)
     _place(pairs, opts.seed)
     ropt = RationaleOptions(
-        mode=_rationale_mode(opts, chat), model=model_name, max_attempts=opts.max_attempts,
+        mode=opts.rationale_mode(chat), model=model_name, max_attempts=opts.max_attempts,
         swap_check=opts.swap_check, seed=opts.seed,
     )
     drops.update(await write_rationales(pairs, client, renderer, ropt, progress, usage))
     return pairs, drops
-
-
-def _rationale_mode(opts: BuildOptions, chat: bool) -> str:
-    if opts.rationales == "auto":
-        return "llm" if chat else "evidence"
-    if opts.rationales == "llm" and not chat:
-        raise InputError("--rationales llm needs an instruction (chat) model; the embedded base model writes evidence traces")
-    return opts.rationales
 
 
 def _manifest(opts: BuildOptions, renderer: PromptRenderer, plan, model_name: str, counts: dict, rejections: dict, skipped: dict, usage: dict) -> dict:
@@ -242,7 +194,7 @@ def _manifest(opts: BuildOptions, renderer: PromptRenderer, plan, model_name: st
 
     return {
         "persrm_gen_version": __version__,
-        "command": redact_home(opts.command),
+        "command": redact_text(opts.command),
         "backend": opts.backend,
         "model": model_name,
         "base_url": redact_url(opts.base_url),
@@ -294,23 +246,34 @@ def make_client(opts: BuildOptions, transport, cache: RequestCache) -> LLMClient
         rpm=opts.rpm, tpm=opts.tpm, max_cost=opts.max_cost, max_requests=opts.max_requests,
         # a CPU batch can take minutes: the local backend has no per-request timeout
         timeout=None if local else opts.timeout,
-        pricing=Pricing(opts.extra.get("pricing")),
+        pricing=Pricing(opts.pricing),
     )
 
 
 def run_build(opts: BuildOptions, *, quiet: bool = False) -> BuildResult:
-    from persrm_gen.cards.dataset_card import write_dataset_card  # noqa: PLC0415
-    from persrm_gen.stats import compute_stats  # noqa: PLC0415
-    from persrm_gen.validators import ValidatorConfig, validate_pairs  # noqa: PLC0415
-
     if opts.backend != "local":  # a missing key fails before anything else
         from persrm_gen.generator.backends import api_key  # noqa: PLC0415
 
         api_key(opts.backend)
-    authors, renderer, plan, tasks, skipped, corpus = prepare(opts)
+    folder = OutputFolder(opts.out)
+    folder.check()  # a folder we may not write is refused before anything else
+    prepared = prepare(opts)
+    _authors, renderer, _plan, tasks, _skipped, corpus = prepared
     transport, model_name = make_transport(opts)
+    # Every template renders once before the folder is touched or a request is paid.
+    check_templates(opts, renderer, tasks, corpus, chat=bool(transport.supports_chat), model=model_name)
+    with folder.writing() as staging:  # locked until the build ends; an empty staging folder
+        return _build_into(opts, prepared, transport, model_name, folder, staging, quiet=quiet)
+
+
+def _build_into(opts: BuildOptions, prepared, transport, model_name: str, folder: OutputFolder, staging: Path,
+                *, quiet: bool) -> BuildResult:
+    from persrm_gen.cards.dataset_card import write_dataset_card  # noqa: PLC0415
+    from persrm_gen.stats import compute_stats  # noqa: PLC0415
+    from persrm_gen.validators import ValidatorConfig, validate_pairs  # noqa: PLC0415
+
+    _authors, renderer, plan, tasks, skipped, corpus = prepared
     out = opts.out
-    out.mkdir(parents=True, exist_ok=True)
     cache = RequestCache(out / "cache.sqlite")
     client = make_client(opts, transport, cache)
     usage = DatasetUsage(client.pricing)
@@ -328,15 +291,13 @@ def run_build(opts: BuildOptions, *, quiet: bool = False) -> BuildResult:
         by_config = config_rows(
             kept,
             judge_prompt=lambda r: judge_messages(r["context"], r["query"], r["response_a"], r["response_b"], renderer=renderer),
-            preference_prompt=lambda r: [{"role": m.role, "content": m.content}
-                                         for m in renderer.messages("preference", context=r["context"], query=r["query"])],
+            preference_prompt=lambda r: preference_messages(r["context"], r["query"], renderer=renderer),
         )
-        staging = out / ".staging"
         counts = write_data(staging, by_config)
         manifest = _manifest(opts, renderer, plan, model_name, counts, rejections, skipped, usage.to_dict())
         write_json(staging / "manifest.json", manifest)
-        publish_staging(staging, out)
-        write_dataset_card(out, manifest, compute_stats(kept, rejections))
+        write_dataset_card(staging, manifest, compute_stats(kept, rejections), previous=out / "README.md")
+        folder.publish()
         return BuildResult(out, counts, rejections, client.accounting.requests, client.accounting.cache_hits, manifest)
     finally:
         cache.close()

@@ -265,9 +265,6 @@ class AuthorProfile:
     def from_context(cls, context: Sequence[str]) -> AuthorProfile:
         return _profile(tuple(context))
 
-    def feature_means(self) -> dict[str, float]:
-        return dict(zip(FEATURE_NAMES, self.mean.tolist()))
-
     def scale(self) -> np.ndarray:
         return np.maximum(self.std, _FLOORS)
 

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from jinja2 import ChoiceLoader, FileSystemLoader, PackageLoader, StrictUndefined, TemplateNotFound
+from jinja2.exceptions import SecurityError, TemplateError, TemplateSyntaxError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from persrm_gen.errors import InputError, InputIssue
@@ -43,10 +47,8 @@ class PromptRenderer:
         self._hashes: dict[str, str] = {}
 
     def _template(self, name: str):
-        try:
+        with _template_errors(name + SUFFIX):
             return self.env.get_template(name + SUFFIX)
-        except TemplateNotFound:
-            raise InputError(InputIssue(name + SUFFIX, None, "prompt template not found")) from None
 
     def template_hash(self, name: str) -> str:
         """sha256 of the template's source: goes into the manifest and every request key."""
@@ -62,10 +64,8 @@ class PromptRenderer:
         if filename in seen:
             return []
         seen.add(filename)
-        try:
+        with _template_errors(filename):
             source, _, _ = self.env.loader.get_source(self.env, filename)
-        except TemplateNotFound:
-            raise InputError(InputIssue(filename, None, "prompt template not found")) from None
         out = [source]
         for included in _INCLUDE_RE.findall(source):
             out += self._sources(included, seen)
@@ -81,14 +81,19 @@ class PromptRenderer:
         if render is None:
             return None
         ctx = template.new_context(dict(variables), shared=True)
-        return "".join(render(ctx)).strip()
+        with _template_errors(template.filename or name + SUFFIX):
+            try:
+                return "".join(render(ctx)).strip()
+            except Exception:  # noqa: BLE001 - as Template.render does: point the traceback at the template
+                self.env.handle_exception()
 
     def text(self, name: str, **variables) -> str:
         """The template's ``prompt`` block (or the whole template when it has no blocks)."""
         out = self._block(name, "prompt", variables)
         if out is None:
             template = self._template(name)
-            out = template.render(**variables).strip()
+            with _template_errors(template.filename or name + SUFFIX):
+                out = template.render(**variables).strip()
         return out
 
     def messages(self, name: str, **variables) -> tuple[Message, ...]:
@@ -100,3 +105,37 @@ class PromptRenderer:
         msgs = [Message("system", system)] if system else []
         msgs.append(Message("user", user))
         return tuple(msgs)
+
+
+@contextmanager
+def _template_errors(filename: str) -> Iterator[None]:
+    """Turn an error in a template (or in one it includes) into ``FILE:LINE: what is wrong``.
+
+    An error raised while the template's own code ran (``{{ 1 + "a" }}``) is the template's
+    too; any other error is not, and passes through unchanged.
+    """
+    try:
+        yield
+    except Exception as exc:  # sorted below: what is not the template's fault is raised again
+        issue = _template_issue(exc, filename)
+        if issue is None:
+            raise
+        raise InputError(issue) from None
+
+
+def _template_issue(exc: Exception, filename: str) -> InputIssue | None:
+    if isinstance(exc, TemplateNotFound):
+        return InputIssue(exc.name if isinstance(exc.name, str) else filename, None, "prompt template not found")
+    if isinstance(exc, UnicodeDecodeError):
+        return InputIssue(filename, None, "prompt template is not UTF-8 text")
+    if isinstance(exc, TemplateSyntaxError):  # knows its own file and line, also for an included template
+        return InputIssue(exc.filename or filename, exc.lineno, f"template syntax error: {exc.message}")
+    # A render error: the innermost traceback frame in a template (Jinja maps its lines back).
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.endswith(SUFFIX)]
+    if not frames and not isinstance(exc, TemplateError):
+        return None
+    where, line = (frames[-1].filename, frames[-1].lineno) if frames else (filename, None)
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, SecurityError):
+        message = f"unsafe operation refused by the sandbox: {message}"
+    return InputIssue(where, line, message)

@@ -7,7 +7,6 @@ import random
 import re
 
 _SENT_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
-_WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*")
 
 
 def sentences(text: str) -> list[str]:
@@ -25,10 +24,6 @@ def sentences(text: str) -> list[str]:
 
 def word_count(text: str) -> int:
     return len(text.split())
-
-
-def words(text: str) -> list[str]:
-    return _WORD.findall(text)
 
 
 def trim_to_sentence(text: str, min_chars: int = 15) -> str:

@@ -192,11 +192,6 @@ def label_consistent(row: dict) -> bool:
     return label_problem(row) is None
 
 
-def word_similarity(a: str, b: str) -> float:
-    """Similarity of the two word sequences (difflib ratio, 1.0 = identical words)."""
-    return _similarity_at_least(tokens(a), tokens(b), 0.0)
-
-
 def _similarity_at_least(a: list[str], b: list[str], floor: float) -> float:
     """difflib's ratio, or its cheap upper bound when that bound is already below ``floor``."""
     sm = difflib.SequenceMatcher(None, a, b, autojunk=False)
@@ -303,7 +298,6 @@ def row_problem(row: dict, config: ValidatorConfig) -> tuple[str, str] | None:
 
 # --------------------------------------------------------------------------- near duplicates
 
-_M64 = (1 << 64) - 1
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 
 

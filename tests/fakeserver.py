@@ -10,7 +10,8 @@ in its text: ``[[fault:429,500]]`` fails the first two arrivals. Every arrival i
 Faults: 400 401 403 404 429 500 502 503 529, ``hang`` (sleep past the client timeout),
 ``reset`` (drop the connection), ``truncated`` (200 with half a JSON body), ``cut``
 (Content-Length promised, half sent, connection dropped), ``empty`` (no choices/content),
-``badtag`` (a valid response whose answer tag is wrong).
+``badtag`` (a valid response whose answer tag is wrong), ``echo_auth`` (a 401 whose body
+repeats the credential header the client sent, as some servers and proxies do).
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ class FakeServer:
     max_in_flight: int = 0
     # body, text -> reply text; None: a fixed trace ending in <answer>{answer}</answer>
     reply: Callable[[dict, str], str] | None = None
+    key: str = KEY  # the API key the server accepts
+    fault_all: str | None = None  # a fault for every arrival no schedule names (e.g. "echo_auth")
 
     def __post_init__(self) -> None:
         self._arrivals: Counter[str] = Counter()
@@ -118,12 +121,12 @@ class FakeServer:
     # ---- handlers -------------------------------------------------------------------
 
     async def _openai(self, request: web.Request) -> web.StreamResponse:
-        authed = request.headers.get("Authorization") == f"Bearer {KEY}"
+        authed = request.headers.get("Authorization") == f"Bearer {self.key}"
         return await self._handle(request, "openai", authed)
 
     async def _anthropic(self, request: web.Request) -> web.StreamResponse:
         # Older SDKs send x-api-key, newer ones a bearer token; accept either.
-        authed = KEY in (request.headers.get("x-api-key"), request.headers.get("Authorization", "")[7:])
+        authed = self.key in (request.headers.get("x-api-key"), request.headers.get("Authorization", "")[7:])
         return await self._handle(request, "anthropic", authed)
 
     async def _handle(self, request: web.Request, flavour: str, authed: bool) -> web.StreamResponse:
@@ -152,12 +155,16 @@ class FakeServer:
         plan = self.schedule.get(rid)
         if plan is None and (m := _MARKER.search(text)):
             plan = m.group(1).split(",")
-        return plan[n] if plan and n < len(plan) else None
+        if plan is None:
+            return self.fault_all
+        return plan[n] if n < len(plan) else None
 
     async def _reply(self, request: web.Request, flavour: str, body: dict, text: str,
                      fault: str | None) -> web.StreamResponse:
         if fault is not None and fault.isdigit():
             return _error(flavour, int(fault), self.retry_after)
+        if fault == "echo_auth":
+            return _echo_auth(request, flavour)
         if fault == "hang":
             await asyncio.sleep(self.hang_s)
         if fault == "reset":
@@ -222,6 +229,16 @@ def _error(flavour: str, status: int, retry_after: str | None) -> web.Response:
     else:
         body = {"error": {"message": message, "type": "fake_error", "code": status}}
     return web.json_response(body, status=status, headers=headers)
+
+
+def _echo_auth(request: web.Request, flavour: str) -> web.Response:
+    sent = request.headers.get("Authorization") or f"x-api-key {request.headers.get('x-api-key', '')}"
+    message = f"Incorrect API key provided. You sent: {sent}"
+    if flavour == "anthropic":
+        body = {"type": "error", "error": {"type": "authentication_error", "message": message}}
+    else:
+        body = {"error": {"message": message, "type": "invalid_request_error", "code": "invalid_api_key"}}
+    return web.json_response(body, status=401)
 
 
 async def _cut(request: web.Request, raw: bytes) -> web.StreamResponse:

@@ -80,6 +80,28 @@ def test_client_errors_fail_fast_with_provider_message(kind, status, tmp_path):
     assert KEY not in str(info.value)
 
 
+# A key the patterns know (sk-...), and one only the environment gives away.
+ECHOED_KEYS = {"pattern": {"fast": "sk-proj-" + "Ab3d" * 10, "sdk": "sk-proj-" + "Ab3d" * 10,
+                           "anthropic": "sk-ant-api03-" + "Xy9z" * 10},
+               "env": {k: "plainsecretwordsonly" for k in TRANSPORTS}}
+
+
+@pytest.mark.parametrize("kind", TRANSPORTS)
+@pytest.mark.parametrize("which", sorted(ECHOED_KEYS))
+def test_a_401_that_echoes_the_key_is_masked(kind, which, tmp_path, monkeypatch):
+    key = ECHOED_KEYS[which][kind]
+    for var in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
+        monkeypatch.setenv(var, key)  # as on the command line, where the key comes from the environment
+    with FakeServer(key=key, fault_all="echo_auth") as server:
+        with pytest.raises(ProviderRejected) as info:
+            run_client(kind, server, tmp_path, lambda c: c.complete(chat(kind, "hello")), key=key)
+        assert server.arrivals()["hello"] == 1
+    message = str(info.value)
+    assert info.value.status == 401 and "Incorrect API key provided" in message
+    assert key not in message and key[:12] not in message and key not in repr(info.value.args)
+    assert key.encode() not in (tmp_path / "cache.sqlite").read_bytes()
+
+
 @pytest.mark.parametrize("kind", ["fast", "anthropic"])
 def test_repeated_auth_errors_stop_the_run(kind, tmp_path):
     reqs = [chat(kind, f"q{i}") for i in range(40)]

@@ -14,8 +14,8 @@ from persrm_gen.answer import make_trace
 from persrm_gen.cli import app
 from persrm_gen.errors import InputError, UsageError
 from persrm_gen.generator.transport import LLMRequest, LLMResponse
+from persrm_gen.options_file import load_options
 from persrm_gen.trainers.behaviours import behaviour_report, compare_behaviours, tag_trace
-from persrm_gen.trainers.common import load_options
 from persrm_gen.trainers.evaluate import ApiJudge, EvalOptions, Judgment, evaluate, load_items, score
 from trainers_data import write_dataset
 
@@ -187,7 +187,7 @@ def test_bad_eval_inputs_fail_before_anything_is_written(data, tmp_path):
     with pytest.raises(InputError) as caught:
         load_options(EvalOptions, config, {"data": str(data), "max_new_tokens": 0})
     assert [str(i) for i in caught.value.issues] == [
-        f"{config}:3: splits: input should be a valid list, got 'test_seen_authors'",
-        f"{config}:2: limit: input should be a valid integer, got 'many'",
-        "--max-new-tokens: input should be greater than or equal to 1, got 0",
+        "--max-new-tokens: input should be greater than or equal to 1 (got 0)",
+        f"{config}:2: limit: input should be a valid integer (got 'many')",
+        f"{config}:3: splits: input should be a valid list (got 'test_seen_authors')",
     ]

@@ -1,11 +1,19 @@
-"""Prompt templates: sandboxed, strict, overridable, hashed; author text is data."""
+"""Prompt templates: sandboxed, strict, overridable, hashed; author text is data; a broken
+template is one line naming its file and line, found at start-up before anything is paid."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
-from jinja2.exceptions import SecurityError, UndefinedError
+from fakeserver import KEY, FakeServer
 
 from persrm_gen.errors import InputError
 from persrm_gen.judge_prompt import judge_messages
 from persrm_gen.templating import PromptRenderer
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "authors.jsonl"
 
 EVIL = "{{ 7*7 }} {% for x in range(3) %}loop{% endfor %} {{ ''.__class__.__mro__ }}"
 
@@ -28,7 +36,7 @@ def test_messages_have_system_and_user_and_text_has_prompt_block():
 
 
 def test_missing_variable_is_an_error_not_an_empty_string():
-    with pytest.raises(UndefinedError):
+    with pytest.raises(InputError, match="judge.j2:[0-9]+: 'response_b' is undefined"):
         PromptRenderer().messages("judge", context=["s"], query="q", response_a="a")
 
 
@@ -51,7 +59,7 @@ def test_hash_covers_included_templates(tmp_path):
 
 def test_a_user_template_cannot_escape_the_sandbox(tmp_path):
     (tmp_path / "task.j2").write_text("{% block prompt %}{{ opening.__class__.__mro__[1].__subclasses__() }}{% endblock %}")
-    with pytest.raises(SecurityError):
+    with pytest.raises(InputError, match="task.j2:1: .*unsafe"):
         PromptRenderer(tmp_path).text("task", opening="x", genre="g")
 
 
@@ -60,3 +68,72 @@ def test_unknown_template_and_bad_dir_are_input_errors(tmp_path):
         PromptRenderer().text("no_such_template")
     with pytest.raises(InputError, match="not a folder"):
         PromptRenderer(tmp_path / "missing")
+
+
+# ---------------------------------------------------------------- start-up checks
+
+
+def test_a_missing_variable_names_the_template_file_and_line(tmp_path):
+    (tmp_path / "preference.j2").write_text("{% block system %}\nWrite.\n{% endblock %}\n{% block user %}\n"
+                                            "{{ query }}\n{{ author_name }}\n{% endblock %}\n")
+    with pytest.raises(InputError) as err:
+        PromptRenderer(tmp_path).messages("preference", context=["s"], query="q")
+    assert str(err.value).startswith(f"{tmp_path / 'preference.j2'}:6: ") and "author_name" in str(err.value)
+
+
+def test_a_syntax_error_in_an_included_template_names_that_file_and_line(tmp_path):
+    (tmp_path / "_samples.j2").write_text("{% for s in context %}\n{{ s }\n{% endfor %}\n")
+    with pytest.raises(InputError) as err:
+        PromptRenderer(tmp_path).messages("judge", context=["s"], query="q", response_a="a", response_b="b")
+    assert str(err.value).startswith(f"{tmp_path / '_samples.j2'}:2: "), str(err.value)
+
+
+def test_a_template_that_is_not_utf8_is_an_input_error(tmp_path):
+    (tmp_path / "task.j2").write_bytes(b"{% block prompt %}caf\xe9 {{ opening }}{% endblock %}")
+    with pytest.raises(InputError, match="task.j2.*UTF-8"):
+        PromptRenderer(tmp_path).text("task", opening="x", genre="g")
+
+
+def _cli(*args) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": "200", "OPENAI_API_KEY": KEY}
+    return subprocess.run([sys.executable, "-m", "persrm_gen.cli", *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=300, check=False)
+
+
+BROKEN = {
+    # preference.j2 is rendered only after every pair is paid for: the start-up check renders it first.
+    "preference.j2": (("{% block system %}Write.{% endblock %}\n{% block user %}\n{{ query }}\n{{ author.name }}\n"
+                       "{% endblock %}\n"), 4, "author"),
+    "rationale_evidence.j2": ("{% block prompt %}\n{{ verdict }}\n{% if %}\n{% endblock %}\n", 3, "xpected"),
+}
+
+
+@pytest.mark.parametrize("name", ["preference.j2", "rationale_evidence.j2"])
+def test_dry_run_renders_every_template_and_reports_one_line(tmp_path, name):
+    text, line, word = BROKEN[name]
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "prompts" / name).write_text(text)
+    proc = _cli("build", "--authors", EXAMPLES, "--out", tmp_path / "out", "--backend", "openai", "--model", "m",
+                "--prompts-dir", tmp_path / "prompts", "--dry-run")
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"error: {tmp_path / 'prompts' / name}:{line}: ") and word in lines[0], lines
+    assert "Traceback" not in proc.stderr and not (tmp_path / "out").exists()
+
+
+def test_a_broken_template_fails_the_build_before_any_request_is_paid(tmp_path):
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "prompts" / "preference.j2").write_text(BROKEN["preference.j2"][0])
+    with FakeServer() as server:
+        proc = _cli("build", "--authors", EXAMPLES, "--out", tmp_path / "out", "--backend", "openai", "--model", "m",
+                    "--base-url", server.openai_base, "--prompts-dir", tmp_path / "prompts", "--quiet")
+        assert server.snapshot() == []
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and "preference.j2:4: " in lines[0], proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_error_raised_by_template_code_is_the_templates(tmp_path):
+    (tmp_path / "task.j2").write_text("{% block prompt %}\n{{ opening + 1 }}\n{% endblock %}")
+    with pytest.raises(InputError, match=r"task.j2:2: "):
+        PromptRenderer(tmp_path).text("task", opening="x", genre="g")

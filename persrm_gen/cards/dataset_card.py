@@ -9,16 +9,15 @@ manifest value is data.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from jinja2 import PackageLoader, StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from persrm_gen.cards.data_scan import CONFIG_ORDER, SPLIT_ORDER, ConfigData, data_files_glob, scan_data
 from persrm_gen.cards.merge import dump_card, merge_body, merge_meta, parse_card, sections
+from persrm_gen.redact import redact_text, redact_url
+from persrm_gen.fileio import write_text_atomic
 
 TEMPLATE = "dataset_card.md.j2"
 DEFAULT_LICENSE = "other"
@@ -143,16 +142,6 @@ def _env() -> ImmutableSandboxedEnvironment:
     return env
 
 
-def _safe_url(url: str | None) -> str | None:
-    """Drop credentials and query strings a base URL might carry."""
-    if not url:
-        return None
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc = host + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
 def _ordered(names, order) -> list[str]:
     return [n for n in order if n in names] + sorted(n for n in names if n not in order)
 
@@ -235,10 +224,10 @@ def _context(manifest: dict, stats: dict, meta: dict, data) -> dict:
         "license_is_default": (meta.get("license") or DEFAULT_LICENSE) == DEFAULT_LICENSE,
         "version": manifest.get("persrm_gen_version", "unknown"),
         "created": manifest.get("created"),  # builds are deterministic: usually absent
-        "command": manifest.get("command", ""),
+        "command": redact_text(manifest.get("command") or ""),  # manifests of older builds too
         "backend": manifest.get("backend", "unknown"),
         "model": manifest.get("model", "unknown"),
-        "base_url": _safe_url(manifest.get("base_url")),
+        "base_url": redact_url(manifest.get("base_url")) or None,
         "seed": manifest.get("seed", "n/a"),
         "context_size": manifest.get("context_size", "n/a"),
         "positive": manifest.get("positive", "real"),
@@ -293,18 +282,13 @@ def render_dataset_card(
     return dump_card(meta, body, state)
 
 
-def write_dataset_card(out_dir: Path, manifest: dict, stats: dict) -> Path:
-    """Write ``out_dir/README.md`` (merging any existing one) atomically; return its path."""
+def write_dataset_card(out_dir: Path, manifest: dict, stats: dict, *, previous: Path | None = None) -> Path:
+    """Write ``out_dir/README.md`` atomically, merging the current card (``previous``,
+    default ``out_dir/README.md``; the build writes into staging and merges the published one)."""
     out_dir = Path(out_dir)
     path = out_dir / "README.md"
-    existing = path.read_text(encoding="utf-8") if path.exists() else None
+    previous = path if previous is None else Path(previous)
+    existing = previous.read_text(encoding="utf-8") if previous.exists() else None
     text = render_dataset_card(manifest, stats, existing=existing, data=scan_data(out_dir))
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".README.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, text)
     return path

@@ -33,10 +33,6 @@ class Budget:
         self._held_cost = 0.0
         self._held_requests = 0
 
-    @property
-    def limited(self) -> bool:
-        return self.max_cost is not None or self.max_requests is not None
-
     def reserve(self, worst_cost: float) -> Reservation:
         if self.max_requests is not None and self.sent_requests + self._held_requests + 1 > self.max_requests:
             raise BudgetExceeded(

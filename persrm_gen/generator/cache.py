@@ -69,11 +69,26 @@ def request_key(request: LLMRequest, provider: str) -> tuple[str, str]:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest(), blob
 
 
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """``mode=ro`` reads the WAL a killed run left behind; without a WAL the file is whole and
+    ``immutable=1`` reads it without creating ``-wal``/``-shm`` beside it (as ``mode=ro``
+    alone would), so even a read-only folder can be read."""
+    wal = path.with_name(path.name + "-wal").exists()
+    uri = path.resolve().as_uri() + ("?mode=ro" if wal else "?mode=ro&immutable=1")
+    return sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
+
+
 class RequestCache:
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, read_only: bool = False):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self._closed = False
+        self._pending: dict[str, tuple] = {}
+        self._flush_handle: asyncio.Handle | None = None
+        if read_only:  # a dry run: reads what is cached and writes nothing
+            self._db = _connect_read_only(self.path)
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         # Another process on the same file (a second run, `persrm-gen stats`) waits, not fails.
         self._db.execute("PRAGMA busy_timeout=10000")
@@ -82,9 +97,6 @@ class RequestCache:
         # crash can lose the last transactions, which the re-run then simply re-sends.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(_SCHEMA)
-        self._closed = False
-        self._pending: dict[str, tuple] = {}
-        self._flush_handle: asyncio.Handle | None = None
 
     def get(self, key: str) -> LLMResponse | None:
         if key in self._pending:

@@ -34,6 +34,7 @@ from persrm_gen.generator.cache import RequestCache, request_key
 from persrm_gen.generator.limits import MAX_RETRY_AFTER_S, AdaptiveGate, RateLimiter, retry_after_seconds
 from persrm_gen.generator.pricing import Pricing
 from persrm_gen.generator.transport import LLMRequest, LLMResponse, Transport
+from persrm_gen.secrets import redact_secrets
 
 T = TypeVar("T")
 Validator = Callable[[str], bool]
@@ -50,20 +51,26 @@ FAULT_KINDS = {
 
 
 class TransientError(Exception):
-    """A fault a later attempt can fix. ``kind`` is one of :data:`FAULT_KINDS`."""
+    """A fault a later attempt can fix. ``kind`` is one of :data:`FAULT_KINDS`.
+
+    The message is masked here, at creation: a provider's error text may echo the key, and
+    the message travels on to the terminal, logs, the manifest and the cache."""
 
     def __init__(self, kind: str, message: str = "", *, retry_after: float | None = None,
                  status: int | None = None):
-        super().__init__(f"{kind}: {message}" if message else kind)
+        super().__init__(f"{kind}: {redact_secrets(message)}" if message else kind)
         self.kind = kind if kind in FAULT_KINDS else "server_error"
         self.retry_after = retry_after
         self.status = status
 
 
 class ProviderRejected(FatalProviderError):
-    """The provider refused the request (4xx): retrying cannot help. Carries the status."""
+    """The provider refused the request (4xx): retrying cannot help. Carries the status.
+
+    Masked at creation like :class:`TransientError`: a 401 body may repeat ``Bearer sk-...``."""
 
     def __init__(self, message: str, status: int | None = None):
+        message = redact_secrets(message)
         super().__init__(f"HTTP {status}: {message}" if status else message)
         self.status = status
 

@@ -87,5 +87,3 @@ def _parse(model: str, p: Mapping[str, float]) -> Price:
     except (KeyError, TypeError, ValueError) as e:
         raise UsageError(f"pricing for {model!r} needs numeric 'input' and 'output' (USD per 1M tokens)") from e
 
-
-FREE = Pricing(defaults={})

@@ -19,6 +19,13 @@ def _human(n: int) -> str:
     return f"{n} B"
 
 
+def _brief(names: list[str], shown: int = 10) -> str:
+    if not names:
+        return "nothing"
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
 def push(
     path: Path = typer.Argument(..., help="Built dataset folder (manifest.json + data/) or a checkpoint folder."),
     repo_id: str = typer.Option(..., "--repo-id", help="Hub repository, e.g. me/persrm-pairs."),
@@ -30,6 +37,14 @@ def push(
     message: str | None = typer.Option(None, "--message", "-m", help="Commit message."),
 ) -> None:
     """Upload a dataset folder or a trained checkpoint to the Hugging Face Hub as one commit."""
+    from persrm_gen.outdir import OutputFolder
+
+    with OutputFolder(path).reading():  # never reads a folder mid-publish
+        _push(path, repo_id, public, revision, create_pr, dry_run, token_env, message)
+
+
+def _push(path: Path, repo_id: str, public: bool, revision: str | None, create_pr: bool, dry_run: bool,
+          token_env: str, message: str | None) -> None:
     from persrm_gen.publish.plan import plan_push
 
     try:
@@ -42,8 +57,10 @@ def push(
                    f"{', as a pull request' if create_pr else ''})")
         for f in plan.files:
             typer.echo(f"  {f.size:>12d}  {f.path_in_repo}")
-        typer.echo(f"{len(plan.files)} files, {_human(plan.total_bytes)}; not uploaded: "
-                   f"{', '.join(plan.ignored) if plan.ignored else 'nothing'}")
+        typer.echo(f"{len(plan.files)} files, {_human(plan.total_bytes)}")
+        allowed = ("README.md, manifest.json and data/**/*.parquet" if plan.repo_type == "dataset"
+                   else "weights (safetensors), config, tokenizer and card files")
+        typer.echo(f"left out (only {allowed} go up): {_brief(plan.left_out)}")
         return
     from huggingface_hub.errors import HfHubHTTPError
 

@@ -1,33 +1,41 @@
 """What a push would upload, decided locally and without network.
 
 The same plan drives ``--dry-run`` output and the real commit, so what the user sees
-is exactly what goes up. Refusals (not a dataset/checkpoint, failed validation,
-something that looks like a secret, a checkpoint without a model card) are raised
-here, before any token is read or any request is made.
+is exactly what goes up. Only an allowlist goes up, the way rsync or the Hub client
+upload only what you name: for a dataset folder its card, manifest and parquet files;
+for a checkpoint its weights (safetensors), config, tokenizer and card files. Anything
+else in the folder (a ``.env``, ``id_rsa``, the request cache, notes, a stray CSV) is
+left out and listed as such. Refusals (not a dataset/checkpoint, failed validation,
+pickled weights, something that looks like a secret in any uploaded file, a
+checkpoint without a model card) are raised here, before any token is read or any
+request is made.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from persrm_gen.errors import UsageError
-from persrm_gen.publish.secret_scan import scan_files
+from persrm_gen.publish.secret_scan import describe, scan_files
 
-# Never uploaded: the request cache and its SQLite side files, lock files, temp files
-# from atomic writes, VCS and tool caches.
-IGNORE_PATTERNS = [
-    "cache.sqlite", "*.sqlite", "*.sqlite3", "*.db", "*.sqlite-wal", "*.sqlite-shm", "*.sqlite-journal",
-    "*-wal", "*-shm", "*.lock", ".lock", "*.tmp", "*.partial", ".DS_Store",
-    ".git/*", ".cache/*", "__pycache__/*", ".ipynb_checkpoints/*",
-]
-# Checkpoint folders also skip intermediate Trainer checkpoints (optimizer states, GBs).
-MODEL_IGNORE_PATTERNS = ["checkpoint-*/*", "runs/*", "wandb/*"]
-# Text files scanned for secrets; the card and manifest always, whatever their size.
-SCAN_SUFFIXES = (".json", ".md", ".txt", ".yaml", ".yml", ".toml", ".cfg", ".ini", ".py", ".j2", ".env", ".jsonl")
-SCAN_MAX_BYTES = 5_000_000
+DATASET_FILES = ("README.md", "manifest.json")  # plus data/**/*.parquet
+# Top-level files of a checkpoint: weights, configs, tokenizer, the card and our reports.
+CHECKPOINT_FILES = (
+    "config.json", "adapter_config.json", "generation_config.json",
+    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+    "vocab.json", "vocab.txt", "merges.txt", "tokenizer.model", "spiece.model", "sentencepiece.bpe.model",
+    "chat_template.jinja", "chat_template.json",
+    "README.md", "persrm_train.json", "report.json",
+)
+CHECKPOINT_PATTERNS = ("*.safetensors", "*.safetensors.index.json")
+# Pickles run code when loaded: never published as weights. Trainer bookkeeping in that
+# format (optimizer and scheduler state, TrainingArguments) is simply left out.
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+TRAINER_STATE = ("training_args.bin", "optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state*.pth")
 
 
 class PushRefused(UsageError):
@@ -46,7 +54,7 @@ class PushPlan:
     folder: Path
     repo_type: str  # "dataset" | "model"
     files: list[UploadFile] = field(default_factory=list)
-    ignored: list[str] = field(default_factory=list)
+    left_out: list[str] = field(default_factory=list)  # in the folder, not uploaded
 
     @property
     def total_bytes(self) -> int:
@@ -63,23 +71,53 @@ def detect_repo_type(folder: Path) -> str:
     )
 
 
-def _ignored(rel: str, patterns: list[str]) -> bool:
-    name = rel.rsplit("/", 1)[-1]
-    return any(fnmatch.fnmatch(rel, p) or fnmatch.fnmatch(name, p) for p in patterns)
+def _allowed(rel: str, repo_type: str) -> bool:
+    parts = rel.split("/")
+    if any(p.startswith(".") for p in parts):
+        return False
+    if repo_type == "dataset":
+        return rel in DATASET_FILES or (parts[0] == "data" and len(parts) > 1 and rel.endswith(".parquet"))
+    return len(parts) == 1 and (rel in CHECKPOINT_FILES or any(fnmatch.fnmatch(rel, p) for p in CHECKPOINT_PATTERNS))
+
+
+def _may_hold_uploads(rel_dir: str, repo_type: str) -> bool:
+    """Whether a sub-folder can hold allowed files at all (else it is left out whole)."""
+    parts = rel_dir.split("/")
+    return repo_type == "dataset" and parts[0] == "data" and not any(p.startswith(".") for p in parts)
 
 
 def list_files(folder: Path, repo_type: str) -> tuple[list[UploadFile], list[str]]:
-    patterns = IGNORE_PATTERNS + (MODEL_IGNORE_PATTERNS if repo_type == "model" else [])
-    keep, skipped = [], []
-    for path in sorted(folder.rglob("*")):
-        if not path.is_file() or path.is_symlink():
+    """(files to upload, what is left out: files, and folders as ``name/``), both sorted.
+
+    Links are never followed or uploaded; a folder that cannot hold an upload (``.git/``,
+    ``checkpoint-500/``) is not walked."""
+    keep, left_out = [], []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        base = Path(dirpath)
+        walk = []
+        for name in dirnames:
+            rel = (base / name).relative_to(folder).as_posix()
+            if (base / name).is_symlink() or not _may_hold_uploads(rel, repo_type):
+                left_out.append(rel + "/")
+            else:
+                walk.append(name)
+        dirnames[:] = walk
+        for name in filenames:
+            path = base / name
+            rel = path.relative_to(folder).as_posix()
+            if not path.is_symlink() and path.is_file() and _allowed(rel, repo_type):
+                keep.append(UploadFile(rel, path, path.stat().st_size))
+            else:
+                left_out.append(rel)
+    return sorted(keep, key=lambda f: f.path_in_repo), sorted(left_out)
+
+
+def _check_no_pickled_weights(left_out: list[str]) -> None:
+    for rel in left_out:  # top-level files only: sub-folders are never uploaded anyway
+        if "/" in rel or not rel.endswith(PICKLE_SUFFIXES) or any(fnmatch.fnmatch(rel, p) for p in TRAINER_STATE):
             continue
-        rel = path.relative_to(folder).as_posix()
-        if _ignored(rel, patterns) or any(part.startswith(".") for part in rel.split("/")[:-1]):
-            skipped.append(rel)
-        else:
-            keep.append(UploadFile(rel, path, path.stat().st_size))
-    return keep, skipped
+        raise PushRefused(f"{rel}: pickled weights (loading a pickle can run code); "
+                          "save the model as safetensors (save_pretrained(..., safe_serialization=True))")
 
 
 def _check_dataset(folder: Path, validator) -> None:
@@ -104,13 +142,9 @@ def _check_dataset(folder: Path, validator) -> None:
 
 
 def _check_secrets(folder: Path, files: list[UploadFile], token_env: str) -> None:
-    must = {"manifest.json", "README.md"}
-    rel = [f.path_in_repo for f in files
-           if f.path_in_repo in must or (f.path_in_repo.endswith(SCAN_SUFFIXES) and f.size <= SCAN_MAX_BYTES)]
-    hits = scan_files(folder, rel, extra_env=(token_env,))
+    hits = scan_files(folder, [f.path_in_repo for f in files], extra_env=(token_env,))
     if hits:
-        more = f" (and {len(hits) - 1} more)" if len(hits) > 1 else ""
-        raise PushRefused(f"refusing to push: {hits[0]}{more}; remove it and rebuild")
+        raise PushRefused(f"refusing to push: {describe(hits)}; remove it and rebuild")
 
 
 def plan_push(folder: str | Path, *, validator=None, token_env: str = "HF_TOKEN") -> PushPlan:
@@ -119,10 +153,12 @@ def plan_push(folder: str | Path, *, validator=None, token_env: str = "HF_TOKEN"
     if not folder.is_dir():
         raise PushRefused(f"{folder}: no such folder")
     repo_type = detect_repo_type(folder)
-    files, ignored = list_files(folder, repo_type)
+    files, left_out = list_files(folder, repo_type)
     if repo_type == "dataset":
         _check_dataset(folder, validator)
-    elif not (folder / "README.md").is_file():
-        raise PushRefused(f"{folder}: checkpoint has no README.md model card; the trainers write one")
+    else:
+        _check_no_pickled_weights(left_out)
+        if not (folder / "README.md").is_file():
+            raise PushRefused(f"{folder}: checkpoint has no README.md model card; the trainers write one")
     _check_secrets(folder, files, token_env)
-    return PushPlan(folder, repo_type, files, ignored)
+    return PushPlan(folder, repo_type, files, left_out)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import yaml
 
+from persrm_gen.fileio import write_text_atomic
+
 TRAIN_INFO = "persrm_train.json"
 REPORT = "report.json"
 
@@ -103,6 +105,4 @@ def render_card(folder: Path) -> str:
 
 
 def write_card(folder: Path) -> Path:
-    path = Path(folder) / "README.md"
-    path.write_text(render_card(Path(folder)), encoding="utf-8")
-    return path
+    return write_text_atomic(Path(folder) / "README.md", render_card(Path(folder)))

@@ -36,7 +36,7 @@ def eval_command(
     seed: Optional[int] = typer.Option(None, "--seed"),
 ) -> None:
     """Pairwise accuracy of a reward model (both A/B orders) against baselines; report, plot, card."""
-    from persrm_gen.trainers.common import load_options
+    from persrm_gen.options_file import load_options
     from persrm_gen.trainers.evaluate import EvalOptions, evaluate
 
     overrides = {

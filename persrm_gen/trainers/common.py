@@ -1,4 +1,4 @@
-"""What the SFT and RFT trainers share: options files, the dataset contract, model loading.
+"""What the SFT and RFT trainers share: how options are recorded, the dataset contract, model loading.
 
 Nothing here trains; it turns a dataset folder and a model folder into the objects TRL
 wants, and decides what the hardware allows (bf16 and gradient checkpointing on a GPU,
@@ -13,11 +13,11 @@ import logging
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field, Strict
+from pydantic import Field
 
 from persrm_gen.errors import InputError, InputIssue, UsageError
-from persrm_gen.options_file import option_lines, read_options_file
-from persrm_gen.redact import display_path, redact_home
+from persrm_gen.fileio import write_text_atomic
+from persrm_gen.redact import display_path, redact_home, redact_options
 
 log = logging.getLogger("persrm_gen.trainers")
 
@@ -43,48 +43,14 @@ CONFIGS = ("pairs", "sft", "rft", "preference")
 TEST_SPLITS = ("test_seen_authors", "test_unseen_authors", "test_unseen_genre")
 
 
-# ----------------------------------------------------------------- options files
+# ----------------------------------------------------------------- options
 
 
-# Option types. Whole numbers and switches are strict (``batch_size: "4"`` or ``lora: 1`` is
-# an error, not a guess); rates are lax because YAML reads ``1e-4`` (no dot) as text.
-Count = Annotated[int, Strict(), Field(ge=1)]
-Whole = Annotated[int, Strict(), Field(ge=0)]
-Switch = Annotated[bool, Strict()]
+# Option types, on top of options_file.STRICT (no type is ever guessed): the ranges.
+Count = Annotated[int, Field(ge=1)]
+Whole = Annotated[int, Field(ge=0)]
 Rate = Annotated[float, Field(gt=0)]
 Weight = Annotated[float, Field(ge=0)]
-OPTIONS = ConfigDict(extra="forbid")  # pydantic dataclass config: an unknown keyword is an error
-
-
-def load_options(cls: type, config_file: str | Path | None, overrides: dict[str, Any]):
-    """Build the options dataclass ``cls``: its defaults, then ``--config FILE``, then the CLI.
-
-    ``overrides`` holds the CLI values; ``None`` means "not given on the command line".
-    Unknown keys and values of the wrong type or range are input errors, each reported
-    as ``FILE:LINE: key: what is wrong`` (or ``--option: ...`` for the command line).
-    """
-    from pydantic import ValidationError
-
-    values: dict[str, Any] = {}
-    if config_file is not None:
-        values.update(read_options_file(Path(config_file), {f.name for f in dataclasses.fields(cls)}))
-    cli = {k: v for k, v in overrides.items() if v is not None}
-    values.update(cli)
-    try:
-        return cls(**values)
-    except ValidationError as exc:
-        lines = option_lines(Path(config_file)) if config_file is not None else {}
-        raise InputError([_option_issue(e, cli, config_file, lines) for e in exc.errors()]) from None
-
-
-def _option_issue(error: dict, cli: dict[str, Any], config_file, lines: dict[str, int]) -> InputIssue:
-    key = ".".join(str(part) for part in error["loc"])
-    name = str(error["loc"][0]) if error["loc"] else key
-    message = error["msg"][:1].lower() + error["msg"][1:]
-    shown = f"{message}, got {error['input']!r}" if error["type"] != "missing" else message
-    if name in cli or config_file is None:
-        return InputIssue("--" + name.replace("_", "-"), None, shown)
-    return InputIssue(str(config_file), lines.get(key, lines.get(name)), f"{key}: {shown}")
 
 
 def trl_config(config_cls: type, ours: dict[str, Any], trl_args: dict[str, Any]):
@@ -104,9 +70,9 @@ def trl_config(config_cls: type, ours: dict[str, Any], trl_args: dict[str, Any])
 
 
 def options_dict(options) -> dict[str, Any]:
-    """The options as recorded in reports and cards: paths as text, the home folder as ``~``."""
-    values = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(options).items()}
-    return {k: (redact_home(v) if isinstance(v, str) else v) for k, v in values.items()}
+    """The options as recorded in reports and cards: paths as text, the home folder as ``~``,
+    URLs without credentials, key-like fields masked."""
+    return redact_options(dataclasses.asdict(options))
 
 
 # ----------------------------------------------------------------- dataset contract
@@ -306,7 +272,7 @@ def check_output_dir(out: Path, overwrite: bool) -> None:
 
 
 def write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 def dataset_manifest_summary(data_dir: str | Path) -> dict[str, Any]:

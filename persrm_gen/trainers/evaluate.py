@@ -21,13 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from pydantic.dataclasses import dataclass as pydantic_dataclass
+from pydantic.dataclasses import dataclass as options_dataclass
 
 from persrm_gen.answer import parse_verdict, reasoning_of
+from persrm_gen.base_url import BaseUrl
 from persrm_gen.errors import InputError, InputIssue, UsageError
+from persrm_gen.options_file import STRICT
 from persrm_gen.redact import display_path
 from persrm_gen.trainers import common
-from persrm_gen.trainers.common import Count, Switch, Whole
+from persrm_gen.trainers.common import Count, Whole
 
 FLIP = {"A": "B", "B": "A"}
 BASELINES = ("random", "stylometric")
@@ -303,7 +305,7 @@ def score(items: Sequence[Item], judgments: Sequence[Judgment]) -> dict:
 # ----------------------------------------------------------------- the run
 
 
-@pydantic_dataclass(config=common.OPTIONS)
+@options_dataclass(config=STRICT)
 class EvalOptions:
     data: str
     model: str | None = None  # None: baselines (and the API judge) only
@@ -313,11 +315,11 @@ class EvalOptions:
     baselines: list[str] = field(default_factory=lambda: list(BASELINES))
     judge_backend: str | None = None  # "openai" | "anthropic": an API model as zero-shot judge
     judge_model: str | None = None
-    judge_base_url: str | None = None
+    judge_base_url: BaseUrl = None
     batch_size: Count = 8
     max_new_tokens: Count = 512
     max_length: Count | None = None  # prompt + generated tokens; None: the model's training --max-length, else 2048
-    behaviours: Switch = False
+    behaviours: bool = False
     compare_to: str | None = None  # an earlier report.json (before RFT) to diff behaviours against
     seed: Whole = 0
 

@@ -23,21 +23,22 @@ from pydantic import Field
 from pydantic.dataclasses import dataclass
 
 from persrm_gen.errors import UsageError
+from persrm_gen.options_file import STRICT, load_options
 from persrm_gen.trainers import common, fitting
-from persrm_gen.trainers.common import Count, Rate, Switch, Weight, Whole
+from persrm_gen.trainers.common import Count, Rate, Weight, Whole
 
 
-@dataclass(config=common.OPTIONS)
+@dataclass(config=STRICT)
 class RFTOptions:
     data: str = "out"
     out: str = "ckpt/rft"
     model: str | None = None  # usually the SFT checkpoint
-    max_steps: Annotated[int, Field(strict=True, ge=-1)] = -1
+    max_steps: Annotated[int, Field(ge=-1)] = -1
     epochs: Rate = 1.0
     batch_size: Count | None = None  # per device; None: num_generations (one prompt per device step)
     grad_accum: Count = 1
     learning_rate: Rate = 1e-6
-    num_generations: Annotated[int, Field(strict=True, ge=2)] = 8  # GRPO compares completions within a group
+    num_generations: Annotated[int, Field(ge=2)] = 8  # GRPO compares completions within a group
     max_completion_length: Count = 512
     max_length: Count = 2048  # prompt + completion; longer prompts get shorter writing samples
     max_prompt_length: Count | None = None  # a tighter prompt budget than max_length - max_completion_length
@@ -45,15 +46,15 @@ class RFTOptions:
     beta: Weight = 0.0  # KL weight; 0 skips the reference model
     length_penalty: Weight = 0.0  # coefficient; 0 disables it
     length_target: Whole = 200  # reasoning words before the penalty starts
-    use_vllm: Switch = False
-    paged: Switch | None = None  # None: on for GPU without vLLM
-    gradient_checkpointing: Switch | None = None
-    lora: Switch = False
+    use_vllm: bool = False
+    paged: bool | None = None  # None: on for GPU without vLLM
+    gradient_checkpointing: bool | None = None
+    lora: bool = False
     lora_r: Count = 16
     lora_alpha: Count = 32
     seed: Whole = 0
     logging_steps: Count = 10
-    overwrite: Switch = False
+    overwrite: bool = False
     trl_args: dict[str, Any] = field(default_factory=dict)  # any other GRPOConfig field
 
 
@@ -166,7 +167,7 @@ def command(
     """GRPO on the dataset's `rft` config with format, accuracy and length rewards."""
     overrides = dict(locals())
     config_file = overrides.pop("config")
-    opts = common.load_options(RFTOptions, config_file, {k: str(v) if isinstance(v, Path) else v
+    opts = load_options(RFTOptions, config_file, {k: str(v) if isinstance(v, Path) else v
                                                           for k, v in overrides.items()})
     info = train_rft(opts)
     note = f" ({len(info['zero_spread_steps'])} logged steps had no reward spread)" if info["zero_spread_steps"] else ""

@@ -17,30 +17,31 @@ import typer
 from pydantic import Field
 from pydantic.dataclasses import dataclass
 
+from persrm_gen.options_file import STRICT, load_options
 from persrm_gen.trainers import common, fitting
-from persrm_gen.trainers.common import Count, Rate, Switch, Whole
+from persrm_gen.trainers.common import Count, Rate, Whole
 
 
-@dataclass(config=common.OPTIONS)
+@dataclass(config=STRICT)
 class SFTOptions:
     data: str = "out"
     out: str = "ckpt/sft"
     model: str | None = None  # None: the embedded Gemma 3 270M
-    max_steps: Annotated[int, Field(strict=True, ge=-1)] = -1  # -1: train for `epochs`
+    max_steps: Annotated[int, Field(ge=-1)] = -1  # -1: train for `epochs`
     epochs: Rate = 1.0
     batch_size: Count = 4
     grad_accum: Count = 1
     learning_rate: Rate = 2e-5
     max_length: Count = 2048  # prompt + completion; longer rows get shorter writing samples
-    packing: Switch = False  # bin-pack rows into max_length blocks (padding-free)
-    padding_free: Switch = False
-    gradient_checkpointing: Switch | None = None  # None: on for GPU, off for CPU
-    lora: Switch = False
+    packing: bool = False  # bin-pack rows into max_length blocks (padding-free)
+    padding_free: bool = False
+    gradient_checkpointing: bool | None = None  # None: on for GPU, off for CPU
+    lora: bool = False
     lora_r: Count = 16
     lora_alpha: Count = 32
     seed: Whole = 0
     logging_steps: Count = 10
-    overwrite: Switch = False
+    overwrite: bool = False
     trl_args: dict[str, Any] = field(default_factory=dict)  # any other SFTConfig field
 
 
@@ -110,7 +111,7 @@ def command(
     """Supervised fine-tuning on the dataset's `sft` config."""
     overrides = dict(locals())
     config_file = overrides.pop("config")
-    opts = common.load_options(SFTOptions, config_file, {k: str(v) if isinstance(v, Path) else v
+    opts = load_options(SFTOptions, config_file, {k: str(v) if isinstance(v, Path) else v
                                                           for k, v in overrides.items()})
     info = train_sft(opts)
     typer.echo(f"SFT done: {info['global_step']} steps on {common.rows_note(info)}, model and card in {opts.out}")
