@@ -177,3 +177,16 @@ def test_eval_judges_both_orders_with_the_same_trimmed_samples(work, tmp_path, t
     with pytest.raises(UsageError, match="no test pair fits in --max-length 250"):
         evaluate(EvalOptions(**{**opts.__dict__, "max_length": 250, "out": str(tmp_path / "none")}))
     assert not (tmp_path / "none").exists()
+
+
+def test_the_prompt_budget_leaves_room_for_what_is_generated(tmp_path):
+    from persrm_gen.trainers.evaluate import _max_length
+    from persrm_gen.trainers.rft import prompt_budget
+
+    assert prompt_budget(RFTOptions(max_length=400, max_completion_length=8)) == 392
+    assert prompt_budget(RFTOptions(max_length=400, max_completion_length=8, max_prompt_length=300)) == 300
+    # eval defaults to the --max-length the checkpoint was trained with.
+    assert _max_length(EvalOptions(data="d"), tmp_path) == 2048
+    (tmp_path / "persrm_train.json").write_text(json.dumps({"options": {"max_length": 1024}}))
+    assert _max_length(EvalOptions(data="d"), tmp_path) == 1024
+    assert _max_length(EvalOptions(data="d", max_length=512), tmp_path) == 512

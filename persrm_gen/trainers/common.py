@@ -157,7 +157,7 @@ def report_fitting(report, what: str) -> None:
     """Log how rows were fitted to --max-length (a warning when any was trimmed or dropped); stop if none is left."""
     level = logging.WARNING if report.trimmed or report.dropped else logging.INFO
     log.log(level, "fitted %ss to %s", what, report.summary())
-    report.require_rows(f"{what}")
+    report.require_rows(what)
 
 
 # ----------------------------------------------------------------- models
