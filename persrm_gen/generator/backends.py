@@ -52,6 +52,8 @@ def make_transport(
         return _local(model, local_options or {})
     if not model:
         raise UsageError(f"--backend {backend} needs --model")
+    if timeout is not None and not timeout > 0:
+        raise UsageError(f"--timeout {timeout:g}: the per-request timeout must be more than 0 seconds")
     key = api_key(backend, env)
     common = dict(api_key=key, base_url=base_url, timeout=timeout, max_connections=max_connections)
     if backend == "anthropic":
