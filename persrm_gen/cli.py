@@ -12,6 +12,7 @@ from typer._click.core import ParameterSource
 
 from persrm_gen.errors import UsageError
 from persrm_gen.exitcodes import run_cli
+from persrm_gen.generator.failure_rate import DEFAULT_MAX_FAILURE_RATE
 from persrm_gen.progress import console
 from persrm_gen.records import AXES, STRATEGIES
 
@@ -66,7 +67,9 @@ def build(
     timeout: float = typer.Option(120.0, help="Per-request timeout in seconds."),
     max_cost: Optional[float] = typer.Option(None, help="Stop cleanly before spending more than this many USD."),
     max_requests: Optional[int] = typer.Option(None, help="Stop cleanly before sending more requests than this."),
-    max_attempts: int = typer.Option(3, min=1, help="Re-samples of an LLM trace whose verdict disagrees with the label."),
+    max_attempts: int = typer.Option(3, min=1, help="Samples of an LLM output whose format or verdict is rejected (each after one identical retry)."),
+    max_failure_rate: float = typer.Option(DEFAULT_MAX_FAILURE_RATE, min=0.0, max=1.0, help="Stop (exit 3) when more than this share of a stage's requests fail or give unusable output."),
+    new_cache: bool = typer.Option(False, help="Start an empty cache where a manifest shows an earlier build (its cache.sqlite was deleted or moved aside): every request is paid again."),
     swap_check: bool = typer.Option(False, help="Judge both A/B orders; keep only pairs judged consistently."),
     dry_run: bool = typer.Option(False, help="Render every prompt and print request count, tokens and cost; call nothing."),
     license: Optional[str] = typer.Option(None, help="License for the dataset card (e.g. cc-by-4.0)."),
@@ -89,7 +92,8 @@ def build(
         test_fraction=test_fraction, max_targets_per_author=max_targets_per_author, seed=seed,
         prompts_dir=prompts_dir, rationales=rationales, temperature=temperature, max_new_tokens=max_new_tokens,
         concurrency=concurrency, batch_size=batch_size, device=device, threads=threads, rpm=rpm, tpm=tpm, timeout=timeout,
-        max_cost=max_cost, max_requests=max_requests, max_attempts=max_attempts, swap_check=swap_check,
+        max_cost=max_cost, max_requests=max_requests, max_attempts=max_attempts, max_failure_rate=max_failure_rate,
+        new_cache=new_cache, swap_check=swap_check,
         dry_run=dry_run, license=license, language=tuple(language.split(",")) if language else None,
         command=shlex.join(["persrm-gen", *sys.argv[1:]]),
     )
@@ -109,7 +113,8 @@ def build(
     dropped = sum(v for k, v in result.rejections.items() if not k.startswith(("sft_", "trace_")))
     console.print(
         f"[green]built[/green] {pairs} pairs ({sft} with a trace in sft) into {result.out} "
-        f"({result.requests_sent} requests sent, {result.cache_hits} from cache); {dropped} candidates or pairs "
+        f"({result.requests_sent} requests sent, {result.cache_hits} from cache, {result.failed} failed); "
+        f"{dropped} candidates or pairs "
         f"dropped by validators. Next: persrm-gen validate {result.out}; persrm-gen stats {result.out}",
         highlight=False,
     )

@@ -243,7 +243,7 @@ def test_failure_rate_within_the_limit_lets_the_stage_finish(tmp_path):
     reqs = [chat("fast", f"item {i}" + (" [[fault:html,html]]" if i < 2 else "")) for i in range(20)]
     tally = FailureRate("negatives", max_rate=0.1)
     with FakeServer() as server:
-        client, results = run_client("fast", server, tmp_path, lambda c: c.complete_many(
+        _, results = run_client("fast", server, tmp_path, lambda c: c.complete_many(
             reqs, return_exceptions=True, failures=tally), max_retries=1)
     assert sum(isinstance(r, TransientError) for r in results) == 2
     assert tally.failed == 2 and tally.total == 20

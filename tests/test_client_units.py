@@ -252,7 +252,7 @@ def test_a_corrupt_cache_is_a_usage_error_that_says_how_to_recover(tmp_path, dam
 
 def test_a_read_only_cache_is_a_usage_error(tmp_path):
     path = _real_cache(tmp_path / "cache.sqlite")
-    if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+    if subprocess.run(["chattr", "+i", str(path)], capture_output=True, check=False).returncode != 0:
         pytest.skip("chattr +i is not available here")
     try:
         with pytest.raises(UsageError) as info:
@@ -307,3 +307,15 @@ def test_key_scope_is_the_provider_for_default_endpoints_and_names_any_other_ser
     # keys made for the default endpoints before the server was part of the key stay valid
     if scope == backend:
         assert request_key(REQS[0], client.key_scope)[0] == REQS[0].cache_key(backend)
+
+
+@pytest.mark.parametrize("backend,url", [("openai", None), ("openai", "http://u:p@127.0.0.1:8000/v1/"),
+                                         ("anthropic", None), ("anthropic", "http://127.0.0.1:9")])
+def test_a_dry_run_keys_requests_like_the_build(backend, url, monkeypatch, tmp_path):
+    from persrm_gen.dryrun import _describe_backend
+    from persrm_gen.pipeline import BuildOptions
+
+    monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
+    real = make_transport(backend, "m", url, env={"OPENAI_API_KEY": "k", "ANTHROPIC_API_KEY": "k"})
+    dry, _ = _describe_backend(BuildOptions(authors=tmp_path / "a.jsonl", backend=backend, model="m", base_url=url))
+    assert dry.endpoint == getattr(real, "endpoint", None)

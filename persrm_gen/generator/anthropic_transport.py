@@ -20,8 +20,6 @@ from persrm_gen.generator.reply_limit import limit_replies, reset_limit, sdk_eve
 from persrm_gen.generator.sdk_errors import map_sdk_error
 from persrm_gen.generator.transport import LLMRequest, LLMResponse, server_scope
 
-ANTHROPIC_HOST = "api.anthropic.com"
-
 
 # Newer SDKs dropped the sampling arguments from messages.create (the newest models fix
 # them); send temperature only where this SDK still takes it.
@@ -84,7 +82,7 @@ class AnthropicTransport:
             http_client=make_http(limits=limits, timeout=timeout, event_hooks=sdk_event_hooks()),
         )
         # Where requests really go (the SDK also reads ANTHROPIC_BASE_URL).
-        self.endpoint = server_scope(str(self._client.base_url), ANTHROPIC_HOST)
+        self.endpoint = server_scope(str(self._client.base_url), self.provider)
 
     async def send(self, request: LLMRequest) -> LLMResponse:
         params = message_params(request)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from urllib.parse import urlparse
 
 import aiohttp
 
@@ -37,13 +36,12 @@ except ImportError:  # pragma: no cover
     _loads = json.loads
 
 OPENAI_URL = "https://api.openai.com/v1"
-OPENAI_HOST = "api.openai.com"
 # OpenAI's reasoning models take max_completion_tokens and reject temperature/top_p.
 _REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5", "gpt-6")
 
 
 def is_official(base_url: str | None) -> bool:
-    return base_url is None or urlparse(base_url).hostname == OPENAI_HOST
+    return server_scope(base_url, "openai") is None
 
 
 def request_body(request: LLMRequest, *, official: bool) -> tuple[str, dict]:
@@ -108,7 +106,7 @@ class FastOpenAITransport:
                  max_connections: int = 1024):
         self.base_url = (base_url or OPENAI_URL).rstrip("/")
         self.official = is_official(base_url)
-        self.endpoint = server_scope(self.base_url, OPENAI_HOST)
+        self.endpoint = server_scope(self.base_url, self.provider)
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._max_connections = max_connections
         # The key lives only in this header dict; aiohttp never puts headers in its errors.

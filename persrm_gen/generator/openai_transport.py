@@ -15,7 +15,7 @@ import httpx2  # the HTTP library the SDK is built on
 import openai
 import pydantic
 
-from persrm_gen.generator.fast_openai import OPENAI_HOST, is_official, parse_response, request_body
+from persrm_gen.generator.fast_openai import is_official, parse_response, request_body
 from persrm_gen.generator.reply_limit import limit_replies, reset_limit, sdk_event_hooks
 from persrm_gen.generator.sdk_errors import map_sdk_error
 from persrm_gen.generator.transport import LLMRequest, LLMResponse, server_scope
@@ -37,7 +37,7 @@ class OpenAITransport:
             http_client=make_http(limits=limits, timeout=timeout, event_hooks=sdk_event_hooks()),
         )
         # Where requests really go (the SDK also reads OPENAI_BASE_URL).
-        self.endpoint = server_scope(str(self._client.base_url), OPENAI_HOST)
+        self.endpoint = server_scope(str(self._client.base_url), self.provider)
 
     async def send(self, request: LLMRequest) -> LLMResponse:
         path, body = request_body(request, official=self.official)

@@ -85,12 +85,16 @@ class Transport(Protocol):
     async def aclose(self) -> None: ...
 
 
-def server_scope(url: str | None, default_host: str) -> str | None:
+# The providers' own API hosts: requests to them are keyed by the provider alone.
+PROVIDER_HOSTS = {"openai": "api.openai.com", "anthropic": "api.anthropic.com"}
+
+
+def server_scope(url: str | None, provider: str) -> str | None:
     """The server as the cache key names it: None for the provider's own host (so keys made
     before servers were part of the key stay valid), else the URL without credentials,
     query or trailing slash (``http://user:key@Host:8000/v1/`` -> ``http://host:8000/v1``)."""
     try:
-        if not url or urlsplit(url).hostname == default_host:
+        if not url or urlsplit(url).hostname == PROVIDER_HOSTS.get(provider):
             return None
         return (redact_url(url) or "").rstrip("/")
     except ValueError:  # a port out of range: nothing can be sent there; still no credentials
