@@ -299,3 +299,27 @@ def test_a_nonpositive_timeout_is_refused(tmp_path, authors, timeout):
         proc = run(cmd, server, check=False)
         assert server.snapshot() == []
     assert proc.returncode == 2 and "--timeout" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def flaky_writer(body: dict, text: str) -> str:
+    """Half of the rewrite samples are only a preamble (nothing usable); judges are fine."""
+    if "<answer>" not in _system(body) and hashlib.sha256(json.dumps(body, sort_keys=True).encode()).digest()[0] % 2:
+        return "Sure, here is the text:"
+    return persona(body, text)
+
+
+def test_unusable_rewrites_are_resampled_and_never_bought_again(tmp_path, authors):
+    out = tmp_path / "out"
+    with FakeServer(reply=flaky_writer) as server:
+        run(args(authors, out, server, "--max-failure-rate", "1"), server)
+        hits = server.snapshot()
+        writes = [h for h in hits if "<answer>" not in _system(h.body)]
+        assert max(Counter(h.rid for h in writes).values()) == 2  # one identical retry per sample
+        samples = Counter(h.text for h in writes)  # a text sent with several seeds was re-sampled
+        assert max(samples.values()) > 2 and max(samples.values()) <= 2 * 3  # --max-attempts 3
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert manifest["usage"]["total"]["requests"] == len(hits)
+        before = data_digests(out)
+        run(args(authors, out, server, "--max-failure-rate", "1"), server)
+        assert len(server.snapshot()) == len(hits)
+    assert data_digests(out) == before
