@@ -323,3 +323,13 @@ def test_unusable_rewrites_are_resampled_and_never_bought_again(tmp_path, author
         run(args(authors, out, server, "--max-failure-rate", "1"), server)
         assert len(server.snapshot()) == len(hits)
     assert data_digests(out) == before
+
+
+def test_another_server_with_the_same_model_name_is_another_model(tmp_path, authors, reference):
+    ref_out, ref_served = reference
+    out = copy_build(ref_out, tmp_path / "out")
+    with FakeServer(reply=persona) as other:
+        proc = run(args(authors, out, other), other)
+        assert sum(served(other).values()) == sum(ref_served.values())  # nothing came from the first server's cache
+    assert "0 from cache" in proc.stderr
+    assert json.loads((out / "manifest.json").read_text())["base_url"] == other.openai_base

@@ -24,7 +24,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import fields
 from pathlib import Path
 
@@ -103,6 +103,8 @@ class RequestCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._db = self._open()
+        with self._io() as db:
+            self._has_rejected = db.execute("SELECT 1 FROM sqlite_master WHERE name='rejected'").fetchone() is not None
         self._closed = False
         self._pending: dict[str, tuple] = {}
         self._pending_rejected: list[tuple] = []
@@ -163,6 +165,8 @@ class RequestCache:
         """Every paid reply that failed validation, per key (in arrival order); keys without any are left out."""
         self.flush()
         found: dict[str, list[LLMResponse]] = {}
+        if not self._has_rejected:  # a cache opened without migrating (read-only) that predates the table
+            return found
         for row in self._select("rejected", list(dict.fromkeys(keys)), order="rowid"):
             found.setdefault(row[0], []).append(_row(row[1:]))
         return found
@@ -211,7 +215,14 @@ class RequestCache:
 
     def _schedule_flush(self) -> None:
         if self._flush_handle is None:
-            self._flush_handle = asyncio.get_running_loop().call_soon(self.flush)
+            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush_in_loop)
+
+    def _flush_in_loop(self) -> None:
+        # An error here would only be logged by the event loop (with a traceback); the rows
+        # stay queued and the next explicit flush (end of complete_many, close) raises it.
+        self._flush_handle = None
+        with suppress(UsageError):
+            self.flush()
 
     def flush(self) -> None:
         """Commit every queued response in one transaction."""

@@ -168,7 +168,7 @@ class Accounting:
         """One line for the live progress display."""
         t = self.total()
         return (f"{t.requests} sent, {t.cache_hits} cached, {t.input_tokens + t.output_tokens:,} tok, "
-                f"${t.cost_usd:.4f}, {t.retries} retries")
+                f"${t.cost_usd:.4f}, {t.retries} retries, {t.failures} failed")
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,8 @@ class LLMRequest:
             raise ValueError("LLMRequest needs exactly one of messages or prompt")
 
     def cache_key(self, provider: str) -> str:
-        """Stable hash of everything that determines the response."""
+        """Stable hash of everything that determines the response. ``provider`` is the client's
+        ``key_scope``: the provider, plus the server when it is not the provider's own."""
         payload = asdict(self)
         payload["provider"] = provider
         blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
