@@ -14,6 +14,7 @@ from pathlib import Path
 from rich.table import Table
 
 from persrm_gen.errors import UsageError
+from persrm_gen.generator.backends import endpoint_for
 from persrm_gen.generator.cache import RequestCache
 from persrm_gen.generator.candidates import CandidateFactory, CandidateOptions
 from persrm_gen.generator.client import LLMClient
@@ -47,8 +48,6 @@ def _describe_backend(opts: BuildOptions) -> tuple[DryTransport, str]:
     if opts.backend != "local":
         if not opts.model:
             raise UsageError(f"--backend {opts.backend} needs --model")
-        from persrm_gen.generator.backends import endpoint_for  # noqa: PLC0415
-
         return DryTransport(opts.backend, supports_chat=True, endpoint=endpoint_for(opts.backend, opts.base_url)), opts.model
     from persrm_gen.generator.local_model import EMBEDDED_ALIASES, EMBEDDED_MODEL_ID  # noqa: PLC0415
 
