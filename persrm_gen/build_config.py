@@ -22,6 +22,7 @@ from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict
 
 from persrm_gen.base_url import BaseUrl
+from persrm_gen.generator.failure_rate import DEFAULT_MAX_FAILURE_RATE
 from persrm_gen.options_file import STRICT, load_options
 from persrm_gen.records import AXES, STRATEGIES
 
@@ -122,6 +123,8 @@ class BuildOptions:
     max_cost: Annotated[float | None, Field(ge=0)] = None
     max_requests: Annotated[int | None, Field(ge=0)] = None
     max_attempts: Annotated[int, Field(ge=1)] = 3
+    max_failure_rate: Annotated[float, Field(ge=0, le=1)] = DEFAULT_MAX_FAILURE_RATE
+    new_cache: bool = False
     swap_check: bool = False
     dry_run: bool = False
     # card

@@ -11,6 +11,7 @@ from typer._click.core import ParameterSource
 
 from persrm_gen.errors import UsageError
 from persrm_gen.exitcodes import run_cli
+from persrm_gen.generator.failure_rate import DEFAULT_MAX_FAILURE_RATE
 from persrm_gen.progress import console
 from persrm_gen.records import AXES, STRATEGIES
 from persrm_gen.redact import redact_command
@@ -56,7 +57,9 @@ def build(
     timeout: float = typer.Option(120.0, help="Per-request timeout in seconds."),
     max_cost: Optional[float] = typer.Option(None, help="Stop cleanly before spending more than this many USD."),
     max_requests: Optional[int] = typer.Option(None, help="Stop cleanly before sending more requests than this."),
-    max_attempts: int = typer.Option(3, help="Re-samples of an LLM trace whose verdict disagrees with the label."),
+    max_attempts: int = typer.Option(3, help="Samples of an LLM output whose format or verdict is rejected (each after one identical retry)."),
+    max_failure_rate: float = typer.Option(DEFAULT_MAX_FAILURE_RATE, help="Stop (exit 3) when more than this share of a stage's requests fail or give unusable output."),
+    new_cache: bool = typer.Option(False, help="Start an empty cache where a manifest shows an earlier build (its cache.sqlite was deleted or moved aside): every request is paid again."),
     swap_check: bool = typer.Option(False, help="Judge both A/B orders; keep only pairs judged consistently."),
     dry_run: bool = typer.Option(False, help="Render every prompt and print request count, tokens and cost; call nothing."),
     license: Optional[str] = typer.Option(None, help="License for the dataset card (e.g. cc-by-4.0)."),
@@ -88,7 +91,8 @@ def build(
     dropped = sum(v for k, v in result.rejections.items() if not k.startswith(("sft_", "trace_")))
     console.print(
         f"[green]built[/green] {pairs} pairs ({sft} with a trace in sft) into {result.out} "
-        f"({result.requests_sent} requests sent, {result.cache_hits} from cache); {dropped} candidates or pairs "
+        f"({result.requests_sent} requests sent, {result.cache_hits} from cache, {result.failed} failed); "
+        f"{dropped} candidates or pairs "
         f"dropped by validators. Next: persrm-gen validate {result.out}; persrm-gen stats {result.out}",
         highlight=False,
     )

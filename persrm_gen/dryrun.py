@@ -17,6 +17,7 @@ from pathlib import Path
 from rich.table import Table
 
 from persrm_gen.errors import UsageError
+from persrm_gen.generator.backends import endpoint_for
 from persrm_gen.generator.cache import RequestCache
 from persrm_gen.generator.client import LLMClient
 from persrm_gen.generator.pricing import Pricing
@@ -34,6 +35,7 @@ class DryTransport:
     provider: str
     supports_chat: bool
     supports_prompt: bool = True
+    endpoint: str | None = None  # the server, as the real transport puts it in the cache key
 
     async def send(self, request: LLMRequest) -> LLMResponse:
         raise UsageError("dry run: no request may be sent")
@@ -46,7 +48,7 @@ def _describe_backend(opts: BuildOptions) -> tuple[DryTransport, str]:
     if opts.backend != "local":
         if not opts.model:
             raise UsageError(f"--backend {opts.backend} needs --model")
-        return DryTransport(opts.backend, supports_chat=True), opts.model
+        return DryTransport(opts.backend, supports_chat=True, endpoint=endpoint_for(opts.backend, opts.base_url)), opts.model
     from persrm_gen.generator.local_model import EMBEDDED_ALIASES, EMBEDDED_MODEL_ID  # noqa: PLC0415
 
     if opts.model is None or opts.model.strip().lower() in EMBEDDED_ALIASES:

@@ -16,11 +16,12 @@ from persrm_gen.authors import load_authors
 from persrm_gen.build_config import BuildOptions
 from persrm_gen.corpus import Corpus
 from persrm_gen.dataset import config_rows, pair_row, write_data, write_json
-from persrm_gen.errors import InputError
+from persrm_gen.errors import InputError, UsageError
 from persrm_gen.generator.cache import RequestCache
-from persrm_gen.generator.candidates import CandidateFactory, Job, to_candidate
-from persrm_gen.generator.client import LLMClient
+from persrm_gen.generator.candidates import CandidateFactory, Job, resampled, to_candidate
+from persrm_gen.generator.client import LLMClient, TransientError
 from persrm_gen.generator.client import run as client_run
+from persrm_gen.generator.failure_rate import FailureRate
 from persrm_gen.generator.pricing import Pricing
 from persrm_gen.generator.parsing import UnparseableOutput, clean_rewrite
 from persrm_gen.judge_prompt import judge_messages, preference_messages
@@ -48,6 +49,7 @@ class BuildResult:
     requests_sent: int
     cache_hits: int
     manifest: dict
+    failed: int = 0  # requests given up on (faults, replies rejected after every try)
 
 
 def prepare(opts: BuildOptions):
@@ -92,22 +94,47 @@ def _limit_targets(tasks: list[Task], opts: BuildOptions) -> list[Task]:
     return [t for t in tasks if t.id in keep]
 
 
-async def _run_jobs(client: LLMClient, jobs: list[Job], progress, label: str, usage: DatasetUsage) -> list[Candidate | None]:
+async def _run_jobs(client: LLMClient, jobs: list[Job], progress, label: str, usage: DatasetUsage,
+                   opts: BuildOptions) -> list[Candidate | None]:
     requests = [j.request for j in jobs if j.request is not None]
     responses: list = []
+    failures = FailureRate(label, opts.max_failure_rate)
     if requests:
-        # Sampled API outputs that cannot be parsed are retried like a transient fault
-        # (same cache key). Local generation is deterministic, so a retry would repeat it.
+        # Sampled API outputs that cannot be parsed are re-sampled (up to --max-attempts).
+        # Local generation is deterministic, so a retry would repeat it.
         validate = _rewrite_ok if client.transport.provider != "local" and client.transport.supports_chat else None
         with stage(progress, label, len(requests), info=client.accounting.summary) as tick:
-            responses = await client.complete_many(requests, on_done=tick, validate=validate, return_exceptions=True)
-        usage.add(requests, responses)
+            responses = await _sample(client, requests, tick, validate, failures, usage,
+                                      opts.max_attempts if validate else 1)
     it = iter(responses)
     out = []
     for j in jobs:
         raw = next(it) if j.request is not None else None
-        out.append(None if isinstance(raw, BaseException) else to_candidate(j, raw.text if raw is not None else None))
+        cand = None if isinstance(raw, BaseException) else to_candidate(j, raw.text if raw is not None else None)
+        if cand is None and raw is not None and not isinstance(raw, BaseException):
+            failures.add(f"unusable output ({j.strategy}): {raw.text[:80]!r}")
+        out.append(cand)
+    failures.check()
     return out
+
+
+async def _sample(client: LLMClient, requests: list, tick, validate, failures: FailureRate, usage: DatasetUsage,
+                  attempts: int) -> list:
+    """Responses in request order; a request whose replies fail ``validate`` (after the client's
+    one identical retry) is re-sampled with a new attempt index, up to ``attempts`` in all."""
+    results = await client.complete_many(requests, on_done=tick, validate=validate, return_exceptions=True,
+                                         failures=failures)
+    usage.add(requests, results, client.rejected_replies(requests))
+    for attempt in range(1, attempts):
+        redo = [i for i, r in enumerate(results) if isinstance(r, TransientError) and r.kind == "invalid_output"]
+        if not redo:
+            break
+        again = [resampled(requests[i], attempt) for i in redo]
+        more = await client.complete_many(again, validate=validate, return_exceptions=True, failures=failures)
+        usage.add(again, more, client.rejected_replies(again))
+        for i, r in zip(redo, more):
+            results[i] = r
+    return results
 
 
 def _rewrite_ok(text: str) -> bool:
@@ -164,7 +191,7 @@ async def generate(opts: BuildOptions, client: LLMClient, renderer: PromptRender
     factory = CandidateFactory(renderer, opts.candidate_options(model_name), chat=chat, corpus=corpus)
     pos_jobs = factory.positive_jobs(tasks)
     chosen: dict[str, Candidate] = {}
-    for job, cand in zip(pos_jobs, await _run_jobs(client, pos_jobs, progress, "positives", usage)):
+    for job, cand in zip(pos_jobs, await _run_jobs(client, pos_jobs, progress, "positives", usage, opts)):
         if cand is None:
             drops["unusable_positive"] += 1
         else:
@@ -172,7 +199,7 @@ async def generate(opts: BuildOptions, client: LLMClient, renderer: PromptRender
     by_id = {t.id: t for t in tasks}
     neg_jobs = [j for t in tasks if t.id in chosen for j in factory.negative_jobs(t, chosen[t.id].text)]
     negatives: list[Candidate] = []
-    for job, cand in zip(neg_jobs, await _run_jobs(client, neg_jobs, progress, "negatives", usage)):
+    for job, cand in zip(neg_jobs, await _run_jobs(client, neg_jobs, progress, "negatives", usage, opts)):
         if cand is None:
             drops[f"unusable_{job.strategy}"] += 1
         else:
@@ -182,7 +209,7 @@ async def generate(opts: BuildOptions, client: LLMClient, renderer: PromptRender
     _place(pairs, opts.seed)
     ropt = RationaleOptions(
         mode=opts.rationale_mode(chat), model=model_name, max_attempts=opts.max_attempts,
-        swap_check=opts.swap_check, seed=opts.seed,
+        swap_check=opts.swap_check, seed=opts.seed, max_failure_rate=opts.max_failure_rate,
     )
     drops.update(await write_rationales(pairs, client, renderer, ropt, progress, usage))
     return pairs, drops
@@ -250,6 +277,16 @@ def make_client(opts: BuildOptions, transport, cache: RequestCache) -> LLMClient
     )
 
 
+def open_build_cache(opts: BuildOptions) -> RequestCache:
+    """OUT/cache.sqlite; refused when it is missing beside a manifest (a build without its
+    cache pays for every request again) unless ``--new-cache`` says that is what we want."""
+    path, manifest = opts.out / "cache.sqlite", opts.out / "manifest.json"
+    if not path.exists() and manifest.is_file() and not opts.new_cache:
+        raise UsageError(f"{path} is missing but {manifest} is there: building without that cache pays for "
+                         "every request again. Put the cache back, or pass --new-cache to start an empty one")
+    return RequestCache(path)
+
+
 def run_build(opts: BuildOptions, *, quiet: bool = False) -> BuildResult:
     if opts.backend != "local":  # a missing key fails before anything else
         from persrm_gen.generator.backends import api_key  # noqa: PLC0415
@@ -274,7 +311,7 @@ def _build_into(opts: BuildOptions, prepared, transport, model_name: str, folder
 
     _authors, renderer, plan, tasks, skipped, corpus = prepared
     out = opts.out
-    cache = RequestCache(out / "cache.sqlite")
+    cache = open_build_cache(opts)
     client = make_client(opts, transport, cache)
     usage = DatasetUsage(client.pricing)
     try:
@@ -298,7 +335,8 @@ def _build_into(opts: BuildOptions, prepared, transport, model_name: str, folder
         write_json(staging / "manifest.json", manifest)
         write_dataset_card(staging, manifest, compute_stats(kept, rejections), previous=out / "README.md")
         folder.publish()
-        return BuildResult(out, counts, rejections, client.accounting.requests, client.accounting.cache_hits, manifest)
+        return BuildResult(out, counts, rejections, client.accounting.requests, client.accounting.cache_hits, manifest,
+                           failed=client.accounting.total().failures)
     finally:
         cache.close()
 

@@ -4,8 +4,10 @@
 marked usable for sft only when the measurements themselves favour the label.
 ``llm``: an instruction model judges the pair, shown the measured features but not the
 label; a trace whose verdict disagrees is re-sampled with a new attempt index (a new
-cache key) up to ``max_attempts``, then dropped from sft and counted. ``swap_check``
-also judges the swapped order and keeps only pairs judged the same way both times.
+cache key) up to ``max_attempts``, then dropped from sft and counted; so is a trace the
+client gave up on for its format (after one identical retry). ``swap_check`` also judges
+the swapped order and keeps only pairs judged the same way both times. Each stage counts
+its failed requests against ``max_failure_rate`` (:class:`FailureRate`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 
 from persrm_gen.answer import format_ok, parse_verdict
 from persrm_gen.generator.client import LLMClient
+from persrm_gen.generator.failure_rate import DEFAULT_MAX_FAILURE_RATE, FailureRate
 from persrm_gen.generator.transport import LLMRequest
 from persrm_gen.judgments import evidence_trace
 from persrm_gen.progress import stage
@@ -34,6 +37,7 @@ class RationaleOptions:
     seed: int = 0
     temperature: float = 0.7
     max_tokens: int = 800
+    max_failure_rate: float | None = DEFAULT_MAX_FAILURE_RATE
 
 
 async def write_rationales(pairs: list[Pair], client: LLMClient, renderer: PromptRenderer, opt: RationaleOptions, progress, usage: DatasetUsage) -> Counter:
@@ -58,15 +62,16 @@ async def write_rationales(pairs: list[Pair], client: LLMClient, renderer: Promp
 
 
 class _Judge:
-    """Sends judge requests; a malformed trace is retried by the client (same key), a
+    """Sends judge requests; a malformed trace is retried once by the client (same key), a
     request that still fails comes back as an empty text and counts as a failed attempt."""
 
     def __init__(self, client: LLMClient, usage: DatasetUsage):
         self.client, self.usage = client, usage
 
-    async def __call__(self, reqs: list[LLMRequest], on_done=None) -> list[str]:
-        out = await self.client.complete_many(reqs, on_done=on_done, validate=format_ok, return_exceptions=True)
-        self.usage.add(reqs, out)
+    async def __call__(self, reqs: list[LLMRequest], failures: FailureRate, on_done=None) -> list[str]:
+        out = await self.client.complete_many(reqs, on_done=on_done, validate=format_ok, return_exceptions=True,
+                                              failures=failures)
+        self.usage.add(reqs, out, self.client.rejected_replies(reqs))
         return ["" if isinstance(x, BaseException) else x.text for x in out]
 
 
@@ -83,12 +88,13 @@ def _request(p: Pair, comparison, renderer: PromptRenderer, opt: RationaleOption
 
 async def _llm_traces(pairs, comparisons, judge: _Judge, renderer, opt, progress, drops: Counter) -> None:
     pending = list(pairs)
+    failures = FailureRate("rationales", opt.max_failure_rate)
     with stage(progress, "rationales", len(pairs), info=judge.client.accounting.summary) as tick:
         for attempt in range(opt.max_attempts):
             if not pending:
                 break
             reqs = [_request(p, comparisons[p.id], renderer, opt, attempt, False) for p in pending]
-            texts = await judge(reqs)
+            texts = await judge(reqs, failures)
             still = []
             for p, text in zip(pending, texts):
                 if format_ok(text) and parse_verdict(text) == p.label:
@@ -109,7 +115,7 @@ async def _swap_check(pairs: list[Pair], comparisons, judge: _Judge, renderer, o
     """Judge the swapped order once; pairs judged inconsistently are removed from the build."""
     with stage(progress, "swap check", len(pairs), info=judge.client.accounting.summary) as tick:
         reqs = [_request(p, comparisons[p.id], renderer, opt, 0, True) for p in pairs]
-        texts = await judge(reqs, on_done=tick)
+        texts = await judge(reqs, FailureRate("swap check", opt.max_failure_rate), on_done=tick)
     kept = []
     for p, text in zip(pairs, texts):
         agrees = parse_verdict(text) == ("B" if p.label == "A" else "A")

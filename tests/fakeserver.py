@@ -11,7 +11,9 @@ Faults: 400 401 403 404 429 500 502 503 529, ``hang`` (sleep past the client tim
 ``reset`` (drop the connection), ``truncated`` (200 with half a JSON body), ``cut``
 (Content-Length promised, half sent, connection dropped), ``empty`` (no choices/content),
 ``badtag`` (a valid response whose answer tag is wrong), ``echo_auth`` (a 401 whose body
-repeats the credential header the client sent, as some servers and proxies do).
+repeats the credential header the client sent, as some servers and proxies do), ``html``
+(200 with an HTML page), ``badutf8`` (200, a JSON body with bytes that are not UTF-8),
+``huge`` (200, a valid reply of ``huge_bytes`` sent chunked, without Content-Length).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class FakeServer:
     ratelimit_headers: dict[str, str] = field(default_factory=dict)  # added to every 200
     hits: list[Hit] = field(default_factory=list)
     max_in_flight: int = 0
+    huge_bytes: int = 10_000_000  # size of a ``huge`` reply
     # body, text -> reply text; None: a fixed trace ending in <answer>{answer}</answer>
     reply: Callable[[dict, str], str] | None = None
     key: str = KEY  # the API key the server accepts
@@ -176,6 +179,12 @@ class FakeServer:
         reply = self.reply(body, text) if self.reply is not None and fault != "badtag" else None
         payload = _ok_body(flavour, request.path, body, text, answer, empty=fault == "empty", reply=reply)
         raw = json.dumps(payload).encode()
+        if fault == "html":
+            return web.Response(body=b"<html><body><h1>Welcome to nginx!</h1></body></html>", content_type="text/html")
+        if fault == "badutf8":
+            return web.Response(body=raw.replace(b"Thinking", b"Think\xff\xfeing", 1), content_type="application/json")
+        if fault == "huge":
+            return await _huge(request, flavour, body, text, self.huge_bytes)
         if fault == "truncated":
             return web.Response(body=raw[: len(raw) // 2], content_type="application/json")
         if fault == "cut":
@@ -247,6 +256,22 @@ async def _cut(request: web.Request, raw: bytes) -> web.StreamResponse:
     await resp.prepare(request)
     await resp.write(raw[: len(raw) // 2])
     request.transport.abort()  # type: ignore[union-attr]
+    return resp
+
+
+async def _huge(request: web.Request, flavour: str, body: dict, text: str, size: int) -> web.StreamResponse:
+    """A well-formed reply of about ``size`` bytes, streamed in chunks with no Content-Length."""
+    filler = "word " * (size // 5)
+    raw = json.dumps(_ok_body(flavour, request.path, body, text, "A", empty=False, reply=filler)).encode()
+    resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+    resp.enable_chunked_encoding()
+    await resp.prepare(request)
+    try:
+        for i in range(0, len(raw), 1 << 16):
+            await resp.write(raw[i : i + (1 << 16)])
+        await resp.write_eof()
+    except ConnectionError:  # the client stopped reading: what a bounded reader does
+        pass
     return resp
 
 

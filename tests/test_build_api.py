@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import datasets
@@ -94,7 +95,8 @@ def reference(tmp_path_factory, authors):
     """An uninterrupted build, and what the server saw."""
     out = tmp_path_factory.mktemp("ref") / "out"
     with FakeServer(reply=persona) as server:
-        run(args(authors, out, server), server)
+        proc = run(args(authors, out, server), server)
+        assert "requests sent, 0 from cache, 0 failed)" in proc.stderr
         return out, served(server)
 
 
@@ -206,3 +208,128 @@ def test_sigint_stops_cleanly_with_a_resume_hint_and_the_rerun_finishes(tmp_path
         assert max(served(server).values()) == 1  # in-flight writes were finished, nothing is paid twice
         assert len(server.snapshot()) > sent_before
     assert data_digests(out) == data_digests(ref_out)
+
+
+def judge_without_think(body: dict, text: str) -> str:
+    """A judge that skips the reasoning: every trace fails the format check."""
+    reply = persona(body, text)
+    return reply.split("</think>")[-1].strip() if "<answer>" in _system(body) else reply
+
+
+def copy_build(src: Path, dst: Path, *, cache: bool = True) -> Path:
+    import shutil
+
+    shutil.copytree(src, dst, ignore=None if cache else shutil.ignore_patterns("cache.sqlite*"))
+    return dst
+
+
+def test_format_failures_are_paid_once_counted_and_never_bought_again(tmp_path, authors):
+    out = tmp_path / "out"
+    with FakeServer(reply=judge_without_think) as server:
+        first = run(args(authors, out, server, "--max-failure-rate", "1"), server)
+        hits = server.snapshot()
+        judge = [h for h in hits if "<answer>" in _system(h.body)]
+        # one identical retry per sample, then a new sample (attempt), up to --max-attempts (3)
+        assert max(Counter(h.rid for h in judge).values()) == 2
+        seeds_per_pair = Counter(h.text for h in judge)
+        assert set(seeds_per_pair.values()) == {6}
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert manifest["usage"]["stages"]["rationale"]["requests"] == len(judge)  # every paid reply
+        assert manifest["usage"]["total"]["requests"] == len(hits)
+        assert f"{len(judge) // 2} failed" in first.stderr
+        before = data_digests(out), (out / "manifest.json").read_bytes()
+
+        again = run(args(authors, out, server, "--max-failure-rate", "1"), server)
+        assert len(server.snapshot()) == len(hits)  # an identical re-run buys nothing
+        assert "(0 requests sent" in again.stderr
+        assert (data_digests(out), (out / "manifest.json").read_bytes()) == before
+
+        strict = run(args(authors, out, server), server, check=False)
+        assert len(server.snapshot()) == len(hits)
+    assert strict.returncode == 3, strict.stderr
+    (line,) = strict.stderr.strip().splitlines()
+    assert line.startswith("error: rationales: ") and "--max-failure-rate" in line and "invalid_output" in line
+
+
+def test_a_server_answering_html_fails_the_build_with_exit_3(tmp_path, authors):
+    out = tmp_path / "out"
+    with FakeServer(reply=persona) as server:
+        server._fault_for = lambda rid, text, n: "html"
+        proc = run(args(authors, out, server), server, check=False)
+        hits = server.snapshot()
+    assert proc.returncode == 3, proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("error: negatives: ") and "invalid JSON body" in line and "Traceback" not in proc.stderr
+    assert hits and not any("<answer>" in _system(h.body) for h in hits)  # stopped at the failed stage
+    assert not (out / "data").exists()
+
+
+def test_a_deleted_cache_beside_a_manifest_is_refused_unless_new_cache(tmp_path, authors, reference):
+    ref_out, _ = reference
+    out = copy_build(ref_out, tmp_path / "out", cache=False)
+    with FakeServer(reply=persona) as server:
+        refused = run(args(authors, out, server), server, check=False)
+        assert server.snapshot() == []
+        assert refused.returncode == 2, refused.stderr
+        (line,) = refused.stderr.strip().splitlines()
+        assert "cache.sqlite" in line and "--new-cache" in line
+        assert not (out / "cache.sqlite").exists()
+        run(args(authors, out, server, "--new-cache"), server)
+        assert server.snapshot()
+    assert data_digests(out) == data_digests(ref_out)
+
+
+def test_a_corrupt_cache_is_one_line_and_exit_2(tmp_path, authors, reference):
+    ref_out, _ = reference
+    out = copy_build(ref_out, tmp_path / "out", cache=False)
+    (out / "cache.sqlite").write_bytes(b"garbage" * 1000)
+    with FakeServer(reply=persona) as server:
+        proc = run(args(authors, out, server), server, check=False)
+        assert server.snapshot() == []
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert f"mv {out}/cache.sqlite {out}/cache.sqlite.bad" in line and "--new-cache" in line
+
+
+@pytest.mark.parametrize("timeout", ["0", "-5"])
+def test_a_nonpositive_timeout_is_refused(tmp_path, authors, timeout):
+    with FakeServer(reply=persona) as server:
+        cmd = args(authors, tmp_path / "out", server)
+        cmd[cmd.index("--timeout") + 1] = timeout
+        proc = run(cmd, server, check=False)
+        assert server.snapshot() == []
+    assert proc.returncode == 2 and "--timeout" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def flaky_writer(body: dict, text: str) -> str:
+    """Half of the rewrite samples are only a preamble (nothing usable); judges are fine."""
+    if "<answer>" not in _system(body) and hashlib.sha256(json.dumps(body, sort_keys=True).encode()).digest()[0] % 2:
+        return "Sure, here is the text:"
+    return persona(body, text)
+
+
+def test_unusable_rewrites_are_resampled_and_never_bought_again(tmp_path, authors):
+    out = tmp_path / "out"
+    with FakeServer(reply=flaky_writer) as server:
+        run(args(authors, out, server, "--max-failure-rate", "1"), server)
+        hits = server.snapshot()
+        writes = [h for h in hits if "<answer>" not in _system(h.body)]
+        assert max(Counter(h.rid for h in writes).values()) == 2  # one identical retry per sample
+        samples = Counter(h.text for h in writes)  # a text sent with several seeds was re-sampled
+        assert max(samples.values()) > 2 and max(samples.values()) <= 2 * 3  # --max-attempts 3
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert manifest["usage"]["total"]["requests"] == len(hits)
+        before = data_digests(out)
+        run(args(authors, out, server, "--max-failure-rate", "1"), server)
+        assert len(server.snapshot()) == len(hits)
+    assert data_digests(out) == before
+
+
+def test_another_server_with_the_same_model_name_is_another_model(tmp_path, authors, reference):
+    ref_out, ref_served = reference
+    out = copy_build(ref_out, tmp_path / "out")
+    with FakeServer(reply=persona) as other:
+        proc = run(args(authors, out, other), other)
+        assert sum(served(other).values()) == sum(ref_served.values())  # nothing came from the first server's cache
+    assert "0 from cache" in proc.stderr
+    assert json.loads((out / "manifest.json").read_text())["base_url"] == other.openai_base

@@ -7,19 +7,21 @@ side are the ground truth for "retried", "not retried" and "sent once".
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 
 import pytest
 from fakeserver import KEY, MODELS, TRANSPORTS, FakeServer, make_test_transport
 
-from persrm_gen.errors import FatalProviderError
-from persrm_gen.generator.cache import RequestCache
+from persrm_gen.errors import FatalProviderError, StageFailed, UsageError
+from persrm_gen.generator.cache import RequestCache, request_key
 from persrm_gen.generator.client import LLMClient, ProviderRejected, TransientError
+from persrm_gen.generator.failure_rate import FailureRate
 from persrm_gen.generator.transport import LLMRequest, Message
 
 pytestmark = pytest.mark.timeout(60)
 
-TRANSIENT = ["429", "500", "502", "503", "529", "hang", "reset", "truncated", "cut", "empty"]
+TRANSIENT = ["429", "500", "502", "503", "529", "hang", "reset", "truncated", "cut", "empty", "html", "badutf8"]
 
 
 def chat(kind: str, text: str, **kw) -> LLMRequest:
@@ -138,29 +140,160 @@ def test_exhausted_ratelimit_headers_pace_the_next_sends(tmp_path):
 
 
 @pytest.mark.parametrize("kind", TRANSPORTS)
-def test_invalid_output_is_retried_counted_and_never_cached(kind, tmp_path):
+def test_invalid_output_is_recorded_retried_once_and_never_bought_again(kind, tmp_path):
     def valid(text: str) -> bool:
         return text.rstrip().endswith("<answer>A</answer>")
 
-    good = chat(kind, "fix me [[fault:badtag,badtag]]")
+    good = chat(kind, "fix me [[fault:badtag]]")
     hopeless = chat(kind, "hopeless [[fault:" + ",".join(["badtag"] * 8) + "]]")
 
     async def go(c: LLMClient):
-        return await c.complete_many([good, hopeless], validate=valid, return_exceptions=True)
+        results = await c.complete_many([good, hopeless], validate=valid, return_exceptions=True)
+        return results + [c.rejected_replies([good, hopeless])]
 
     with FakeServer() as server:
-        client, (ok, failed) = run_client(kind, server, tmp_path, go, max_retries=3)
-        assert server.arrivals()[good.messages[-1].content] == 3
-        assert server.arrivals()[hopeless.messages[-1].content] == 4  # 1 + max_retries
-    assert valid(ok.text)
+        client, (ok, failed, _) = run_client(kind, server, tmp_path, go, max_retries=3)
+        # one identical retry for a format failure, not max_retries: the same body fails the same way
+        assert server.arrivals() == {good.messages[-1].content: 2, hopeless.messages[-1].content: 2}
+        # every paid reply is in the cache, valid or not, so the same run again buys nothing
+        again, (ok2, failed2, ledger) = run_client(kind, server, tmp_path, go, max_retries=3)
+        assert len(server.snapshot()) == 4
+    assert valid(ok.text) and ok2 == ok
     assert isinstance(failed, TransientError) and failed.kind == "invalid_output"
+    assert isinstance(failed2, TransientError) and failed2.kind == "invalid_output"
     total = client.accounting.total()
-    assert total.invalid_output == 2 + 4 and total.failures == 1
-    # Bad outputs were paid for: their tokens count.
-    assert total.output_tokens > 0 and total.requests == 7
+    assert total.invalid_output == 3 and total.failures == 1 and total.requests == 4
+    assert total.output_tokens > 0  # bad outputs were paid for: their tokens count
+    assert again.accounting.total().requests == 0 and again.accounting.total().failures == 1
     with RequestCache(tmp_path / "cache.sqlite") as cache:
-        assert cache.get(good.cache_key(client.provider)).text == ok.text
-        assert cache.get(hopeless.cache_key(client.provider)) is None
+        assert cache.get(request_key(good, client.key_scope)[0]).text == ok.text
+        assert cache.get(request_key(hopeless, client.key_scope)[0]) is None  # never served as valid
+        rejected = cache.rejected_many([request_key(r, client.key_scope)[0] for r in (good, hopeless)])
+    assert [len(v) for v in rejected.values()] == [1, 2]
+    assert all(not valid(r.text) and r.output_tokens > 0 for v in rejected.values() for r in v)
+    # the ledger counts every paid reply, the rejected ones included
+    assert [len(r) for r in ledger] == [1, 2]
+
+
+def test_a_validator_that_raises_still_records_the_paid_reply(tmp_path):
+    def broken(text: str) -> bool:
+        raise ZeroDivisionError("bug in a validator")
+
+    reqs = [chat("fast", f"q{i}") for i in range(30)]
+    with FakeServer(delay=0.02) as server:
+        with pytest.raises(ZeroDivisionError):
+            run_client("fast", server, tmp_path, lambda c: c.complete_many(reqs, validate=broken,
+                                                                            return_exceptions=True), concurrency=2)
+        sent = len(server.snapshot())
+    # a programming error stops the run at once: nothing new is sent, in-flight replies finish
+    assert 1 <= sent <= 3
+    db = sqlite3.connect(tmp_path / "cache.sqlite")
+    assert db.execute("SELECT COUNT(*) FROM rejected").fetchone()[0] == sent
+    assert db.execute("SELECT COUNT(*) FROM responses").fetchone()[0] == 0
+    db.close()
+
+
+@pytest.mark.parametrize("kind", TRANSPORTS)
+@pytest.mark.parametrize("fault", ["html", "badutf8", "huge"])
+def test_undecodable_or_oversized_replies_are_faults_that_count(kind, fault, tmp_path):
+    text = f"{kind} {fault} [[fault:{fault},{fault}]]"
+    with FakeServer(huge_bytes=2_000_000) as server:
+        client, (res,) = run_client(kind, server, tmp_path,
+                                    lambda c: c.complete_many([chat(kind, text)], return_exceptions=True),
+                                    max_retries=1)
+        assert server.arrivals()[text] == 2
+    assert isinstance(res, TransientError) and res.kind == "malformed", res
+    total = client.accounting.total()
+    assert total.failures == 1 and total.malformed == 2 and total.completed == 0
+    with RequestCache(tmp_path / "cache.sqlite") as cache:
+        assert len(cache) == 0
+
+
+@pytest.mark.parametrize("kind", TRANSPORTS)
+def test_a_reply_within_the_bound_is_read_whole(kind, tmp_path):
+    # 2,000 tokens may legitimately take ~10 kB of JSON; the bound scales with max_tokens
+    text = f"{kind} big [[fault:huge]]"
+    req = LLMRequest(model=MODELS[kind], messages=(Message("user", text),), max_tokens=4000)
+    with FakeServer(huge_bytes=100_000) as server:
+        _, res = run_client(kind, server, tmp_path, lambda c: c.complete(req))
+    assert len(res.text) >= 99_000
+
+
+@pytest.mark.parametrize("http", ["fast"])
+def test_a_base_url_the_client_cannot_send_to_is_a_counted_failure(http, tmp_path):
+    from persrm_gen.generator.backends import make_transport
+
+    async def main(base):
+        transport = make_transport("openai", "gpt-4.1-mini", base, 5.0, http=http, env={"OPENAI_API_KEY": KEY})
+        client = LLMClient(transport, RequestCache(tmp_path / "cache.sqlite"), retry_base=0.01)
+        try:
+            return client, await client.complete_many([chat("fast", f"q{i}") for i in range(3)],
+                                                      return_exceptions=True)
+        finally:
+            await client.aclose()
+            client.cache.close()
+
+    with FakeServer() as server:
+        # aiohttp refuses credentials in the URL next to the key's Authorization header
+        client, results = asyncio.run(main(server.openai_base.replace("http://", "http://user:pw-secret@")))
+        assert server.snapshot() == []
+    assert all(isinstance(r, FatalProviderError) for r in results), results
+    assert "pw-secret" not in str(results[0]) and "cannot send" in str(results[0])
+    assert client.accounting.total().failures == 3
+    _, bad_port = asyncio.run(main("http://127.0.0.1:99999/v1"))
+    assert all(isinstance(r, FatalProviderError) and "cannot send" in str(r) for r in bad_port), bad_port
+
+
+def test_failure_rate_stops_the_stage_early_with_the_first_error(tmp_path):
+    reqs = [chat("fast", f"page {i} [[fault:html]]") for i in range(60)]
+    tally = FailureRate("negatives", max_rate=0.1)
+
+    async def go(c: LLMClient):
+        return await c.complete_many(reqs, return_exceptions=True, failures=tally)
+
+    with FakeServer() as server:
+        with pytest.raises(StageFailed) as info:
+            run_client("fast", server, tmp_path, go, max_retries=0, concurrency=4)
+        sent = len(server.snapshot())
+    # 7 failures of 60 pass 10%: the stage stops then (and lets the 4 in flight finish), not after all 60
+    assert 7 <= sent <= 7 + 4
+    msg = str(info.value)
+    assert msg.startswith("negatives: ") and "--max-failure-rate" in msg and "invalid JSON body" in msg
+
+
+def test_failure_rate_within_the_limit_lets_the_stage_finish(tmp_path):
+    reqs = [chat("fast", f"item {i}" + (" [[fault:html,html]]" if i < 2 else "")) for i in range(20)]
+    tally = FailureRate("negatives", max_rate=0.1)
+    with FakeServer() as server:
+        _, results = run_client("fast", server, tmp_path, lambda c: c.complete_many(
+            reqs, return_exceptions=True, failures=tally), max_retries=1)
+    assert sum(isinstance(r, TransientError) for r in results) == 2
+    assert tally.failed == 2 and tally.total == 20
+    tally.check()  # 10% is not more than 10%
+    tally.add("unusable output")
+    with pytest.raises(StageFailed, match="3 of 20"):
+        tally.check()
+
+
+@pytest.mark.parametrize("timeout", [0, -1])
+def test_nonpositive_timeout_is_refused(timeout, tmp_path):
+    from persrm_gen.generator.backends import make_transport
+
+    with pytest.raises(UsageError, match="--timeout"):
+        make_transport("openai", "m", "http://127.0.0.1:9/v1", timeout, env={"OPENAI_API_KEY": "k"})
+    transport = make_transport("openai", "m", "http://127.0.0.1:9/v1", 5.0, env={"OPENAI_API_KEY": "k"})
+    with pytest.raises(UsageError, match="--timeout"):
+        LLMClient(transport, RequestCache(":memory:"), timeout=timeout)
+
+
+def test_the_cache_key_names_the_server(tmp_path):
+    """Two servers serving the same model name are two models: nothing is shared between them."""
+    req = chat("fast", "same question")
+    with FakeServer(answer="A") as one, FakeServer(answer="B") as two:
+        _, first = run_client("fast", one, tmp_path, lambda c: c.complete(req))
+        _, second = run_client("fast", two, tmp_path, lambda c: c.complete(req))
+        assert len(one.snapshot()) == len(two.snapshot()) == 1
+    assert first.text.endswith("<answer>A</answer>") and second.text.endswith("<answer>B</answer>")
 
 
 @pytest.mark.parametrize("kind", ["fast", "sdk"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import subprocess
 import sys
 import time
@@ -206,3 +207,115 @@ def test_api_backends_never_import_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "False"
+
+
+# ---- cache: an unusable file is one line that says how to recover ---------------------------
+
+def _real_cache(path: Path) -> Path:
+    with RequestCache(path) as cache:
+        for i in range(50):
+            cache.put(f"k{i}", "openai", REQS[0], LLMResponse("text " * 50, 3, 4))
+    return path
+
+
+def _corrupt_schema(path: Path) -> None:
+    raw = bytearray(_real_cache(path).read_bytes())
+    raw[100:600] = b"\xa5" * 500  # page 1 after the header: the schema
+    path.write_bytes(bytes(raw))
+
+
+def _corrupt_table_root(path: Path) -> None:
+    raw = bytearray(_real_cache(path).read_bytes())
+    page = int.from_bytes(raw[16:18], "big")
+    raw[page : page + 200] = b"\x5a" * 200  # page 2: the root of the responses table
+    path.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("damage", [
+    lambda p: p.write_bytes(b"this is not a database, just some text\n" * 100),
+    lambda p: p.write_bytes(b"SQLite format 3\x00" + b"\x00" * 84),
+    _corrupt_schema,
+    _corrupt_table_root,
+])
+def test_a_corrupt_cache_is_a_usage_error_that_says_how_to_recover(tmp_path, damage):
+    path = tmp_path / "out dir" / "cache.sqlite"
+    path.parent.mkdir()
+    damage(path)
+    before = path.read_bytes()
+    with pytest.raises(UsageError) as info:
+        RequestCache(path)
+    msg = str(info.value)
+    assert "\n" not in msg and str(path) in msg
+    assert f"mv '{path}' '{path}.bad'" in msg and "--new-cache" in msg
+    assert path.read_bytes() == before  # never touched
+
+
+def test_a_read_only_cache_is_a_usage_error(tmp_path):
+    path = _real_cache(tmp_path / "cache.sqlite")
+    if subprocess.run(["chattr", "+i", str(path)], capture_output=True, check=False).returncode != 0:
+        pytest.skip("chattr +i is not available here")
+    try:
+        with pytest.raises(UsageError) as info:
+            RequestCache(path)
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+    msg = str(info.value)
+    assert "read-only" in msg and "chmod u+w" in msg and "--new-cache" in msg and "\n" not in msg
+
+
+def test_an_old_cache_is_migrated_in_place_and_keeps_its_rows(tmp_path):
+    path = tmp_path / "cache.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE responses (key TEXT PRIMARY KEY, provider TEXT NOT NULL, model TEXT NOT NULL, "
+               "stage TEXT NOT NULL, request TEXT NOT NULL, text TEXT NOT NULL, input_tokens INTEGER NOT NULL, "
+               "output_tokens INTEGER NOT NULL, finish_reason TEXT NOT NULL, created REAL NOT NULL)")
+    db.execute("INSERT INTO responses VALUES ('k', 'openai', 'm', 's', '{}', 'old text', 1, 2, 'stop', 0)")
+    db.commit()
+    db.close()
+    resp = LLMResponse("bad", 5, 6)
+    with RequestCache(path) as cache:
+        assert cache.get("k") == LLMResponse("old text", 1, 2)
+        cache.put_rejected("k2", "openai", REQS[0], resp)
+        cache.put_rejected("k2", "openai", REQS[0], resp)
+    with RequestCache(path) as cache:
+        assert cache.rejected_many(["k", "k2"]) == {"k2": [resp, resp]}
+        assert cache.get("k2") is None and len(cache) == 1
+
+
+# ---- cache key: the server is part of the model ---------------------------------------------
+
+@pytest.mark.parametrize("backend,url,scope", [
+    ("openai", None, "openai"),
+    ("openai", "https://api.openai.com/v1", "openai"),
+    ("openai", "https://api.openai.com/v1/", "openai"),
+    ("openai", "http://127.0.0.1:8000/v1", "openai@http://127.0.0.1:8000/v1"),
+    ("openai", "http://user:secret@127.0.0.1:8000/v1/", "openai@http://127.0.0.1:8000/v1"),
+    ("anthropic", None, "anthropic"),
+    ("anthropic", "https://api.anthropic.com", "anthropic"),
+    ("anthropic", "http://LocalHost:9/", "anthropic@http://localhost:9"),
+])
+@pytest.mark.parametrize("http", ["fast", "sdk"])
+def test_key_scope_is_the_provider_for_default_endpoints_and_names_any_other_server(backend, url, scope, http,
+                                                                                     monkeypatch):
+    from persrm_gen.generator.client import LLMClient
+
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
+    t = make_transport(backend, "m", url, env={"OPENAI_API_KEY": "k", "ANTHROPIC_API_KEY": "k"}, http=http)
+    client = LLMClient(t, RequestCache(":memory:"))
+    assert client.key_scope == scope
+    # keys made for the default endpoints before the server was part of the key stay valid
+    if scope == backend:
+        assert request_key(REQS[0], client.key_scope)[0] == REQS[0].cache_key(backend)
+
+
+@pytest.mark.parametrize("backend,url", [("openai", None), ("openai", "http://u:p@127.0.0.1:8000/v1/"),
+                                         ("anthropic", None), ("anthropic", "http://127.0.0.1:9")])
+def test_a_dry_run_keys_requests_like_the_build(backend, url, monkeypatch, tmp_path):
+    from persrm_gen.dryrun import _describe_backend
+    from persrm_gen.pipeline import BuildOptions
+
+    monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
+    real = make_transport(backend, "m", url, env={"OPENAI_API_KEY": "k", "ANTHROPIC_API_KEY": "k"})
+    dry, _ = _describe_backend(BuildOptions(authors=tmp_path / "a.jsonl", backend=backend, model="m", base_url=url))
+    assert dry.endpoint == getattr(real, "endpoint", None)

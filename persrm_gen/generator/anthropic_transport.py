@@ -3,7 +3,7 @@
 System messages are split out into the ``system`` parameter, as the Messages API wants.
 Only chat requests: Anthropic serves no base models. The SDK's retries are off; errors map
 to :class:`TransientError` (429, 5xx, 529 overloaded, timeouts, resets, malformed bodies)
-or :class:`ProviderRejected`.
+or :class:`ProviderRejected`. Replies are read up to the bound of :mod:`reply_limit`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import httpx2
 from persrm_gen.errors import FatalProviderError
 from persrm_gen.generator.client import TransientError
 from persrm_gen.generator.limits import retry_after_seconds
+from persrm_gen.generator.reply_limit import limit_replies, reset_limit, sdk_event_hooks
 from persrm_gen.generator.sdk_errors import map_sdk_error
-from persrm_gen.generator.transport import LLMRequest, LLMResponse
+from persrm_gen.generator.transport import LLMRequest, LLMResponse, server_scope
 
 
 # Newer SDKs dropped the sampling arguments from messages.create (the newest models fix
@@ -78,11 +79,14 @@ class AnthropicTransport:
         make_http = anthropic.DefaultAioHttpClient if http == "aiohttp" else anthropic.DefaultAsyncHttpxClient
         self._client = anthropic.AsyncAnthropic(
             api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout,
-            http_client=make_http(limits=limits, timeout=timeout),
+            http_client=make_http(limits=limits, timeout=timeout, event_hooks=sdk_event_hooks()),
         )
+        # Where requests really go (the SDK also reads ANTHROPIC_BASE_URL).
+        self.endpoint = server_scope(str(self._client.base_url), self.provider)
 
     async def send(self, request: LLMRequest) -> LLMResponse:
         params = message_params(request)
+        bound = limit_replies(request)
         try:
             raw = await self._client.messages.with_raw_response.create(**params)
             msg = raw.parse()
@@ -90,6 +94,8 @@ class AnthropicTransport:
                 msg = await msg
         except Exception as e:  # noqa: BLE001 - mapped, or re-raised unchanged
             raise map_sdk_error(e, anthropic) from None
+        finally:
+            reset_limit(bound)
         return parse_message(msg, headers=raw.headers)
 
     async def aclose(self) -> None:

@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping
 
 from persrm_gen.errors import UsageError
-from persrm_gen.generator.transport import Transport
+from persrm_gen.generator.transport import Transport, server_scope
 
 BACKENDS = ("local", "openai", "anthropic")
 KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
@@ -29,6 +29,14 @@ def api_key(backend: str, env: Mapping[str, str] | None = None) -> str:
             if backend == "openai" else ""
         raise UsageError(f"--backend {backend} needs an API key: set the {var} environment variable{hint}")
     return key
+
+
+def endpoint_for(backend: str, base_url: str | None, env: Mapping[str, str] | None = None) -> str | None:
+    """The ``endpoint`` that :func:`make_transport`'s transport (default HTTP mode) reports,
+    without building it: what a dry run needs to find the build's cache keys."""
+    if backend == "anthropic":  # the Anthropic SDK falls back on this variable; the fast OpenAI path on nothing
+        base_url = base_url or (os.environ if env is None else env).get("ANTHROPIC_BASE_URL")
+    return server_scope(base_url, backend) if backend in KEY_ENV else None
 
 
 def make_transport(
@@ -52,6 +60,8 @@ def make_transport(
         return _local(model, local_options or {})
     if not model:
         raise UsageError(f"--backend {backend} needs --model")
+    if timeout is not None and not timeout > 0:
+        raise UsageError(f"--timeout {timeout:g}: the per-request timeout must be more than 0 seconds")
     key = api_key(backend, env)
     common = dict(api_key=key, base_url=base_url, timeout=timeout, max_connections=max_connections)
     if backend == "anthropic":

@@ -9,7 +9,7 @@ edits and axis rewrites start from the chosen text.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from persrm_gen.generator.edits import AXIS_DIRECTIONS, axis_rewrite, minimal_edit
 from persrm_gen.generator.parsing import CONTINUATION_STOPS, UnparseableOutput, clean_continuation, clean_rewrite
@@ -143,6 +143,11 @@ def _require_text(parse: Callable[[str], str]) -> Callable[[str], str]:
         return out
 
     return wrapped
+
+
+def resampled(request: LLMRequest, attempt: int) -> LLMRequest:
+    """The same request as a new sample: a new attempt index and seed, so a new cache key."""
+    return replace(request, attempt=attempt, seed=rng_for(request.seed, "resample", attempt).randrange(2**31))
 
 
 def to_candidate(job: Job, raw: str | None) -> Candidate | None:

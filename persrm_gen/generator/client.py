@@ -1,19 +1,31 @@
 """The one client every stage uses: cache, limits, retries, budget and accounting over a Transport.
 
 Per request: durable cache lookup -> (per attempt) in-flight gate -> budget reservation ->
-rpm/tpm buckets -> ``transport.send`` under a timeout -> accounting -> optional output
-validation -> cache write, committed before the next ``await``. Retries (tenacity) wrap the
-attempt, so a request waiting out its back-off holds no in-flight slot.
+rpm/tpm buckets -> ``transport.send`` under a timeout -> accounting -> cache write of the
+paid reply, valid or not, committed before the next ``await`` -> optional output
+validation. Retries (tenacity) wrap the attempt, so a request waiting out its back-off
+holds no in-flight slot.
 
-Faults the transports raise:
+Faults the transports raise, the only per-request failures:
 
-- :class:`TransientError` (429, 5xx, timeouts, resets, malformed bodies, invalid output):
+- :class:`TransientError` (429, 5xx, timeouts, resets, malformed or oversized bodies):
   retried with exponential back-off and jitter, or exactly the provider's Retry-After.
-- :class:`persrm_gen.errors.FatalProviderError` (400/401/403/404...): never retried. After
-  ``max_auth_errors`` consecutive 401/403 the whole run stops instead of draining the queue.
+- invalid output (the caller's validator says no): the reply was paid for, so it is
+  recorded as rejected; the identical request is retried once, then the request fails
+  (``final``): the caller moves on to a new sample (a new attempt index) if it wants one,
+  and a re-run finds both rejections in the cache instead of buying them again.
+- :class:`persrm_gen.errors.FatalProviderError` (400/401/403/404, a URL the client cannot
+  send to...): never retried. After ``max_auth_errors`` consecutive 401/403 the whole run
+  stops instead of draining the queue.
 
-Run-stopping conditions (budget, repeated auth errors, SIGINT) stop new sends at once, let
-the requests in flight finish and be cached, then surface from :meth:`complete_many`.
+Anything else is a bug or a configuration error: nothing new is sent, the requests in
+flight finish and are cached, and the error is raised. Run-stopping conditions (budget,
+repeated auth errors, a stage whose :class:`FailureRate` passed its limit, SIGINT) work
+the same way and surface from :meth:`complete_many`.
+
+The cache key holds the request, the provider and, for any server but the provider's
+own, the server's URL (without credentials): two servers serving the same model name are
+two models.
 """
 
 from __future__ import annotations
@@ -26,11 +38,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TypeVar
 
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
-from persrm_gen.errors import BudgetExceeded, FatalProviderError, RunInterrupted
+from persrm_gen.errors import BudgetExceeded, FatalProviderError, RunInterrupted, UsageError
 from persrm_gen.generator.budget import Budget
 from persrm_gen.generator.cache import RequestCache, request_key
+from persrm_gen.generator.failure_rate import FailureRate
 from persrm_gen.generator.limits import MAX_RETRY_AFTER_S, AdaptiveGate, RateLimiter, retry_after_seconds
 from persrm_gen.generator.pricing import Pricing
 from persrm_gen.generator.transport import LLMRequest, LLMResponse, Transport
@@ -50,18 +63,34 @@ FAULT_KINDS = {
 }
 
 
+# Sends of one request (same key, same body) whose replies fail validation before it fails:
+# the first and one identical retry. Same seed, same body: a third try would mostly repeat.
+IDENTICAL_TRIES = 2
+
+
 class TransientError(Exception):
     """A fault a later attempt can fix. ``kind`` is one of :data:`FAULT_KINDS`.
 
     The message is masked here, at creation: a provider's error text may echo the key, and
-    the message travels on to the terminal, logs, the manifest and the cache."""
+    the message travels on to the terminal, logs, the manifest and the cache.
+    ``final``: no further attempt of this request (its retries for invalid output are spent).
+    """
 
     def __init__(self, kind: str, message: str = "", *, retry_after: float | None = None,
-                 status: int | None = None):
+                 status: int | None = None, final: bool = False):
         super().__init__(f"{kind}: {redact_secrets(message)}" if message else kind)
         self.kind = kind if kind in FAULT_KINDS else "server_error"
         self.retry_after = retry_after
         self.status = status
+        self.final = final
+
+
+# The per-request failures: everything else stops the run.
+REQUEST_FAULTS = (TransientError, FatalProviderError)
+
+
+def _retryable(e: BaseException) -> bool:
+    return isinstance(e, TransientError) and not e.final
 
 
 class ProviderRejected(FatalProviderError):
@@ -95,8 +124,8 @@ def error_for_status(status: int, message: str, headers=None) -> TransientError 
 @dataclass
 class StageUsage:
     requests: int = 0  # attempts sent to the provider (retries included)
-    completed: int = 0  # fresh responses obtained and cached
-    cache_hits: int = 0
+    completed: int = 0  # fresh valid responses obtained and cached
+    cache_hits: int = 0  # answered from the cache (a valid response, or a request whose replies were all rejected)
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
@@ -145,7 +174,7 @@ class Accounting:
         """One line for the live progress display."""
         t = self.total()
         return (f"{t.requests} sent, {t.cache_hits} cached, {t.input_tokens + t.output_tokens:,} tok, "
-                f"${t.cost_usd:.4f}, {t.retries} retries")
+                f"${t.cost_usd:.4f}, {t.retries} retries, {t.failures} failed")
 
 
 @dataclass(frozen=True)
@@ -185,8 +214,14 @@ class LLMClient:
         validate: Validator | None = None,
         token_counter: Callable[[str], int] = estimate_tokens,
     ):
+        if timeout is not None and not timeout > 0:
+            raise UsageError(f"--timeout {timeout:g}: the per-request timeout must be more than 0 seconds")
         self.transport = transport
         self.provider = transport.provider
+        # What the cache key says about the model's origin: the provider, plus the server
+        # when it is not the provider's own (the transport knows where it really sends).
+        endpoint = getattr(transport, "endpoint", None)
+        self.key_scope = self.provider if endpoint is None else f"{self.provider}@{endpoint}"
         self.cache = cache
         self.accounting = Accounting()
         self.pricing = pricing or Pricing()
@@ -201,14 +236,20 @@ class LLMClient:
         self._max_auth_errors = max_auth_errors
         self._auth_errors = 0
         self._stopped: BaseException | None = None
+        self._stop_tb = None
         self._signals: list[int] = []
         self._out_ratio: dict[str, float] = {}  # stage -> share of max_tokens really used
+        self._rejected: dict[str, int] = {}  # key -> replies recorded as rejected (cache + this run)
 
     # ---- public API -------------------------------------------------------------------
 
     async def complete(self, request: LLMRequest, *, validate: Validator | None = None) -> LLMResponse:
-        key, blob = request_key(request, self.provider)
+        key, blob = request_key(request, self.key_scope)
         cached = self.cache.get(key)
+        if cached is None:
+            cached = self._spent(request, key, self.cache.rejected_many([key]).get(key, []))
+        if isinstance(cached, BaseException):
+            raise cached
         if cached is not None:
             self.accounting.stages[request.stage].cache_hits += 1
             return cached
@@ -221,38 +262,46 @@ class LLMClient:
         *,
         validate: Validator | None = None,
         return_exceptions: bool = False,
+        failures: FailureRate | None = None,
     ) -> list[LLMResponse]:
         """Run requests concurrently; results in input order; ``on_done`` ticks per request.
 
         Identical requests (same cache key) are sent once. When a run-stopping error occurs
-        (BudgetExceeded, RunInterrupted, repeated auth errors) nothing new is sent, the
-        requests in flight finish and are cached, and that error is raised. Other per-request
-        failures let the rest finish; then the first is raised, or, with
-        ``return_exceptions=True``, left in its slot of the returned list.
+        (BudgetExceeded, RunInterrupted, repeated auth errors, a bug) nothing new is sent,
+        the requests in flight finish and are cached, and that error is raised. Per-request
+        failures (:data:`REQUEST_FAULTS`) let the rest finish; then the first is raised, or,
+        with ``return_exceptions=True``, left in its slot of the returned list. Each one is
+        added to ``failures``, which stops the batch (StageFailed) once its rate can no
+        longer end below the limit.
         """
         validate = validate or self.validate
-        keys = [request_key(r, self.provider) for r in requests]
+        if failures is not None:
+            failures.expect(len(requests))
+        keys = [request_key(r, self.key_scope) for r in requests]
         results: list = [None] * len(requests)
         hits = self.cache.get_many(k for k, _ in keys)
+        rejected = self.cache.rejected_many(k for k, _ in keys if k not in hits)
         todo: dict[str, list[int]] = {}
         for i, (req, (key, _)) in enumerate(zip(requests, keys)):
-            if key in hits:
-                results[i] = hits[key]
+            hit = hits.get(key)
+            if hit is not None:
                 self.accounting.stages[req.stage].cache_hits += 1
-                if on_done is not None:
-                    on_done()
+            else:
+                hit = self._spent(req, key, rejected.get(key, []))
+            if hit is not None:
+                self._settle(results, [i], hit, failures, on_done)
             else:
                 todo.setdefault(key, []).append(i)
 
         async def one(slots: list[int]) -> None:
             try:
                 res: object = await self._fetch(requests[slots[0]], keys[slots[0]], validate)
-            except Exception as e:  # collected; re-raised below after everything settles
+            except REQUEST_FAULTS as e:  # collected; re-raised below after everything settles
                 res = e
-            for i in slots:
-                results[i] = res
-                if on_done is not None:
-                    on_done()
+            except Exception as e:  # a bug or a configuration error: stop sending, raise it below
+                self.request_stop(e)
+                res = e
+            self._settle(results, slots, res, failures, on_done)
 
         try:
             await asyncio.gather(*(one(s) for s in todo.values()))
@@ -261,9 +310,35 @@ class LLMClient:
         self._raise_failures(results, return_exceptions)
         return results
 
+    def rejected_replies(self, requests: Sequence[LLMRequest]) -> list[list[LLMResponse]]:
+        """Per request, the paid replies to it that failed validation (from the cache), for the ledger."""
+        keys = [request_key(r, self.key_scope)[0] for r in requests]
+        found = self.cache.rejected_many(keys)
+        return [found.get(k, []) for k in keys]
+
+    def _spent(self, request: LLMRequest, key: str, rejected: list[LLMResponse]) -> TransientError | None:
+        """The failure of a request whose identical tries were all rejected (and paid) before."""
+        self._rejected[key] = max(self._rejected.get(key, 0), len(rejected))
+        if len(rejected) < IDENTICAL_TRIES:
+            return None
+        self.accounting.stages[request.stage].cache_hits += 1
+        self.accounting.stages[request.stage].failures += 1
+        return _invalid(rejected[-1], final=True)
+
+    def _settle(self, results: list, slots: list[int], res: object, failures: FailureRate | None,
+                on_done: Callable[[], None] | None) -> None:
+        for i in slots:
+            results[i] = res
+            if failures is not None and isinstance(res, REQUEST_FAULTS) and res is not self._stopped:
+                failures.add(res)
+            if on_done is not None:
+                on_done()
+        if failures is not None and failures.exceeded:
+            self.request_stop(failures.error())
+
     def estimate(self, requests: Sequence[LLMRequest]) -> Estimate:
         """Dry run: what would be sent (requests not cached yet), tokens and projected cost."""
-        unique = {request_key(r, self.provider)[0]: r for r in requests}
+        unique = {request_key(r, self.key_scope)[0]: r for r in requests}
         hits = self.cache.get_many(unique)
         todo = [r for k, r in unique.items() if k not in hits]
         tin = [self._input_tokens(r) for r in todo]
@@ -278,6 +353,8 @@ class LLMClient:
     def request_stop(self, reason: BaseException | None = None) -> None:
         """Send nothing new from now on; requests in flight still finish and are cached."""
         if self._stopped is None:
+            # The first traceback is kept for the log of a bug; re-raises drop theirs (below).
+            self._stop_tb = reason.__traceback__ if reason is not None else None
             self._stopped = reason or RunInterrupted(
                 f"interrupted: every completed response is cached in {self.cache.path}; "
                 "re-run the same command to resume (cached requests are not sent again)"
@@ -326,19 +403,19 @@ class LLMClient:
             try:
                 return await self._attempt(request, key, validate)
             except TransientError as first:
-                if self._attempts < 2:
+                if self._attempts < 2 or first.final:
                     raise
                 usage.retries += 1
                 await asyncio.sleep(self._backoff(first, 1))
             retrying = AsyncRetrying(
-                retry=retry_if_exception_type(TransientError),
+                retry=retry_if_exception(_retryable),
                 stop=stop_after_attempt(self._attempts - 1),
                 wait=lambda rs: self._backoff(rs.outcome.exception(), rs.attempt_number + 1),
                 before_sleep=lambda _: _count_retry(usage),
                 reraise=True,
             )
             return await retrying(self._attempt, request, key, validate)
-        except (TransientError, FatalProviderError) as e:
+        except REQUEST_FAULTS as e:
             if e is not self._stopped:
                 usage.failures += 1
             raise
@@ -363,10 +440,20 @@ class LLMClient:
                 self.budget.settle(reservation, cost, sent)
         finally:
             self.gate.release()
-        if validate is not None and not validate(response.text):
-            raise self._fault(request, TransientError("invalid_output", f"rejected: {response.text[:80]!r}"))
-        # Queued for the group commit before any await: a paid response is never lost.
-        self.cache.put_soon(key[0], self.provider, request, response, key[1])
+        valid = False
+        try:
+            valid = validate is None or validate(response.text)
+        finally:
+            # Queued for the group commit before any await, valid or not (even when the
+            # validator itself fails): a paid response is never lost, nor bought again.
+            if valid:
+                self.cache.put_soon(key[0], self.provider, request, response, key[1])
+            else:
+                self.cache.put_rejected_soon(key[0], self.provider, request, response, key[1])
+                self._rejected[key[0]] = self._rejected.get(key[0], 0) + 1
+        if not valid:
+            final = self._rejected[key[0]] >= IDENTICAL_TRIES
+            raise self._fault(request, _invalid(response, final=final))
         self.accounting.stages[request.stage].completed += 1
         return response
 
@@ -468,7 +555,7 @@ class LLMClient:
 
     def _raise_failures(self, results: list, return_exceptions: bool) -> None:
         if self._stopped is not None and any(isinstance(r, BaseException) for r in results):
-            raise self._stopped
+            raise self._stopped.with_traceback(self._stop_tb)
         if not return_exceptions:
             for r in results:
                 if isinstance(r, BaseException):
@@ -477,6 +564,10 @@ class LLMClient:
 
 def _count_retry(usage: StageUsage) -> None:
     usage.retries += 1
+
+
+def _invalid(response: LLMResponse, *, final: bool) -> TransientError:
+    return TransientError("invalid_output", f"rejected: {response.text[:80]!r}", final=final)
 
 
 def run(main: Awaitable[T]) -> T:

@@ -5,19 +5,25 @@ one speaks the same JSON directly over one pooled aiohttp session, which costs a
 of the SDK's per-request CPU and so keeps a thousand requests in flight at full speed
 (vLLM, llama.cpp's server, Ollama, TGI, api.openai.com). Both share the request builders
 and response parser below, so they send and read exactly the same thing.
+
+A reply is read only up to :func:`reply_limit` bytes. Whatever aiohttp refuses to send
+(a URL it cannot use, credentials in the URL next to the key's header) is a
+:class:`FatalProviderError` for that request, counted like any failure, never a silent drop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from urllib.parse import urlparse
 
 import aiohttp
 
+from persrm_gen.errors import FatalProviderError
 from persrm_gen.generator.client import TransientError, error_for_status
 from persrm_gen.generator.limits import retry_after_seconds
-from persrm_gen.generator.transport import LLMRequest, LLMResponse
+from persrm_gen.generator.reply_limit import reply_limit, too_large
+from persrm_gen.generator.transport import LLMRequest, LLMResponse, server_scope
+from persrm_gen.secrets import redact_secrets
 
 try:  # orjson is ~5x faster at this; the standard library is the fallback.
     import orjson
@@ -35,7 +41,7 @@ _REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5", "gpt-6")
 
 
 def is_official(base_url: str | None) -> bool:
-    return base_url is None or urlparse(base_url).hostname == "api.openai.com"
+    return server_scope(base_url, "openai") is None
 
 
 def request_body(request: LLMRequest, *, official: bool) -> tuple[str, dict]:
@@ -100,6 +106,7 @@ class FastOpenAITransport:
                  max_connections: int = 1024):
         self.base_url = (base_url or OPENAI_URL).rstrip("/")
         self.official = is_official(base_url)
+        self.endpoint = server_scope(self.base_url, self.provider)
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._max_connections = max_connections
         # The key lives only in this header dict; aiohttp never puts headers in its errors.
@@ -118,7 +125,8 @@ class FastOpenAITransport:
 
     async def send(self, request: LLMRequest) -> LLMResponse:
         path, body = request_body(request, official=self.official)
-        status, headers, raw = await self._post(path, _dumps(body))
+        payload = _dumps(body)
+        status, headers, raw = await self._post(path, payload, reply_limit(request, len(payload)))
         if status >= 400:
             raise error_for_status(status, error_message(raw), headers)
         try:
@@ -127,18 +135,35 @@ class FastOpenAITransport:
             raise TransientError("malformed", f"invalid JSON body ({len(raw)} bytes)") from None
         return parse_response(data, chat=request.messages is not None, headers=headers)
 
-    async def _post(self, path: str, payload: bytes):
+    async def _post(self, path: str, payload: bytes, limit: int):
         try:
             async with self._get_session().post(self.base_url + path, data=payload) as resp:
-                return resp.status, resp.headers, await resp.read()
+                if (resp.content_length or 0) > limit:
+                    raise too_large(limit)
+                return resp.status, resp.headers, await _read_at_most(resp, limit)
         except asyncio.TimeoutError:
             raise TransientError("timeout", "request timed out") from None
         except aiohttp.ClientPayloadError as e:
             raise TransientError("malformed", f"truncated body: {e}") from None
         except (aiohttp.ClientConnectionError, aiohttp.ClientResponseError) as e:
             raise TransientError("connection", f"{type(e).__name__}: {e}") from None
+        except (aiohttp.ClientError, ValueError) as e:  # refused before sending: retrying cannot help
+            raise FatalProviderError(
+                f"cannot send requests to {self.endpoint or OPENAI_URL}: {redact_secrets(str(e)) or type(e).__name__}"
+            ) from None
 
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+async def _read_at_most(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body, or a ``malformed`` fault as soon as it passes ``limit`` (then the connection is dropped)."""
+    chunks, size = [], 0
+    async for chunk in resp.content.iter_chunked(1 << 16):
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -3,7 +3,8 @@
 Chat requests go to ``chat.completions``, raw-prompt requests (base models on vLLM or
 llama.cpp) to ``completions``. The SDK's own retries are off: retries, limits and the
 cache live once in the client above. SDK exceptions map to :class:`TransientError`
-(retry) or :class:`ProviderRejected` (no retry).
+(retry) or :class:`ProviderRejected` (no retry). Replies are read up to the bound of
+:mod:`reply_limit`.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import openai
 import pydantic
 
 from persrm_gen.generator.fast_openai import is_official, parse_response, request_body
+from persrm_gen.generator.reply_limit import limit_replies, reset_limit, sdk_event_hooks
 from persrm_gen.generator.sdk_errors import map_sdk_error
-from persrm_gen.generator.transport import LLMRequest, LLMResponse
+from persrm_gen.generator.transport import LLMRequest, LLMResponse, server_scope
 
 
 class OpenAITransport:
@@ -32,13 +34,16 @@ class OpenAITransport:
         self.official = is_official(base_url)
         self._client = openai.AsyncOpenAI(
             api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout,
-            http_client=make_http(limits=limits, timeout=timeout),
+            http_client=make_http(limits=limits, timeout=timeout, event_hooks=sdk_event_hooks()),
         )
+        # Where requests really go (the SDK also reads OPENAI_BASE_URL).
+        self.endpoint = server_scope(str(self._client.base_url), self.provider)
 
     async def send(self, request: LLMRequest) -> LLMResponse:
         path, body = request_body(request, official=self.official)
         chat = path == "/chat/completions"
         api = self._client.chat.completions if chat else self._client.completions
+        bound = limit_replies(request)
         try:
             raw = await api.with_raw_response.create(**body)
             parsed = raw.parse()
@@ -46,6 +51,8 @@ class OpenAITransport:
                 parsed = await parsed
         except Exception as e:  # noqa: BLE001 - mapped, or re-raised unchanged
             raise map_sdk_error(e, openai) from None
+        finally:
+            reset_limit(bound)
         return parse_response(_as_dict(parsed), chat=chat, headers=raw.headers)
 
     async def aclose(self) -> None:

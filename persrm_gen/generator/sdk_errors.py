@@ -17,12 +17,15 @@ from persrm_gen.generator.client import TransientError, error_for_status
 def map_sdk_error(e: Exception, sdk: ModuleType) -> Exception:
     """Transient faults become TransientError (retried); HTTP statuses go through
     error_for_status (4xx fatal, 429/5xx transient); anything else is returned as is."""
+    if isinstance(e.__cause__, TransientError):  # ours, raised under the SDK (reply_limit's hook)
+        return e.__cause__
     if isinstance(e, sdk.APITimeoutError):
         return TransientError("timeout", "request timed out")
     if isinstance(e, sdk.APIConnectionError):
         return TransientError("connection", f"{e}: {e.__cause__ or ''}")
     if isinstance(e, sdk.APIStatusError):
         return error_for_status(e.status_code, e.message, e.response.headers)
-    if isinstance(e, (sdk.APIResponseValidationError, json.JSONDecodeError, pydantic.ValidationError)):
+    if isinstance(e, (sdk.APIResponseValidationError, json.JSONDecodeError, UnicodeDecodeError,
+                      pydantic.ValidationError)):
         return TransientError("malformed", f"unusable response body: {e}")
     return e

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Literal, Protocol, runtime_checkable
+from urllib.parse import urlsplit
+
+from persrm_gen.redact import redact_url
 
 Role = Literal["system", "user", "assistant"]
 
@@ -47,7 +51,8 @@ class LLMRequest:
             raise ValueError("LLMRequest needs exactly one of messages or prompt")
 
     def cache_key(self, provider: str) -> str:
-        """Stable hash of everything that determines the response."""
+        """Stable hash of everything that determines the response. ``provider`` is the client's
+        ``key_scope``: the provider, plus the server when it is not the provider's own."""
         payload = asdict(self)
         payload["provider"] = provider
         blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
@@ -69,6 +74,8 @@ class Transport(Protocol):
     """One provider. Implementations: local (embedded model), openai, anthropic."""
 
     provider: str  # "local" | "openai" | "anthropic"; part of the cache key
+    # Optional ``endpoint``: the server, when it is not the provider's own (server_scope);
+    # part of the cache key too. Absent or None: the provider's own endpoint, or local.
     supports_chat: bool  # instruction model: chat messages in, reasoning out
     supports_prompt: bool  # base model: raw-text few-shot continuation
 
@@ -77,3 +84,19 @@ class Transport(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+# The providers' own API hosts: requests to them are keyed by the provider alone.
+PROVIDER_HOSTS = {"openai": "api.openai.com", "anthropic": "api.anthropic.com"}
+
+
+def server_scope(url: str | None, provider: str) -> str | None:
+    """The server as the cache key names it: None for the provider's own host (so keys made
+    before servers were part of the key stay valid), else the URL without credentials,
+    query or trailing slash (``http://user:key@Host:8000/v1/`` -> ``http://host:8000/v1``)."""
+    try:
+        if not url or urlsplit(url).hostname == PROVIDER_HOSTS.get(provider):
+            return None
+        return (redact_url(url) or "").rstrip("/")
+    except ValueError:  # a port out of range: nothing can be sent there; still no credentials
+        return re.sub(r"//[^/@]*@", "//", url).rstrip("/")
