@@ -309,13 +309,18 @@ def test_key_scope_is_the_provider_for_default_endpoints_and_names_any_other_ser
         assert request_key(REQS[0], client.key_scope)[0] == REQS[0].cache_key(backend)
 
 
-@pytest.mark.parametrize("backend,url", [("openai", None), ("openai", "http://u:p@127.0.0.1:8000/v1/"),
-                                         ("anthropic", None), ("anthropic", "http://127.0.0.1:9")])
-def test_a_dry_run_keys_requests_like_the_build(backend, url, monkeypatch, tmp_path):
+# --base-url is for the openai backend (credentials in it are refused up front); the
+# anthropic SDK is pointed elsewhere by ANTHROPIC_BASE_URL.
+@pytest.mark.parametrize("backend,url,env_url", [("openai", None, None), ("openai", "http://127.0.0.1:8000/v1/", None),
+                                                 ("anthropic", None, None), ("anthropic", None, "http://127.0.0.1:9")])
+def test_a_dry_run_keys_requests_like_the_build(backend, url, env_url, monkeypatch, tmp_path):
     from persrm_gen.dryrun import _describe_backend
     from persrm_gen.pipeline import BuildOptions
 
     monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
-    real = make_transport(backend, "m", url, env={"OPENAI_API_KEY": "k", "ANTHROPIC_API_KEY": "k"})
+    if env_url:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", env_url)
+    real = make_transport(backend, "m", url, env={"OPENAI_API_KEY": "k", "ANTHROPIC_API_KEY": "k",
+                                                  **({"ANTHROPIC_BASE_URL": env_url} if env_url else {})})
     dry, _ = _describe_backend(BuildOptions(authors=tmp_path / "a.jsonl", backend=backend, model="m", base_url=url))
     assert dry.endpoint == getattr(real, "endpoint", None)
