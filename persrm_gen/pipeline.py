@@ -13,6 +13,7 @@ from pathlib import Path
 
 from persrm_gen import __version__
 from persrm_gen.authors import load_authors
+from persrm_gen.cards.merge import read_card
 from persrm_gen.corpus import Corpus
 from persrm_gen.dataset import config_rows, pair_row, publish_staging, write_data, write_json
 from persrm_gen.errors import InputError
@@ -102,6 +103,7 @@ def prepare(opts: BuildOptions):
     tasks = _limit_targets(tasks, opts)
     if not tasks:
         raise InputError(f"{opts.authors}: no usable target samples (skipped: {skipped or 'none'})")
+    read_card(opts.out / "README.md")  # the card merges into it: an unreadable one stops us now, not after paying
     corpus = Corpus(authors, plan, task_opt, opts.seed)
     return authors, renderer, plan, tasks, skipped, corpus
 

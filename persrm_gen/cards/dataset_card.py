@@ -18,7 +18,7 @@ from jinja2 import PackageLoader, StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from persrm_gen.cards.data_scan import CONFIG_ORDER, SPLIT_ORDER, ConfigData, data_files_glob, scan_data
-from persrm_gen.cards.merge import dump_card, merge_body, merge_meta, parse_card, sections
+from persrm_gen.cards.merge import dump_card, merge_body, merge_meta, parse_card, read_card, sections
 
 TEMPLATE = "dataset_card.md.j2"
 DEFAULT_LICENSE = "other"
@@ -297,7 +297,7 @@ def write_dataset_card(out_dir: Path, manifest: dict, stats: dict) -> Path:
     """Write ``out_dir/README.md`` (merging any existing one) atomically; return its path."""
     out_dir = Path(out_dir)
     path = out_dir / "README.md"
-    existing = path.read_text(encoding="utf-8") if path.exists() else None
+    existing = read_card(path)
     text = render_dataset_card(manifest, stats, existing=existing, data=scan_data(out_dir))
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".README.", suffix=".tmp")
     try:
