@@ -14,6 +14,8 @@ from pathlib import Path
 
 from persrm_gen.errors import InputError, InputIssue
 
+_BOM = b"\xef\xbb\xbf"
+
 
 def read_bytes(path: str | Path) -> bytes:
     """File contents, or an InputError that says why not (missing, a folder, not a regular
@@ -27,30 +29,27 @@ def read_bytes(path: str | Path) -> bytes:
         raise InputError(InputIssue(str(path), None, "is a folder, expected a file")) from None
     except (OSError, ValueError) as exc:  # ValueError: an embedded NUL in the name
         raise InputError(InputIssue(str(path), None, f"cannot read file: {getattr(exc, 'strerror', None) or exc}")) from None
-    with os.fdopen(fd, "rb") as fh:
-        mode = os.fstat(fh.fileno()).st_mode
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
         if stat.S_ISDIR(mode):
             raise InputError(InputIssue(str(path), None, "is a folder, expected a file"))
-        if not stat.S_ISREG(mode):
-            raise InputError(InputIssue(str(path), None, "is not a regular file (a FIFO, device or socket); give a file"))
+        raise InputError(InputIssue(str(path), None, "is not a regular file (a FIFO, device or socket); give a file"))
+    with os.fdopen(fd, "rb") as fh:
         try:
             return fh.read()
         except OSError as exc:
             raise InputError(InputIssue(str(path), None, f"cannot read file: {exc.strerror}")) from None
 
 
-def undecodable(data: bytes, exc: UnicodeDecodeError, *, base_offset: int = 0) -> tuple[int, str]:
-    """(line, message) for the first undecodable byte of ``data``."""
-    line = data.count(b"\n", 0, exc.start) + 1
-    return line, (f"not valid UTF-8: byte 0x{data[exc.start]:02x} at byte offset {base_offset + exc.start}; "
-                  "save the file as UTF-8")
-
-
 def read_text(path: str | Path) -> str:
     """A regular UTF-8 file as text (a BOM is dropped); InputError with ``FILE:LINE`` otherwise."""
     data = read_bytes(path)
+    start = len(_BOM) if data.startswith(_BOM) else 0
     try:
-        return data.decode("utf-8-sig")
+        return data[start:].decode("utf-8")
     except UnicodeDecodeError as exc:
-        line, message = undecodable(data, exc)
+        at = start + exc.start
+        line = data.count(b"\n", 0, at) + 1
+        message = f"not valid UTF-8: byte 0x{data[at]:02x} at byte offset {at}; save the file as UTF-8"
         raise InputError(InputIssue(str(path), line, message)) from None
