@@ -38,7 +38,9 @@ class _Index:
         self.genre_pos: dict[str, list[int]] = {}  # genre -> positions in rows
 
     def add(self, row: int, r: _Row) -> None:
-        lo, _ = self.span.get(r.author_id, (len(self.rows), 0))
+        lo, hi = self.span.get(r.author_id, (len(self.rows), len(self.rows)))
+        if hi != len(self.rows):  # the loader rejects a repeated author_id; spans rely on it
+            raise ValueError(f"rows of author {r.author_id!r} are not contiguous")
         self.genre_pos.setdefault(r.genre, []).append(len(self.rows))
         self.rows.append(row)
         self.span[r.author_id] = (lo, len(self.rows))
