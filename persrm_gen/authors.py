@@ -8,14 +8,24 @@ instead of a stack trace. Messages never quote sample text: it is personal data.
 from __future__ import annotations
 
 import json
+import re
+import unicodedata
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from persrm_gen.errors import InputError, InputIssue
+from persrm_gen.userfiles import read_bytes
 
 BOM = b"\xef\xbb\xbf"
 # A broken file (say Latin-1 throughout) could yield one issue per line; past this
@@ -33,6 +43,45 @@ def _not_blank(value: str | None) -> str | None:
     return value
 
 
+# Control, format (bidi overrides, zero-width) and line-separator characters: an id or a
+# genre with one would reach parquet, the card and the terminal (an escape sequence can
+# repaint it), so labels must be printable.
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def unprintable_char(value: str) -> str | None:
+    """``U+XXXX`` of the first unprintable character in ``value``, or None."""
+    for ch in value:
+        if unicodedata.category(ch) in _UNPRINTABLE:
+            return f"U+{ord(ch):04X}"
+    return None
+
+
+def _printable_label(value: str | None) -> str | None:
+    value = _not_blank(value)
+    if value is not None and (code := unprintable_char(value)) is not None:
+        raise PydanticCustomError("control_char", "contains a control character ({code}); use printable text",
+                                  {"code": code})
+    return value
+
+
+def surrogate_fields(value: Any, loc: tuple[int | str, ...] = ()) -> Iterator[str]:
+    """Paths of strings (keys included) holding a lone surrogate, which JSON's ``\\ud800``
+    escape can produce but no UTF-8 file, parquet column or terminal can hold."""
+    if isinstance(value, str):
+        if _SURROGATE.search(value):
+            yield field_path(loc) or "value"
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if _SURROGATE.search(key):
+                yield f"{field_path(loc) or 'object'} key"
+            yield from surrogate_fields(item, (*loc, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from surrogate_fields(item, (*loc, index))
+
+
 class Sample(BaseModel):
     model_config = _STRICT
 
@@ -42,10 +91,15 @@ class Sample(BaseModel):
     prompt: str | None = None
     meta: dict = Field(default_factory=dict)
 
-    @field_validator("id", "text", "genre")
+    @field_validator("text")
     @classmethod
     def _not_blank(cls, value: str | None) -> str | None:
         return _not_blank(value)
+
+    @field_validator("id", "genre")
+    @classmethod
+    def _printable(cls, value: str | None) -> str | None:
+        return _printable_label(value)
 
 
 class Author(BaseModel):
@@ -58,8 +112,8 @@ class Author(BaseModel):
 
     @field_validator("author_id")
     @classmethod
-    def _author_id_not_blank(cls, value: str) -> str | None:
-        return _not_blank(value)
+    def _author_id_printable(cls, value: str) -> str | None:
+        return _printable_label(value)
 
     @field_validator("profile", mode="before")
     @classmethod
@@ -119,7 +173,7 @@ def describe_error(err: dict[str, Any]) -> str:
         return f"{where} must be {_EXPECTED[kind]}, got {json_type(err.get('input'))}"
     if kind == "too_short" and where == "samples":
         return "samples is empty; give at least one sample"
-    if kind in ("empty", "profile_type"):
+    if kind in ("empty", "profile_type", "control_char"):
         return f"{where} {err['msg']}"
     return f"{where}: {err['msg']}"
 
@@ -149,19 +203,6 @@ class IssueCollector:
             self.issues.append(InputIssue(self.path, None, f"{self.dropped} more problems not shown"))
         if self.issues:
             raise InputError(self.issues)
-
-
-def read_bytes(path: str | Path) -> bytes:
-    """File contents, or an InputError that says why not (missing, a folder, unreadable)."""
-    p = Path(path)
-    try:
-        return p.read_bytes()
-    except FileNotFoundError:
-        raise InputError(InputIssue(str(path), None, "file not found")) from None
-    except IsADirectoryError:
-        raise InputError(InputIssue(str(path), None, "is a folder, expected a file")) from None
-    except OSError as exc:
-        raise InputError(InputIssue(str(path), None, f"cannot read file: {exc.strerror}")) from None
 
 
 def split_lines(data: bytes, issues: IssueCollector, *, strict_format: bool = True) -> Iterator[tuple[int, str]]:
@@ -211,7 +252,14 @@ def parse_object(text: str, line: int, issues: IssueCollector) -> dict | None:
     if not isinstance(value, dict):
         issues.add(line, f"expected one JSON object per line, got {json_type(value)}")
         return None
-    return value
+    try:
+        bad = list(surrogate_fields(value))
+    except RecursionError:
+        issues.add(line, "invalid JSON: nested too deeply")
+        return None
+    for where in bad:
+        issues.add(line, f"{where} contains a lone surrogate (a \\ud800-\\udfff escape without its pair)")
+    return None if bad else value
 
 
 def _plural(n: int, word: str) -> str:
@@ -244,17 +292,17 @@ def load_authors(path: str | Path, *, min_samples: int = 1, min_samples_reason: 
 
 
 class _IdRegistry:
-    """First line of every author id and sample id, to report duplicates.
+    """First line of every author id, and first index of every sample id within its
+    author, to report duplicates.
 
     Works on the raw object (before validation) so a duplicate is reported even on a
-    line with other defects. Sample ids must be unique in the whole file: later stages
-    key pairs and cache entries on them.
+    line with other defects. A sample is identified by ``(author_id, id)``: corpora number
+    samples per author, so two authors may both have a sample ``1``.
     """
 
     def __init__(self, issues: IssueCollector):
         self.issues = issues
         self.authors: dict[str, int] = {}
-        self.samples: dict[str, tuple[int, int]] = {}
 
     def check(self, obj: dict, line: int) -> None:
         author_id = obj.get("author_id")
@@ -262,14 +310,20 @@ class _IdRegistry:
             author_id = None
         elif author_id in self.authors:
             self.issues.add(line, f"duplicate author_id '{author_id}' (first on line {self.authors[author_id]})")
-            author_id = None  # its default sample ids would only repeat this news
         else:
             self.authors[author_id] = line
         samples = obj.get("samples")
+        first_index: dict[str, int] = {}
         for index, sample in enumerate(samples if isinstance(samples, list) else []):
             sample_id = self._sample_id(sample, author_id, index)
-            if sample_id is not None:
-                self._check_sample(sample_id, line, index)
+            if sample_id is None:
+                continue
+            if sample_id in first_index:
+                self.issues.add(
+                    line, f"duplicate sample id '{sample_id}' at samples[{index}] (first at samples[{first_index[sample_id]}])"
+                )
+            else:
+                first_index[sample_id] = index
 
     @staticmethod
     def _sample_id(sample: Any, author_id: str | None, index: int) -> str | None:
@@ -279,16 +333,6 @@ class _IdRegistry:
         if given is None and author_id is not None:
             return f"{author_id}-{index}"  # the default Author fills in
         return given if _nonblank_str(given) else None
-
-    def _check_sample(self, sample_id: str, line: int, index: int) -> None:
-        if sample_id not in self.samples:
-            self.samples[sample_id] = (line, index)
-            return
-        first_line, first_index = self.samples[sample_id]
-        where = "this line" if first_line == line else f"line {first_line}"
-        self.issues.add(
-            line, f"duplicate sample id '{sample_id}' at samples[{index}] (first at {where}, samples[{first_index}])"
-        )
 
 
 def _nonblank_str(value: Any) -> bool:

@@ -24,8 +24,17 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
-from persrm_gen.authors import IssueCollector, describe_errors, load_authors, parse_object, read_bytes, split_lines
+from persrm_gen.authors import (
+    IssueCollector,
+    describe_errors,
+    load_authors,
+    parse_object,
+    read_bytes,
+    split_lines,
+    unprintable_char,
+)
 from persrm_gen.errors import InputError, InputIssue
 from persrm_gen.fileio import write_text_atomic
 
@@ -114,6 +123,9 @@ def _read_folder(src: Path) -> tuple[list[_Row], IssueCollector]:
             )
             continue
         for file in files:
+            if (code := unprintable_char(file.stem)) is not None:
+                issues.add(None, f"file name has a control character ({code}); rename the file", path=str(file))
+                continue
             text = _read_text_file(file, issues)
             if text is not None:
                 rel = file.relative_to(src).as_posix()
@@ -206,6 +218,14 @@ class _FlatSample(BaseModel):
     def _strip(cls, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None
 
+    @field_validator("author", "author_id", "id", "genre")
+    @classmethod
+    def _printable(cls, value: str | None) -> str | None:
+        if value is not None and (code := unprintable_char(value)) is not None:
+            raise PydanticCustomError("control_char", "contains a control character ({code}); use printable text",
+                                      {"code": code})
+        return value
+
 
 def _read_jsonl(src: Path) -> tuple[list[_Row], IssueCollector]:
     issues = IssueCollector(str(src))
@@ -253,10 +273,11 @@ def _row_from_mapping(values: dict[str, Any], line: int, issues: IssueCollector,
 def _group(
     rows: list[_Row], genre: str | None, min_chars: int, issues: IssueCollector
 ) -> tuple[list[dict], ImportResult]:
-    """Samples per author in first-seen order, ids defaulted and checked for uniqueness."""
+    """Samples per author in first-seen order, ids defaulted and checked for uniqueness
+    within their author (a sample is identified by ``(author_id, id)``)."""
     authors: dict[str, dict] = {}
     names: dict[str, tuple[str | None, int | None]] = {}
-    seen_ids: dict[str, int | None] = {}
+    seen_ids: dict[tuple[str, str], int | None] = {}
     skipped = 0
     for row in rows:
         if len(row.text.strip()) < min_chars:
@@ -268,11 +289,13 @@ def _group(
             row.author_id, {"author_id": row.author_id, "name": row.name, "samples": [], "profile": None}
         )
         sample_id = row.id or f"{row.author_id}-{len(author['samples'])}"
-        if sample_id in seen_ids:
-            first = seen_ids[sample_id]
-            issues.add(row.line, f"duplicate sample id '{sample_id}'" + (f" (first on line {first})" if first else ""))
+        key = (row.author_id, sample_id)
+        if key in seen_ids:
+            first = seen_ids[key]
+            issues.add(row.line, f"duplicate sample id '{sample_id}' of author '{row.author_id}'"
+                       + (f" (first on line {first})" if first else ""))
             continue
-        seen_ids[sample_id] = row.line
+        seen_ids[key] = row.line
         sample_genre = row.genre or genre or "unknown"  # the row's own genre wins over --genre
         author["samples"].append(
             {"id": sample_id, "text": row.text, "genre": sample_genre, "prompt": row.prompt, "meta": row.meta}

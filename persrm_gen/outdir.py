@@ -28,9 +28,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from persrm_gen.errors import InputError, InputIssue, UsageError
+from persrm_gen.errors import UsageError
 from persrm_gen.fileio import fsync_dir, fsync_tree, is_temp_name, write_text_atomic
 from persrm_gen.folderlock import FolderBusy, FolderLock
+from persrm_gen.userfiles import read_text
 
 MARKER = ".persrm-gen"
 LOCK = ".lock"
@@ -87,7 +88,10 @@ class OutputFolder:
             more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
             raise UsageError(f"{path}: holds files persrm-gen did not write ({foreign[0]}{more}); "
                              "move them out or give --out another folder")
-        _check_card_text(path / "README.md")
+        # The build merges its card into README.md (keeping the user's edits): one that is not
+        # UTF-8 (or not a regular file) is refused now, not after every request was paid for.
+        if os.path.lexists(path / "README.md"):
+            read_text(path / "README.md")
 
     def foreign_entries(self) -> list[str]:
         """Paths (relative, posix) under the folder that persrm-gen would never write."""
@@ -232,21 +236,6 @@ def _foreign_in_data(data: Path, configs: tuple[str, ...], files: set[str]) -> l
         foreign += [f"data/{cfg.name}/{f.name}" for f in sorted(cfg.iterdir())
                     if f.name not in files or f.is_symlink() or not f.is_file()]
     return foreign
-
-
-def _check_card_text(card: Path) -> None:
-    """The build merges its card into README.md (keeping the user's edits): a card that is
-    not UTF-8 is refused now, not after every request was paid for."""
-    try:
-        data = card.read_bytes()
-    except FileNotFoundError:
-        return
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise InputError(InputIssue(str(card), line, f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at byte "
-                                    f"offset {exc.start}); save it as UTF-8 or remove it")) from None
 
 
 def _home() -> Path | None:

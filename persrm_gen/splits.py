@@ -14,16 +14,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from persrm_gen.authors import IssueCollector, split_lines
 from persrm_gen.errors import InputError, InputIssue
 from persrm_gen.textutil import rng_for
+from persrm_gen.userfiles import read_bytes
+
+SampleKey = tuple[str, str]  # (author_id, sample id): sample ids are unique only within their author
 
 
 @dataclass
 class SplitPlan:
-    split_of: dict[str, str]  # sample id -> split
+    split_of: dict[SampleKey, str]  # (author_id, sample id) -> split
     test_authors: list[str]
     holdout_genre: str | None
-    # sample ids an author's context may be drawn from, per split group
+    # author_id -> ids of the author's samples that train and test_seen contexts are drawn from
     train_pool: dict[str, list[str]] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
@@ -38,27 +42,25 @@ def read_test_authors(spec: str | None, known: Sequence[str], seed: int) -> list
     if spec is None or spec == "":
         n = max(1, round(0.2 * len(known))) if len(known) >= 4 else 0
         return sorted(rng_for(seed, "test-authors").sample(sorted(known), n))
-    if spec.isdigit():
+    if spec.isascii() and spec.isdigit():  # int() would also take "٣"; str.isdigit() takes "²" too
         n = int(spec)
         if n >= len(known):
             raise InputError(f"--test-authors {n}: needs fewer than the {len(known)} authors, so some are seen in training")
         return sorted(rng_for(seed, "test-authors").sample(sorted(known), n))
     path = Path(spec)
     if not path.is_file():
-        raise InputError(InputIssue(spec, None, "--test-authors is neither a number nor a file"))
-    chosen, issues = [], []
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        raise InputError(InputIssue(spec, None, "--test-authors is neither a number nor a regular file"))
+    chosen, issues, known_ids = [], IssueCollector(spec), set(known)
+    for i, line in split_lines(read_bytes(path), issues, strict_format=False):
         aid = line.strip()
         if not aid or aid.startswith("#"):
             continue
-        if aid not in known:
-            issues.append(InputIssue(spec, i, f"unknown author id {aid!r}"))
+        if aid not in known_ids:
+            issues.add(i, f"unknown author id {aid!r}")
         chosen.append(aid)
-    if issues:
-        raise InputError(issues)
+    issues.raise_if_any()
     if len(set(chosen)) >= len(known):
-        issues.append(InputIssue(spec, None, "every author is a test author; none left for training"))
-        raise InputError(issues)
+        raise InputError(InputIssue(spec, None, "every author is a test author; none left for training"))
     return sorted(set(chosen))
 
 
@@ -81,9 +83,9 @@ def plan_splits(
         rest = []
         for s in author.samples:
             if s.genre == holdout_genre:
-                plan.split_of[s.id] = "test_unseen_genre"
+                plan.split_of[author.author_id, s.id] = "test_unseen_genre"
             elif author.author_id in unseen:
-                plan.split_of[s.id] = "test_unseen_authors"
+                plan.split_of[author.author_id, s.id] = "test_unseen_authors"
             else:
                 rest.append(s.id)
         # Keep enough train samples that every train target still has a full context.
@@ -93,6 +95,6 @@ def plan_splits(
         n_test = min(n_test, max(0, len(rest) - (context_size + 1)))
         held = set(rng_for(seed, "seen-split", author.author_id).sample(rest, n_test))
         for sid in rest:
-            plan.split_of[sid] = "test_seen_authors" if sid in held else "train"
+            plan.split_of[author.author_id, sid] = "test_seen_authors" if sid in held else "train"
         plan.train_pool[author.author_id] = [sid for sid in rest if sid not in held]
     return plan

@@ -7,12 +7,21 @@ is the author's real response; context never includes the target.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass
 
+from persrm_gen.draws import Excluding
 from persrm_gen.records import Task
 from persrm_gen.splits import SplitPlan
 from persrm_gen.templating import PromptRenderer
-from persrm_gen.textutil import rng_for, sentences, stable_id, word_count
+from persrm_gen.textutil import (
+    cap_words,
+    head_words,
+    rng_for,
+    sentences,
+    stable_id,
+    word_count,
+)
 
 
 @dataclass(frozen=True)
@@ -26,28 +35,27 @@ class TaskOptions:
 
 
 def split_opening(text: str, opt: TaskOptions) -> tuple[str, str] | None:
-    """(opening, continuation) at a sentence boundary, or None when the sample is too short."""
-    sents = sentences(text)
+    """(opening, continuation) at a sentence boundary, or None when the sample is too short
+    (or has no sentence boundary within the opening's word limit)."""
+    # Words past the opening and the capped continuation are never read: a 50 MB sample
+    # costs no more than a short one.
+    sents = sentences(head_words(text, opt.opening_max_words + opt.target_max_words + 1))
     opening: list[str] = []
     while sents and word_count(" ".join(opening)) < opt.opening_min_words:
         nxt = sents[0]
         if opening and word_count(" ".join(opening + [nxt])) > opt.opening_max_words:
             break
         opening.append(sents.pop(0))
-    rest = _cap_words(" ".join(sents), opt.target_max_words)
+    rest = cap_words(" ".join(sents), opt.target_max_words)
     if not opening or word_count(" ".join(opening)) > opt.opening_max_words or word_count(rest) < opt.target_min_words:
         return None
     return " ".join(opening), rest
 
 
-def _cap_words(text: str, max_words: int) -> str:
-    """Keep whole sentences up to ``max_words``."""
-    out: list[str] = []
-    for s in sentences(text):
-        if out and word_count(" ".join(out + [s])) > max_words:
-            break
-        out.append(s)
-    return " ".join(out)
+def _without(sorted_ids: list[str], sample_id: str) -> Excluding:
+    at = bisect_left(sorted_ids, sample_id)
+    found = at < len(sorted_ids) and sorted_ids[at] == sample_id
+    return Excluding(sorted_ids, at, at + 1 if found else at)
 
 
 def make_tasks(authors, plan: SplitPlan, renderer: PromptRenderer, opt: TaskOptions, seed: int) -> tuple[list[Task], dict[str, int]]:
@@ -55,18 +63,18 @@ def make_tasks(authors, plan: SplitPlan, renderer: PromptRenderer, opt: TaskOpti
     tasks: list[Task] = []
     skipped: dict[str, int] = {}
     for author in authors:
-        by_id = {s.id: s for s in author.samples}
+        by_id = {s.id: s for s in author.samples}  # sample ids are unique within their author
+        train_ids = sorted(plan.train_pool[author.author_id]) if author.author_id in plan.train_pool else []
+        all_ids = sorted(by_id)
         for sample in author.samples:
-            split = plan.split_of[sample.id]
-            if split in ("train", "test_seen_authors"):
-                pool = [sid for sid in plan.train_pool[author.author_id] if sid != sample.id]
-            else:
-                pool = [s.id for s in author.samples if s.id != sample.id]
+            split = plan.split_of[author.author_id, sample.id]
+            # the author's other samples, sorted, as a view (no per-target copy of a long list)
+            pool = _without(train_ids if split in ("train", "test_seen_authors") else all_ids, sample.id)
             if len(pool) < opt.context_size:
                 skipped["too_few_context_samples"] = skipped.get("too_few_context_samples", 0) + 1
                 continue
             if sample.prompt:
-                query, target, is_prompt = sample.prompt, _cap_words(sample.text, opt.target_max_words), True
+                query, target, is_prompt = sample.prompt, cap_words(sample.text, opt.target_max_words), True
                 opening = ""
             else:
                 cut = split_opening(sample.text, opt)
@@ -75,8 +83,8 @@ def make_tasks(authors, plan: SplitPlan, renderer: PromptRenderer, opt: TaskOpti
                     continue
                 opening, target = cut
                 query, is_prompt = renderer.text("task", opening=opening, genre=sample.genre), False
-            ctx_ids = rng_for(seed, "context", sample.id).sample(sorted(pool), opt.context_size)
-            context = tuple(_cap_words(by_id[c].text, opt.context_max_words) or by_id[c].text for c in ctx_ids)
+            ctx_ids = rng_for(seed, "context", sample.id).sample(pool, opt.context_size)
+            context = tuple(cap_words(by_id[c].text, opt.context_max_words) for c in ctx_ids)
             tasks.append(
                 Task(
                     id=stable_id(author.author_id, sample.id),

@@ -26,6 +26,33 @@ def word_count(text: str) -> int:
     return len(text.split())
 
 
+_NON_SPACE = re.compile(r"\S+")
+
+
+def head_words(text: str, n: int) -> str:
+    """``text`` up to and including its ``n``-th word (whitespace-separated, as in
+    ``word_count``), formatting kept: a bound on what later steps read of a huge sample."""
+    end = 0
+    for end_match, _ in zip(_NON_SPACE.finditer(text), range(n)):
+        end = end_match.end()
+    return text[:end]
+
+
+def cap_words(text: str, max_words: int) -> str:
+    """Whole sentences up to ``max_words``; a first sentence longer than that (text with no
+    sentence punctuation) is cut after ``max_words`` words, so no sample is unbounded."""
+    # Only the first max_words + 1 words can matter: a sentence reaching past them never fits.
+    sents = sentences(head_words(text, max_words + 1))
+    out: list[str] = []
+    for s in sents:
+        if out and word_count(" ".join(out + [s])) > max_words:
+            break
+        out.append(s)
+    if out and word_count(out[0]) > max_words:
+        return head_words(out[0], max_words)
+    return " ".join(out)
+
+
 def trim_to_sentence(text: str, min_chars: int = 15) -> str:
     """Cut a generation after its last complete sentence, so negatives are not told apart
     from real text merely by stopping mid-sentence."""

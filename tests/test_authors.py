@@ -171,14 +171,24 @@ def test_duplicate_author_points_at_second_line_and_mentions_first(tmp_path):
 def test_duplicate_sample_id_within_author(tmp_path):
     obj = {"author_id": "a", "samples": [{"text": "t", "id": "s"}, {"text": "u", "id": "s"}]}
     path = write(tmp_path, json.dumps(obj).encode())
-    assert only(path) == f"{path}:1: duplicate sample id 's' at samples[1] (first at this line, samples[0])"
+    assert only(path) == f"{path}:1: duplicate sample id 's' at samples[1] (first at samples[0])"
 
 
-def test_duplicate_sample_id_across_authors_including_defaults(tmp_path):
-    # b's explicit id collides with a's default id "a-1".
-    other = {"author_id": "b", "samples": [{"text": "t", "id": "a-1"}]}
-    path = write(tmp_path, line("a"), json.dumps(other).encode())
-    assert only(path) == f"{path}:2: duplicate sample id 'a-1' at samples[0] (first at line 1, samples[1])"
+def test_duplicate_sample_id_within_author_including_defaults(tmp_path):
+    # samples[1]'s default id "a-1" collides with samples[0]'s explicit one.
+    obj = {"author_id": "a", "samples": [{"text": "t", "id": "a-1"}, {"text": "u"}]}
+    path = write(tmp_path, json.dumps(obj).encode())
+    assert only(path) == f"{path}:1: duplicate sample id 'a-1' at samples[1] (first at samples[0])"
+
+
+def test_sample_ids_are_unique_per_author_only(tmp_path):
+    # Corpora number samples per author: a row is identified by (author_id, id).
+    numbered = [{"author_id": aid, "samples": [{"text": f"{aid} {i}", "id": str(i)} for i in (1, 2, 3)]} for aid in "ab"]
+    other = {"author_id": "c", "samples": [{"text": "t", "id": "a-1"}]}  # a's default-style id, another author
+    path = write(tmp_path, *(json.dumps(o).encode() for o in numbered), json.dumps(other).encode())
+    authors = load_authors(path)
+    assert [(au.author_id, s.id) for au, s in iter_samples(authors)] == [
+        ("a", "1"), ("a", "2"), ("a", "3"), ("b", "1"), ("b", "2"), ("b", "3"), ("c", "a-1")]
 
 
 def test_min_samples_with_reason(tmp_path):

@@ -39,13 +39,14 @@ def cli(*args: str, cwd: Path | None = None, check: bool = True, env: dict | Non
 
 @pytest.fixture(scope="module")
 def authors(tmp_path_factory) -> Path:
-    """Five example authors, five samples each: small enough for a quick CPU build."""
+    """Five example authors, five samples each: small enough for a quick CPU build. Samples
+    are numbered "1", "2", ... per author, as corpora number them (ids repeat across authors)."""
     path = tmp_path_factory.mktemp("in") / "authors.jsonl"
     lines = EXAMPLES.read_text().splitlines()
     keep = [json.loads(line) for line in lines[:4]] + [json.loads(lines[-1])]
     with path.open("w") as fh:
         for a in keep:
-            a["samples"] = a["samples"][:5]
+            a["samples"] = [s | {"id": str(i + 1)} for i, s in enumerate(a["samples"][:5])]
             fh.write(json.dumps(a) + "\n")
     return path
 
@@ -91,6 +92,31 @@ def test_every_config_loads_with_the_contract_columns(built):
     sft = datasets.load_dataset(str(built), "sft", split="train")
     assert sft[0]["completion"][0]["role"] == "assistant"
     assert sft[0]["completion"][0]["content"].rstrip().endswith(("<answer>A</answer>", "<answer>B</answer>"))
+
+
+def test_sample_ids_numbered_per_author_give_distinct_correct_pairs(built, authors):
+    from persrm_gen.dataset import load_split_rows
+
+    def flat(text: str) -> str:  # capped texts rejoin sentences with one space
+        return " ".join(text.split())
+
+    samples = {(a["author_id"], s["id"]): flat(s["text"])
+               for a in map(json.loads, authors.read_text().splitlines()) for s in a["samples"]}
+    by_split = load_split_rows(built, "pairs")
+    rows = [r for split in by_split.values() for r in split]
+    assert len({r["id"] for r in rows}) == len(rows)
+    keys = {(r["author_id"], r["sample_id"]) for r in rows}
+    assert len({sid for _, sid in keys}) < len(keys)  # the same sample id under several authors
+    for r in rows:
+        own = samples[r["author_id"], r["sample_id"]]
+        assert r["chosen_source"] == "author" and flat(r["chosen"]) in own  # this author's own sample
+        others_of_author = [t for (aid, sid), t in samples.items() if aid == r["author_id"] and sid != r["sample_id"]]
+        assert all(any(flat(c) in t for t in others_of_author) for c in r["context"])
+        if r["rejected_source"] == "other-author":
+            source = [aid for (aid, _), t in samples.items() if flat(r["rejected"]) in t]
+            assert source and r["author_id"] not in source
+    train_authors = {r["author_id"] for r in by_split["train"]}
+    assert train_authors.isdisjoint(r["author_id"] for r in by_split["test_unseen_authors"])
 
 
 def test_validate_passes_and_stats_report_the_baseline(built):

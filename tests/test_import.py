@@ -181,7 +181,7 @@ def test_flat_jsonl_errors_with_lines(tmp_path):
         b'{"author": "A", "text": "fine"}\n'  # 1
         b'{"author": "A", "text": 3}\n'  # 2
         b"\n"  # 3
-        b'{"author": "B", "text": "dup", "id": "a-0"}\n'  # 4
+        b'{"author": "A", "text": "dup", "id": "a-0"}\n'  # 4
         b'{"text": "nobody"}\n'  # 5
         b"{nope\n"  # 6
         b'{"author_id": "c", "samples": [{"text": "t"}]}\n'  # 7
@@ -190,11 +190,44 @@ def test_flat_jsonl_errors_with_lines(tmp_path):
     found = messages(src, tmp_path / "authors.jsonl")
     assert [m.split(": ", 1)[0] for m in found] == [f"{src}:{n}" for n in (2, 4, 5, 6, 7, 8)]
     assert found[0].endswith("text must be a string, got int")
-    assert found[1].endswith("duplicate sample id 'a-0' (first on line 1)")
+    assert found[1].endswith("duplicate sample id 'a-0' of author 'a' (first on line 1)")
     assert found[2].endswith("author is missing (give author or author_id)")
     assert "invalid JSON" in found[3]
     assert "looks like authors.jsonl already" in found[4]
     assert "not valid UTF-8" in found[5]
+
+
+def test_sample_ids_numbered_per_author_import(tmp_path):
+    src = tmp_path / "flat.csv"
+    src.write_text("author,id,text\nAmy,1,amy one\nAmy,2,amy two\nZed,1,zed one\nZed,2,zed two\n", encoding="utf-8")
+    out = tmp_path / "authors.jsonl"
+    assert import_authors(src, out) == ImportResult(2, 4)
+    assert [(a.author_id, s.id, s.text) for a in load_authors(out) for s in a.samples] == [
+        ("amy", "1", "amy one"), ("amy", "2", "amy two"), ("zed", "1", "zed one"), ("zed", "2", "zed two")]
+
+
+@pytest.mark.parametrize("field", ["author_id", "id", "genre"])
+def test_control_characters_in_ids_are_reported(tmp_path, field):
+    src = tmp_path / "flat.jsonl"
+    row = {"author_id": "amy", "text": "fine", field: "x\x1b[2Jy"}
+    src.write_text(json.dumps({"author_id": "amy", "text": "ok"}) + "\n" + json.dumps(row) + "\n", encoding="utf-8")
+    assert messages(src, tmp_path / "authors.jsonl") == [
+        f"{src}:2: {field} contains a control character (U+001B); use printable text"]
+
+
+def test_folder_file_name_with_control_character(tmp_path):
+    src = c50_tree(tmp_path)
+    bad = src / "Alan Crosby" / "x\x1by.txt"
+    bad.write_text("Some text.", encoding="utf-8")
+    assert messages(src, tmp_path / "authors.jsonl") == [
+        f"{bad}: file name has a control character (U+001B); rename the file"]
+
+
+def test_lone_surrogate_in_flat_jsonl(tmp_path):
+    src = tmp_path / "flat.jsonl"
+    src.write_text('{"author": "A", "text": "ok"}\n{"author": "A", "text": "bad \\udc00 text"}\n', encoding="utf-8")
+    assert messages(src, tmp_path / "authors.jsonl") == [
+        f"{src}:2: text contains a lone surrogate (a \\ud800-\\udfff escape without its pair)"]
 
 
 # --- kinds, paths, atomic write --------------------------------------------------------

@@ -21,12 +21,15 @@ def _sentence(i: int, author: str) -> str:
     return f"Sentence number {i} was written by {author} with several plain words in it."
 
 
-def write_authors(path: Path, n_authors=6, n_samples=6, genres=("essay",)) -> Path:
+def write_authors(path: Path, n_authors=6, n_samples=6, genres=("essay",), numbered=False) -> Path:
+    """``numbered``: sample ids "1", "2", ... per author, as corpora number them (the ids
+    repeat across authors); otherwise the default ids "<author_id>-<index>"."""
     with path.open("w") as fh:
         for a in range(n_authors):
             aid = f"author-{a}"
             samples = [
                 {"text": " ".join(_sentence(10 * s + k, aid) for k in range(5)), "genre": genres[(a + s) % len(genres)]}
+                | ({"id": str(s + 1)} if numbered else {})
                 for s in range(n_samples)
             ]
             fh.write(json.dumps({"author_id": aid, "samples": samples}) + "\n")
@@ -39,8 +42,9 @@ def _plan(authors, **kw):
     return plan_splits(authors, **args)
 
 
-def test_unseen_authors_and_genre_never_reach_train(tmp_path):
-    authors = load_authors(write_authors(tmp_path / "a.jsonl", genres=("essay", "email")))
+@pytest.mark.parametrize("numbered", [False, True])
+def test_unseen_authors_and_genre_never_reach_train(tmp_path, numbered):
+    authors = load_authors(write_authors(tmp_path / "a.jsonl", genres=("essay", "email"), numbered=numbered))
     plan = _plan(authors, holdout_genre="email")
     tasks, _ = make_tasks(authors, plan, PromptRenderer(), TaskOptions(context_size=2), seed=0)
     train = [t for t in tasks if t.split == "train"]
@@ -48,25 +52,27 @@ def test_unseen_authors_and_genre_never_reach_train(tmp_path):
     assert all(t.genre != "email" for t in train)
     assert all(t.genre == "email" for t in tasks if t.split == "test_unseen_genre")
     train_texts = {c for t in train for c in t.context} | {t.target for t in train}
-    by_id = {s.id: s.text for a in authors for s in a.samples}
+    by_id = {(a.author_id, s.id): s.text for a in authors for s in a.samples}
     for t in tasks:
-        assert by_id[t.sample_id] not in t.context  # the target is never its own context
+        assert by_id[t.author_id, t.sample_id] not in t.context  # the target is never its own context
         if t.split == "test_seen_authors":
             assert not any(t.target in x for x in train_texts)
 
 
-def test_seen_authors_get_test_samples_from_different_samples(tmp_path):
-    authors = load_authors(write_authors(tmp_path / "a.jsonl"))
+@pytest.mark.parametrize("numbered", [False, True])
+def test_seen_authors_get_test_samples_from_different_samples(tmp_path, numbered):
+    authors = load_authors(write_authors(tmp_path / "a.jsonl", numbered=numbered))
     plan = _plan(authors)
     counts = Counter(plan.split_of.values())
     assert counts["test_unseen_authors"] == 12 and counts["test_seen_authors"] == 4 * 2
     for a in authors[2:]:
-        splits = [plan.split_of[s.id] for s in a.samples]
+        splits = [plan.split_of[a.author_id, s.id] for s in a.samples]
         assert "train" in splits and "test_seen_authors" in splits
 
 
-def test_other_author_negatives_respect_split_groups(tmp_path):
-    authors = load_authors(write_authors(tmp_path / "a.jsonl"))
+@pytest.mark.parametrize("numbered", [False, True])
+def test_other_author_negatives_respect_split_groups(tmp_path, numbered):
+    authors = load_authors(write_authors(tmp_path / "a.jsonl", numbered=numbered))
     plan = _plan(authors)
     opt = TaskOptions(context_size=2)
     tasks, _ = make_tasks(authors, plan, PromptRenderer(), opt, seed=0)
@@ -79,6 +85,29 @@ def test_other_author_negatives_respect_split_groups(tmp_path):
             assert other not in unseen_text  # unseen authors' text never appears in train pairs
             for s in corpus.random_style_samples(t, 2):
                 assert s not in unseen_text
+
+
+def test_sample_ids_numbered_per_author_give_distinct_correct_tasks(tmp_path):
+    authors = load_authors(write_authors(tmp_path / "a.jsonl", n_samples=8, numbered=True))
+    plan = _plan(authors)
+    assert len(plan.split_of) == 6 * 8  # one entry per (author, sample), none overwritten
+    assert {plan.split_of[f"author-{a}", str(s)] for a in (0, 1) for s in range(1, 9)} == {"test_unseen_authors"}
+    tasks, _ = make_tasks(authors, plan, PromptRenderer(), TaskOptions(context_size=2), seed=0)
+    texts = {(a.author_id, s.id): s.text for a in authors for s in a.samples}
+    assert len({t.id for t in tasks}) == len({(t.author_id, t.sample_id) for t in tasks}) == len(tasks) == 6 * 8
+    for t in tasks:
+        assert t.split == plan.split_of[t.author_id, t.sample_id]
+        assert t.target in texts[t.author_id, t.sample_id]  # the target is this author's sample
+        own = {text for (aid, sid), text in texts.items() if aid == t.author_id and sid != t.sample_id}
+        assert set(t.context) <= own  # context: the same author's other samples only
+    corpus = Corpus(authors, plan, TaskOptions(context_size=2), seed=0)
+    unseen = {texts[k] for k in texts if k[0] in ("author-0", "author-1")}
+    for t in tasks:
+        other = corpus.other_author_text(t)
+        source = [k for k, text in texts.items() if other in text]
+        assert source and all(aid != t.author_id for aid, _ in source)
+        if t.split in ("train", "test_seen_authors"):  # no unseen author's "1" mistaken for a train "1"
+            assert not any(other in text for text in unseen)
 
 
 def test_test_authors_option(tmp_path):

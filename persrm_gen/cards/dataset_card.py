@@ -15,9 +15,9 @@ from jinja2 import PackageLoader, StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from persrm_gen.cards.data_scan import CONFIG_ORDER, SPLIT_ORDER, ConfigData, data_files_glob, scan_data
-from persrm_gen.cards.merge import dump_card, merge_body, merge_meta, parse_card, sections
-from persrm_gen.redact import redact_text, redact_url
+from persrm_gen.cards.merge import dump_card, merge_body, merge_meta, parse_card, read_card, sections
 from persrm_gen.fileio import write_text_atomic
+from persrm_gen.redact import redact_text, redact_url
 
 TEMPLATE = "dataset_card.md.j2"
 DEFAULT_LICENSE = "other"
@@ -287,8 +287,7 @@ def write_dataset_card(out_dir: Path, manifest: dict, stats: dict, *, previous: 
     default ``out_dir/README.md``; the build writes into staging and merges the published one)."""
     out_dir = Path(out_dir)
     path = out_dir / "README.md"
-    previous = path if previous is None else Path(previous)
-    existing = previous.read_text(encoding="utf-8") if previous.exists() else None
+    existing = read_card(path if previous is None else Path(previous))
     text = render_dataset_card(manifest, stats, existing=existing, data=scan_data(out_dir))
     write_text_atomic(path, text)
     return path

@@ -12,10 +12,14 @@ user and stays deleted; a section we never wrote before (a newer persrm-gen) is 
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import yaml
+
+from persrm_gen.userfiles import read_text
 
 # Refreshed on every build: they describe the files, not the user's intent.
 MACHINE_KEYS = ("configs", "dataset_info", "size_categories")
@@ -33,6 +37,15 @@ class Card:
     meta: dict
     body: str
     state: dict = field(default_factory=dict)
+
+
+def read_card(path: Path) -> str | None:
+    """The README.md a card is merged into, or None when there is none. It is the user's
+    file: a non-UTF-8 one (or a folder, a FIFO) is an InputError with ``FILE:LINE``, raised
+    by the build before any work so that nothing is written."""
+    if not os.path.lexists(path):
+        return None
+    return read_text(path)
 
 
 def parse_card(text: str) -> Card:
