@@ -56,5 +56,5 @@ def test_request_bodies_stay_bounded_with_a_5_mb_unpunctuated_sample(tmp_path):
     assert len(requests) > 20
     # 3 context samples of <= 220 words, a query, two responses of <= 160 words, the templates
     assert max(sizes) < 30_000, sorted(sizes)[-5:]
-    assert any(huge[:2000] in m.content for r in requests for m in r.messages) is False
+    assert not any(huge[:2000] in m.content for r in requests for m in r.messages)
     assert any(huge[:500] in m.content for r in requests for m in r.messages)  # it is used, capped
