@@ -32,10 +32,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from persrm_gen.generator.cache import RequestCache  # noqa: E402
-from persrm_gen.generator.client import LLMClient  # noqa: E402
-from persrm_gen.generator.pricing import Pricing  # noqa: E402
-from persrm_gen.generator.transport import LLMRequest, Message  # noqa: E402
+from persrm_gen.llm.cache import RequestCache  # noqa: E402
+from persrm_gen.llm.client import LLMClient  # noqa: E402
+from persrm_gen.llm.pricing import Pricing  # noqa: E402
+from persrm_gen.llm.types import LLMRequest, Message  # noqa: E402
 
 MODEL = "gpt-4.1-mini"
 PROMPT = "Which response would this author have written? Think, then answer <answer>A</answer> or B."
@@ -81,7 +81,7 @@ async def run_sdk_bare(base: str, n: int, conc: int) -> None:
 
 
 async def run_client(http: str, base: str, n: int, conc: int, cache_dir: str) -> None:
-    from persrm_gen.generator.backends import make_transport
+    from persrm_gen.llm.backends import make_transport
 
     transport = make_transport("openai", MODEL, base, 30.0, http=http, max_connections=conc,
                                env={"OPENAI_API_KEY": "bench"})

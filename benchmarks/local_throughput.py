@@ -26,9 +26,9 @@ from pathlib import Path
 
 import torch
 
-from persrm_gen.generator.local import LocalTransport
-from persrm_gen.generator.local_model import EMBEDDED_MODEL_ID, embedded_model_dir
-from persrm_gen.generator.transport import LLMRequest
+from persrm_gen.llm.transports.local import LocalTransport
+from persrm_gen.llm.transports.local_model import EMBEDDED_MODEL_ID, embedded_model_dir
+from persrm_gen.llm.types import LLMRequest
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "peps.jsonl"
 

@@ -283,7 +283,7 @@ MODELS = {"fast": "gpt-4.1-mini", "sdk": "gpt-4.1-mini", "anthropic": "claude-so
 
 def make_test_transport(kind: str, server: FakeServer, timeout: float = 5.0, key: str = KEY):
     """A real transport of ``kind`` pointed at ``server`` (built where the client runs)."""
-    from persrm_gen.generator.backends import make_transport
+    from persrm_gen.llm.backends import make_transport
 
     backend = "anthropic" if kind == "anthropic" else "openai"
     base = server.url if kind == "anthropic" else server.openai_base

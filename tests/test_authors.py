@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from persrm_gen.authors import Author, Sample, iter_samples, load_authors
+from persrm_gen.authors.reader import Author, Sample, iter_samples, load_authors
 from persrm_gen.errors import InputError
 
 CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"

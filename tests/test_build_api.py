@@ -328,7 +328,11 @@ def test_unusable_rewrites_are_resampled_and_never_bought_again(tmp_path, author
 def test_another_server_with_the_same_model_name_is_another_model(tmp_path, authors, reference):
     ref_out, ref_served = reference
     out = copy_build(ref_out, tmp_path / "out")
-    with FakeServer(reply=persona) as other:
+    ref_url = json.loads((ref_out / "manifest.json").read_text())["base_url"]
+    # The reference server is gone and the OS may hand its port to the next one: that
+    # would be the same server address, so take a second server that surely differs.
+    with FakeServer(reply=persona) as first, FakeServer(reply=persona) as second:
+        other = second if first.openai_base == ref_url else first
         proc = run(args(authors, out, other), other)
         assert sum(served(other).values()) == sum(ref_served.values())  # nothing came from the first server's cache
     assert "0 from cache" in proc.stderr

@@ -14,10 +14,10 @@ import pytest
 from fakeserver import KEY, MODELS, TRANSPORTS, FakeServer, make_test_transport
 
 from persrm_gen.errors import FatalProviderError, StageFailed, UsageError
-from persrm_gen.generator.cache import RequestCache, request_key
-from persrm_gen.generator.client import LLMClient, ProviderRejected, TransientError
-from persrm_gen.generator.failure_rate import FailureRate
-from persrm_gen.generator.transport import LLMRequest, Message
+from persrm_gen.llm.cache import RequestCache, request_key
+from persrm_gen.llm.client import LLMClient, ProviderRejected, TransientError
+from persrm_gen.llm.failure_rate import FailureRate
+from persrm_gen.llm.types import LLMRequest, Message
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -221,7 +221,7 @@ def test_a_reply_within_the_bound_is_read_whole(kind, tmp_path):
 
 @pytest.mark.parametrize("http", ["fast"])
 def test_a_base_url_the_client_cannot_send_to_is_a_counted_failure(http, tmp_path):
-    from persrm_gen.generator.backends import make_transport
+    from persrm_gen.llm.backends import make_transport
 
     async def main(base):
         transport = make_transport("openai", "gpt-4.1-mini", base, 5.0, http=http, env={"OPENAI_API_KEY": KEY})
@@ -277,7 +277,7 @@ def test_failure_rate_within_the_limit_lets_the_stage_finish(tmp_path):
 
 @pytest.mark.parametrize("timeout", [0, -1])
 def test_nonpositive_timeout_is_refused(timeout, tmp_path):
-    from persrm_gen.generator.backends import make_transport
+    from persrm_gen.llm.backends import make_transport
 
     with pytest.raises(UsageError, match="--timeout"):
         make_transport("openai", "m", "http://127.0.0.1:9/v1", timeout, env={"OPENAI_API_KEY": "k"})

@@ -8,10 +8,10 @@ import pytest
 from fakeserver import FakeServer, make_test_transport
 
 from persrm_gen.errors import BudgetExceeded, UsageError
-from persrm_gen.generator.cache import RequestCache
-from persrm_gen.generator.client import LLMClient
-from persrm_gen.generator.pricing import Pricing
-from persrm_gen.generator.transport import LLMRequest, Message
+from persrm_gen.llm.cache import RequestCache
+from persrm_gen.llm.client import LLMClient
+from persrm_gen.llm.pricing import Pricing
+from persrm_gen.llm.types import LLMRequest, Message
 
 pytestmark = pytest.mark.timeout(60)
 

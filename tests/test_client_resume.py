@@ -27,10 +27,10 @@ N, CONCURRENCY = 240, 8
 DRIVER = textwrap.dedent(
     """
     import asyncio, sys
-    from persrm_gen.generator.backends import make_transport
-    from persrm_gen.generator.cache import RequestCache
-    from persrm_gen.generator.client import LLMClient, RunInterrupted, run
-    from persrm_gen.generator.transport import LLMRequest, Message
+    from persrm_gen.llm.backends import make_transport
+    from persrm_gen.llm.cache import RequestCache
+    from persrm_gen.llm.client import LLMClient, RunInterrupted, run
+    from persrm_gen.llm.types import LLMRequest, Message
 
     base, cache_path, n, concurrency = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 

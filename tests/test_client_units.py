@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 
 from persrm_gen.errors import BudgetExceeded, UsageError
-from persrm_gen.generator.backends import make_transport
-from persrm_gen.generator.budget import Budget
-from persrm_gen.generator.cache import RequestCache, request_key
-from persrm_gen.generator.client import ProviderRejected, TransientError, error_for_status
-from persrm_gen.generator.limits import AdaptiveGate, RateLimiter, TokenBucket, retry_after_seconds
-from persrm_gen.generator.pricing import Pricing
-from persrm_gen.generator.transport import LLMRequest, LLMResponse, Message
+from persrm_gen.llm.backends import make_transport
+from persrm_gen.llm.budget import Budget
+from persrm_gen.llm.cache import RequestCache, request_key
+from persrm_gen.llm.client import ProviderRejected, TransientError, error_for_status
+from persrm_gen.llm.limits import AdaptiveGate, RateLimiter, TokenBucket, retry_after_seconds
+from persrm_gen.llm.pricing import Pricing
+from persrm_gen.llm.types import LLMRequest, LLMResponse, Message
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -200,7 +200,7 @@ def test_transports_keep_the_key_out_of_their_repr(http):
 
 def test_api_backends_never_import_torch():
     code = (
-        "import sys; from persrm_gen.generator.backends import make_transport;"
+        "import sys; from persrm_gen.llm.backends import make_transport;"
         "make_transport('openai', 'm', env={'OPENAI_API_KEY': 'k'});"
         "make_transport('anthropic', 'm', env={'ANTHROPIC_API_KEY': 'k'});"
         "print('torch' in sys.modules)"
@@ -297,7 +297,7 @@ def test_an_old_cache_is_migrated_in_place_and_keeps_its_rows(tmp_path):
 @pytest.mark.parametrize("http", ["fast", "sdk"])
 def test_key_scope_is_the_provider_for_default_endpoints_and_names_any_other_server(backend, url, scope, http,
                                                                                      monkeypatch):
-    from persrm_gen.generator.client import LLMClient
+    from persrm_gen.llm.client import LLMClient
 
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
@@ -314,8 +314,8 @@ def test_key_scope_is_the_provider_for_default_endpoints_and_names_any_other_ser
 @pytest.mark.parametrize("backend,url,env_url", [("openai", None, None), ("openai", "http://127.0.0.1:8000/v1/", None),
                                                  ("anthropic", None, None), ("anthropic", None, "http://127.0.0.1:9")])
 def test_a_dry_run_keys_requests_like_the_build(backend, url, env_url, monkeypatch, tmp_path):
-    from persrm_gen.dryrun import _describe_backend
-    from persrm_gen.pipeline import BuildOptions
+    from persrm_gen.pipeline.dryrun import _describe_backend
+    from persrm_gen.pipeline.build import BuildOptions
 
     monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
     if env_url:

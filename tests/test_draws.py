@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from persrm_gen.authors import load_authors
-from persrm_gen.corpus import Corpus
+from persrm_gen.authors.reader import load_authors
+from persrm_gen.pipeline.corpus import Corpus
 from persrm_gen.draws import Excluding, shuffled
-from persrm_gen.splits import plan_splits
-from persrm_gen.tasks import TaskOptions, make_tasks, split_opening
-from persrm_gen.templating import PromptRenderer
+from persrm_gen.pipeline.splits import plan_splits
+from persrm_gen.pipeline.tasks import TaskOptions, make_tasks, split_opening
+from persrm_gen.prompts.renderer import PromptRenderer
 from persrm_gen.textutil import cap_words, rng_for
 
 

@@ -11,9 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from persrm_gen.answer import make_trace
-from persrm_gen.cli import app
+from persrm_gen.cli.app import app
 from persrm_gen.errors import InputError, UsageError
-from persrm_gen.generator.transport import LLMRequest, LLMResponse
+from persrm_gen.llm.types import LLMRequest, LLMResponse
 from persrm_gen.options_file import load_options
 from persrm_gen.trainers.behaviours import behaviour_report, compare_behaviours, tag_trace
 from persrm_gen.trainers.evaluate import ApiJudge, EvalOptions, Judgment, evaluate, load_items, score

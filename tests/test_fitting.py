@@ -13,9 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from persrm_gen.cli import app
+from persrm_gen.cli.app import app
 from persrm_gen.errors import UsageError
-from persrm_gen.judge_prompt import judge_messages
+from persrm_gen.prompts.judge import judge_messages
 from persrm_gen.trainers import common, fitting
 from persrm_gen.trainers.evaluate import EvalOptions, evaluate, load_items
 from persrm_gen.trainers.rft import RFTOptions, train_rft

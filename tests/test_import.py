@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from persrm_gen.authors import load_authors
+from persrm_gen.authors.reader import load_authors
 from persrm_gen.errors import InputError
-from persrm_gen.importers import ImportResult, import_authors, slugify
+from persrm_gen.authors.importers import ImportResult, import_authors, slugify
 
 CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 

@@ -2,9 +2,9 @@ from collections import Counter
 
 from persrm_gen.answer import format_ok, parse_verdict
 from persrm_gen.generator.parsing import UnparseableOutput, clean_continuation, clean_rewrite
-from persrm_gen.judgments import assign_labels, evidence_trace
+from persrm_gen.generator.judgments import assign_labels, evidence_trace
 from persrm_gen.style import compare
-from persrm_gen.templating import PromptRenderer
+from persrm_gen.prompts.renderer import PromptRenderer
 
 import pytest
 

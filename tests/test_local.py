@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from persrm_gen.errors import InputError
-from persrm_gen.generator.cache import RequestCache
-from persrm_gen.generator.client import LLMClient
-from persrm_gen.generator.local import LocalTransport
-from persrm_gen.generator.local_model import resolve_model
-from persrm_gen.generator.transport import LLMRequest, Message
+from persrm_gen.llm.cache import RequestCache
+from persrm_gen.llm.client import LLMClient
+from persrm_gen.llm.transports.local import LocalTransport
+from persrm_gen.llm.transports.local_model import resolve_model
+from persrm_gen.llm.types import LLMRequest, Message
 
 from tiny_model import SENTENCES, build_tiny_model
 
@@ -239,7 +239,7 @@ def test_embedded_model_continues_a_few_shot_prompt():
 
 
 def test_sampler_draws_from_the_tempered_nucleus_and_ignores_rounding_noise():
-    from persrm_gen.generator.local import _Row
+    from persrm_gen.llm.transports.local import _Row
 
     logits = torch.tensor([2.0, 1.0, 0.0, -1.0, -8.0])
     row = _Row(_req("x", temperature=0.5, top_p=1.0, seed=1), 1)

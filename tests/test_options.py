@@ -117,7 +117,7 @@ def test_yaml_exponents_are_numbers_in_every_config():
 
 
 def test_a_self_referencing_yaml_alias_is_an_error_not_a_hang(tmp_path):
-    from persrm_gen.build_config import load_build_options
+    from persrm_gen.pipeline.options import load_build_options
     from persrm_gen.errors import InputError
 
     config = tmp_path / "build.yaml"
@@ -152,7 +152,7 @@ def test_a_bad_flag_value_is_one_line_naming_the_flag(tmp_path, flag, value, wor
 
 
 def test_the_command_line_beats_the_file_and_the_file_beats_the_defaults(tmp_path):
-    from persrm_gen.build_config import load_build_options
+    from persrm_gen.pipeline.options import load_build_options
 
     config = tmp_path / "build.yaml"
     config.write_text("seed: 5\ncontext_size: 2\nnegatives: mimic, axes\npricing: {m: {input: 1, output: 2}}\n")
@@ -166,8 +166,8 @@ def test_the_build_flags_show_the_defaults_that_apply():
     """--help shows typer's defaults; BuildOptions holds the ones that apply: they must agree."""
     import typer.main
 
-    from persrm_gen.build_config import BuildOptions
-    from persrm_gen.cli import app
+    from persrm_gen.pipeline.options import BuildOptions
+    from persrm_gen.cli.app import app
 
     defaults = BuildOptions(authors=EXAMPLES)
     checked = 0
@@ -181,7 +181,7 @@ def test_the_build_flags_show_the_defaults_that_apply():
 def test_direct_construction_is_validated_too():
     from pydantic import ValidationError
 
-    from persrm_gen.build_config import BuildOptions
+    from persrm_gen.pipeline.options import BuildOptions
 
     with pytest.raises(ValidationError, match="concurrency"):
         BuildOptions(authors=EXAMPLES, concurrency=0)

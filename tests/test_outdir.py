@@ -24,7 +24,7 @@ from fakeserver import FakeServer
 from test_build_api import args, env, persona
 
 from persrm_gen.fileio import fsync_dir, write_bytes_atomic, write_text_atomic
-from persrm_gen.outdir import PUBLISH_STEPS
+from persrm_gen.dataset.folder import PUBLISH_STEPS
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "authors.jsonl"
 

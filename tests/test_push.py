@@ -15,12 +15,12 @@ from trainers_data import pair_rows
 from typer.testing import CliRunner
 
 from persrm_gen.cards.dataset_card import write_dataset_card
-from persrm_gen.dataset import config_rows, write_data
-from persrm_gen.judge_prompt import judge_messages
-from persrm_gen.publish.cli import register
+from persrm_gen.dataset.io import config_rows, write_data
+from persrm_gen.prompts.judge import judge_messages
+from persrm_gen.cli.push import register
 from persrm_gen.publish.plan import PushRefused, plan_push
 from persrm_gen.publish.push import push_plan
-from persrm_gen.stats import compute_stats
+from persrm_gen.dataset.stats import compute_stats
 
 # ---------------------------------------------------------------- fixtures
 

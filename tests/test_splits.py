@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from persrm_gen.authors import load_authors
-from persrm_gen.corpus import Corpus
+from persrm_gen.authors.reader import load_authors
+from persrm_gen.pipeline.corpus import Corpus
 from persrm_gen.errors import InputError
-from persrm_gen.splits import plan_splits, read_test_authors
-from persrm_gen.tasks import TaskOptions, make_tasks, split_opening
-from persrm_gen.templating import PromptRenderer
+from persrm_gen.pipeline.splits import plan_splits, read_test_authors
+from persrm_gen.pipeline.tasks import TaskOptions, make_tasks, split_opening
+from persrm_gen.prompts.renderer import PromptRenderer
 
 CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "authors.jsonl"
@@ -149,7 +149,7 @@ def test_examples_give_tasks_in_every_split():
 
 
 def test_max_targets_per_author_keeps_every_split(tmp_path):
-    from persrm_gen.pipeline import BuildOptions, prepare
+    from persrm_gen.pipeline.build import BuildOptions, prepare
 
     path = write_authors(tmp_path / "a.jsonl", n_authors=5, n_samples=8)
     full = prepare(BuildOptions(authors=path, context_size=2, test_authors="1"))[3]

@@ -10,8 +10,8 @@ import pytest
 from fakeserver import KEY, FakeServer
 
 from persrm_gen.errors import InputError
-from persrm_gen.judge_prompt import judge_messages
-from persrm_gen.templating import PromptRenderer
+from persrm_gen.prompts.judge import judge_messages
+from persrm_gen.prompts.renderer import PromptRenderer
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "authors.jsonl"
 

@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from persrm_gen.cli import app
+from persrm_gen.cli.app import app
 from persrm_gen.errors import InputError, UsageError
 from persrm_gen.options_file import load_options
 from persrm_gen.trainers.rft import RFTOptions, train_rft

@@ -6,7 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from persrm_gen.answer import make_trace
-from persrm_gen.validators import (
+from persrm_gen.dataset.validators import (
     REASONS,
     MinHasher,
     NearDuplicateIndex,

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from persrm_gen.answer import make_trace
-from persrm_gen.judge_prompt import judge_messages
+from persrm_gen.prompts.judge import judge_messages
 
 WORDS = "river stone light wind road field house tree cloud rain".split()
 

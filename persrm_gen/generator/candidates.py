@@ -13,9 +13,9 @@ from dataclasses import dataclass, field, replace
 
 from persrm_gen.generator.edits import AXIS_DIRECTIONS, axis_rewrite, minimal_edit
 from persrm_gen.generator.parsing import CONTINUATION_STOPS, UnparseableOutput, clean_continuation, clean_rewrite
-from persrm_gen.generator.transport import LLMRequest
+from persrm_gen.llm.types import LLMRequest
 from persrm_gen.records import AXES, Candidate, Task
-from persrm_gen.templating import PromptRenderer
+from persrm_gen.prompts.renderer import PromptRenderer
 from persrm_gen.textutil import rng_for
 
 RANDOM_STYLES = (
@@ -59,7 +59,7 @@ class CandidateFactory:
         self.r = renderer
         self.opt = opt
         self.chat = chat
-        self.corpus = corpus  # persrm_gen.corpus.Corpus: other authors' texts without leakage
+        self.corpus = corpus  # persrm_gen.pipeline.corpus.Corpus: other authors' texts without leakage
 
     # -- requests -------------------------------------------------------------------
     def _request(self, task: Task, template: str, stage: str, parse_opening: bool, **variables) -> tuple[LLMRequest, Callable[[str], str]]:

@@ -128,7 +128,7 @@ def _check_dataset(folder: Path, validator) -> None:
     except (OSError, ValueError) as exc:
         raise PushRefused(f"{folder / 'manifest.json'}: not valid JSON ({exc})") from None
     if validator is None:
-        from persrm_gen.validate_folder import validate_folder as validator  # lazy: heavy imports
+        from persrm_gen.dataset.check import validate_folder as validator  # lazy: heavy imports
     try:
         report = validator(folder)
     except Exception as exc:  # a folder the validators cannot even read is not pushable either

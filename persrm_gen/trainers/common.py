@@ -171,7 +171,7 @@ def on_gpu() -> bool:
 
 def resolve_model_dir(model: str | None) -> tuple[Path, str]:
     """``--model``: a local model folder, or the embedded Gemma 3 270M when omitted."""
-    from persrm_gen.generator.local_model import EMBEDDED_ALIASES, resolve_model
+    from persrm_gen.llm.transports.local_model import EMBEDDED_ALIASES, resolve_model
 
     if model is not None and model.strip().lower() not in EMBEDDED_ALIASES:
         folder = Path(model).expanduser()
@@ -296,7 +296,7 @@ def record_training(out: Path, *, stage: str, options, base_model: str, config: 
     import transformers
     import trl
 
-    from persrm_gen.trainers.card import TRAIN_INFO, write_card
+    from persrm_gen.cards.model_card import TRAIN_INFO, write_card
 
     history = trainer.state.log_history
     final = next((h for h in reversed(history) if "train_runtime" in h), {})

@@ -24,7 +24,7 @@ from typing import Protocol
 from pydantic.dataclasses import dataclass as options_dataclass
 
 from persrm_gen.answer import parse_verdict, reasoning_of
-from persrm_gen.base_url import BaseUrl
+from persrm_gen.llm.base_url import BaseUrl
 from persrm_gen.errors import InputError, InputIssue, UsageError
 from persrm_gen.options_file import STRICT
 from persrm_gen.redact import display_path
@@ -52,7 +52,7 @@ class Item:
     label: str
 
     def messages(self) -> list[dict]:
-        from persrm_gen.judge_prompt import judge_messages
+        from persrm_gen.prompts.judge import judge_messages
 
         return judge_messages(self.context, self.query, self.response_a, self.response_b)
 
@@ -211,9 +211,9 @@ class ApiJudge:
     """A hosted (or OpenAI-compatible) model as a zero-shot judge, through the cached LLM client."""
 
     def __init__(self, transport, cache_path: Path, model: str, *, max_tokens: int = 1024, concurrency: int = 32):
-        from persrm_gen.generator.cache import RequestCache
-        from persrm_gen.generator.client import LLMClient
-        from persrm_gen.templating import PromptRenderer
+        from persrm_gen.llm.cache import RequestCache
+        from persrm_gen.llm.client import LLMClient
+        from persrm_gen.prompts.renderer import PromptRenderer
 
         self.name = f"api:{model}"
         self.model, self.max_tokens = model, max_tokens
@@ -221,7 +221,7 @@ class ApiJudge:
         self.template_hash = PromptRenderer().template_hash("judge")
 
     def _request(self, item: Item):
-        from persrm_gen.generator.transport import LLMRequest, Message
+        from persrm_gen.llm.types import LLMRequest, Message
 
         msgs = tuple(Message(m["role"], m["content"]) for m in item.messages())
         return LLMRequest(model=self.model, messages=msgs, max_tokens=self.max_tokens, temperature=0.0,
@@ -329,7 +329,7 @@ def _out_dir(opts: EvalOptions, model_dir: Path | None) -> Path:
         return Path(opts.out)
     if model_dir is None:
         raise UsageError("eval without --model needs --out for the report")
-    from persrm_gen.generator.local_model import cache_root
+    from persrm_gen.llm.transports.local_model import cache_root
 
     if model_dir.resolve().is_relative_to(cache_root().resolve()):
         raise UsageError("evaluating the embedded model needs --out (its cache folder is not a place for reports)")
@@ -340,7 +340,7 @@ def _max_length(opts: EvalOptions, model_dir: Path) -> int:
     """--max-length, else the one the checkpoint was trained with (persrm_train.json), else 2048."""
     if opts.max_length is not None:
         return opts.max_length
-    from persrm_gen.trainers.card import TRAIN_INFO
+    from persrm_gen.cards.model_card import TRAIN_INFO
 
     try:
         trained = json.loads((model_dir / TRAIN_INFO).read_text(encoding="utf-8"))["options"]["max_length"]
@@ -372,7 +372,7 @@ def _judges(opts: EvalOptions, out: Path) -> list:
         else:
             judges.append(StylometricJudge())
     if opts.judge_backend:
-        from persrm_gen.generator.backends import make_transport
+        from persrm_gen.llm.backends import make_transport
 
         if not opts.judge_model:
             raise UsageError("--judge-backend needs --judge-model")
@@ -439,7 +439,7 @@ def evaluate(opts: EvalOptions, *, extra_judges: Sequence = ()) -> dict:
         report["behaviours"] = _behaviours(predictions, opts.compare_to)
     _write_outputs(out, report, predictions)
     if model_dir is not None and out.resolve() == model_dir.resolve():
-        from persrm_gen.trainers.card import write_card
+        from persrm_gen.cards.model_card import write_card
 
         write_card(model_dir)
     return report

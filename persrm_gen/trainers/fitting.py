@@ -11,7 +11,7 @@ end when a sentence end would waste more than half of the share; a row is droppe
 when it does not fit with no writing samples at all.
 
 A row that fits keeps its stored prompt byte for byte. A trimmed prompt is re-rendered
-from the dataset's ``pairs`` row through :mod:`persrm_gen.judge_prompt`, the one place
+from the dataset's ``pairs`` row through :mod:`persrm_gen.prompts.judge`, the one place
 the judge prompt is built; a stored prompt is matched to its pairs row by rendering.
 """
 
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from persrm_gen.errors import UsageError
-from persrm_gen.judge_prompt import judge_messages
+from persrm_gen.prompts.judge import judge_messages
 
 # A sentence ends at . ! ? (or an ellipsis), after any closing quotes or brackets, before a space.
 _SENTENCE_END = re.compile(r"[.!?\u2026\u3002\uff01\uff1f][\"'\u201d\u2019)\]]*(?=\s|$)")

@@ -1,0 +1,580 @@
+"""The one client every stage uses: cache, limits, retries, budget and accounting over a Transport.
+
+Per request: durable cache lookup -> (per attempt) in-flight gate -> budget reservation ->
+rpm/tpm buckets -> ``transport.send`` under a timeout -> accounting -> cache write of the
+paid reply, valid or not, committed before the next ``await`` -> optional output
+validation. Retries (tenacity) wrap the attempt, so a request waiting out its back-off
+holds no in-flight slot.
+
+Faults the transports raise, the only per-request failures:
+
+- :class:`TransientError` (429, 5xx, timeouts, resets, malformed or oversized bodies):
+  retried with exponential back-off and jitter, or exactly the provider's Retry-After.
+- invalid output (the caller's validator says no): the reply was paid for, so it is
+  recorded as rejected; the identical request is retried once, then the request fails
+  (``final``): the caller moves on to a new sample (a new attempt index) if it wants one,
+  and a re-run finds both rejections in the cache instead of buying them again.
+- :class:`persrm_gen.errors.FatalProviderError` (400/401/403/404, a URL the client cannot
+  send to...): never retried. After ``max_auth_errors`` consecutive 401/403 the whole run
+  stops instead of draining the queue.
+
+Anything else is a bug or a configuration error: nothing new is sent, the requests in
+flight finish and are cached, and the error is raised. Run-stopping conditions (budget,
+repeated auth errors, a stage whose :class:`FailureRate` passed its limit, SIGINT) work
+the same way and surface from :meth:`complete_many`.
+
+The cache key holds the request, the provider and, for any server but the provider's
+own, the server's URL (without credentials): two servers serving the same model name are
+two models.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, fields
+from typing import TypeVar
+
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
+
+from persrm_gen.errors import BudgetExceeded, FatalProviderError, RunInterrupted, UsageError
+from persrm_gen.llm.budget import Budget
+from persrm_gen.llm.cache import RequestCache, request_key
+from persrm_gen.llm.failure_rate import FailureRate
+from persrm_gen.llm.limits import MAX_RETRY_AFTER_S, AdaptiveGate, RateLimiter, retry_after_seconds
+from persrm_gen.llm.pricing import Pricing
+from persrm_gen.llm.types import LLMRequest, LLMResponse, Transport
+from persrm_gen.secrets import redact_secrets
+
+T = TypeVar("T")
+Validator = Callable[[str], bool]
+
+# TransientError.kind -> the StageUsage counter it increments.
+FAULT_KINDS = {
+    "rate_limited": "rate_limited",
+    "server_error": "server_errors",
+    "timeout": "timeouts",
+    "connection": "connection_errors",
+    "malformed": "malformed",
+    "invalid_output": "invalid_output",
+}
+
+
+# Sends of one request (same key, same body) whose replies fail validation before it fails:
+# the first and one identical retry. Same seed, same body: a third try would mostly repeat.
+IDENTICAL_TRIES = 2
+
+
+class TransientError(Exception):
+    """A fault a later attempt can fix. ``kind`` is one of :data:`FAULT_KINDS`.
+
+    The message is masked here, at creation: a provider's error text may echo the key, and
+    the message travels on to the terminal, logs, the manifest and the cache.
+    ``final``: no further attempt of this request (its retries for invalid output are spent).
+    """
+
+    def __init__(self, kind: str, message: str = "", *, retry_after: float | None = None,
+                 status: int | None = None, final: bool = False):
+        super().__init__(f"{kind}: {redact_secrets(message)}" if message else kind)
+        self.kind = kind if kind in FAULT_KINDS else "server_error"
+        self.retry_after = retry_after
+        self.status = status
+        self.final = final
+
+
+# The per-request failures: everything else stops the run.
+REQUEST_FAULTS = (TransientError, FatalProviderError)
+
+
+def _retryable(e: BaseException) -> bool:
+    return isinstance(e, TransientError) and not e.final
+
+
+class ProviderRejected(FatalProviderError):
+    """The provider refused the request (4xx): retrying cannot help. Carries the status.
+
+    Masked at creation like :class:`TransientError`: a 401 body may repeat ``Bearer sk-...``."""
+
+    def __init__(self, message: str, status: int | None = None):
+        message = redact_secrets(message)
+        super().__init__(f"HTTP {status}: {message}" if status else message)
+        self.status = status
+
+    @property
+    def is_auth(self) -> bool:
+        return self.status in (401, 403)
+
+
+RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
+
+
+def error_for_status(status: int, message: str, headers=None) -> TransientError | ProviderRejected:
+    """Map an HTTP error status to the client's taxonomy (shared by every HTTP transport)."""
+    retry_after = retry_after_seconds(headers)
+    if status == 429:
+        return TransientError("rate_limited", message, retry_after=retry_after, status=status)
+    if status >= 500 or status in RETRYABLE_STATUS:
+        return TransientError("server_error", f"HTTP {status}: {message}", retry_after=retry_after, status=status)
+    return ProviderRejected(message, status)
+
+
+@dataclass
+class StageUsage:
+    requests: int = 0  # attempts sent to the provider (retries included)
+    completed: int = 0  # fresh valid responses obtained and cached
+    cache_hits: int = 0  # answered from the cache (a valid response, or a request whose replies were all rejected)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    retries: int = 0
+    failures: int = 0  # requests given up on (fatal, or retries exhausted)
+    rate_limited: int = 0
+    server_errors: int = 0
+    timeouts: int = 0
+    connection_errors: int = 0
+    malformed: int = 0
+    invalid_output: int = 0
+
+    def add(self, other: StageUsage) -> None:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+
+@dataclass
+class Accounting:
+    stages: dict[str, StageUsage] = field(default_factory=lambda: defaultdict(StageUsage))
+
+    def total(self) -> StageUsage:
+        t = StageUsage()
+        for s in self.stages.values():
+            t.add(s)
+        return t
+
+    @property
+    def requests(self) -> int:
+        return sum(s.requests for s in self.stages.values())
+
+    @property
+    def cache_hits(self) -> int:
+        return sum(s.cache_hits for s in self.stages.values())
+
+    @property
+    def cost_usd(self) -> float:
+        return sum(s.cost_usd for s in self.stages.values())
+
+    def to_dict(self) -> dict:
+        """For manifest.json: per-stage and total tokens, cost, requests and fault counts."""
+        per_stage = {k: vars(v).copy() for k, v in sorted(self.stages.items())}
+        return {"stages": per_stage, "total": vars(self.total()).copy()}
+
+    def summary(self) -> str:
+        """One line for the live progress display."""
+        t = self.total()
+        return (f"{t.requests} sent, {t.cache_hits} cached, {t.input_tokens + t.output_tokens:,} tok, "
+                f"${t.cost_usd:.4f}, {t.retries} retries, {t.failures} failed")
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What a run would send: only requests not yet in the cache count."""
+
+    requests: int
+    cached: int
+    input_tokens: int
+    output_tokens: int  # upper bound: every request's max_tokens
+    cost_usd: float
+    unpriced_models: tuple[str, ...] = ()
+
+
+def estimate_tokens(text: str) -> int:
+    """About four characters per token for English; good enough to pace a token bucket."""
+    return len(text) // 4 + 1
+
+
+class LLMClient:
+    def __init__(
+        self,
+        transport: Transport,
+        cache: RequestCache,
+        *,
+        concurrency: int = 16,
+        rpm: float | None = None,
+        tpm: float | None = None,
+        max_cost: float | None = None,
+        max_requests: int | None = None,
+        timeout: float | None = None,
+        pricing: Pricing | None = None,
+        max_retries: int = 6,
+        retry_base: float = 0.5,
+        retry_max: float = 30.0,
+        max_auth_errors: int = 3,
+        validate: Validator | None = None,
+        token_counter: Callable[[str], int] = estimate_tokens,
+    ):
+        if timeout is not None and not timeout > 0:
+            raise UsageError(f"--timeout {timeout:g}: the per-request timeout must be more than 0 seconds")
+        self.transport = transport
+        self.provider = transport.provider
+        # What the cache key says about the model's origin: the provider, plus the server
+        # when it is not the provider's own (the transport knows where it really sends).
+        endpoint = getattr(transport, "endpoint", None)
+        self.key_scope = self.provider if endpoint is None else f"{self.provider}@{endpoint}"
+        self.cache = cache
+        self.accounting = Accounting()
+        self.pricing = pricing or Pricing()
+        self.budget = Budget(max_cost, max_requests)
+        self.limiter = RateLimiter(rpm, tpm)
+        self.gate = AdaptiveGate(concurrency)
+        self.timeout = timeout
+        self.validate = validate
+        self.count_tokens = token_counter
+        self._attempts = max_retries + 1
+        self._retry_base, self._retry_max = retry_base, retry_max
+        self._max_auth_errors = max_auth_errors
+        self._auth_errors = 0
+        self._stopped: BaseException | None = None
+        self._stop_tb = None
+        self._signals: list[int] = []
+        self._out_ratio: dict[str, float] = {}  # stage -> share of max_tokens really used
+        self._rejected: dict[str, int] = {}  # key -> replies recorded as rejected (cache + this run)
+
+    # ---- public API -------------------------------------------------------------------
+
+    async def complete(self, request: LLMRequest, *, validate: Validator | None = None) -> LLMResponse:
+        key, blob = request_key(request, self.key_scope)
+        cached = self.cache.get(key)
+        if cached is None:
+            cached = self._spent(request, key, self.cache.rejected_many([key]).get(key, []))
+        if isinstance(cached, BaseException):
+            raise cached
+        if cached is not None:
+            self.accounting.stages[request.stage].cache_hits += 1
+            return cached
+        return await self._fetch(request, (key, blob), validate or self.validate)
+
+    async def complete_many(
+        self,
+        requests: Sequence[LLMRequest],
+        on_done: Callable[[], None] | None = None,
+        *,
+        validate: Validator | None = None,
+        return_exceptions: bool = False,
+        failures: FailureRate | None = None,
+    ) -> list[LLMResponse]:
+        """Run requests concurrently; results in input order; ``on_done`` ticks per request.
+
+        Identical requests (same cache key) are sent once. When a run-stopping error occurs
+        (BudgetExceeded, RunInterrupted, repeated auth errors, a bug) nothing new is sent,
+        the requests in flight finish and are cached, and that error is raised. Per-request
+        failures (:data:`REQUEST_FAULTS`) let the rest finish; then the first is raised, or,
+        with ``return_exceptions=True``, left in its slot of the returned list. Each one is
+        added to ``failures``, which stops the batch (StageFailed) once its rate can no
+        longer end below the limit.
+        """
+        validate = validate or self.validate
+        if failures is not None:
+            failures.expect(len(requests))
+        keys = [request_key(r, self.key_scope) for r in requests]
+        results: list = [None] * len(requests)
+        hits = self.cache.get_many(k for k, _ in keys)
+        rejected = self.cache.rejected_many(k for k, _ in keys if k not in hits)
+        todo: dict[str, list[int]] = {}
+        for i, (req, (key, _)) in enumerate(zip(requests, keys)):
+            hit = hits.get(key)
+            if hit is not None:
+                self.accounting.stages[req.stage].cache_hits += 1
+            else:
+                hit = self._spent(req, key, rejected.get(key, []))
+            if hit is not None:
+                self._settle(results, [i], hit, failures, on_done)
+            else:
+                todo.setdefault(key, []).append(i)
+
+        async def one(slots: list[int]) -> None:
+            try:
+                res: object = await self._fetch(requests[slots[0]], keys[slots[0]], validate)
+            except REQUEST_FAULTS as e:  # collected; re-raised below after everything settles
+                res = e
+            except Exception as e:  # a bug or a configuration error: stop sending, raise it below
+                self.request_stop(e)
+                res = e
+            self._settle(results, slots, res, failures, on_done)
+
+        try:
+            await asyncio.gather(*(one(s) for s in todo.values()))
+        finally:
+            self.cache.flush()
+        self._raise_failures(results, return_exceptions)
+        return results
+
+    def rejected_replies(self, requests: Sequence[LLMRequest]) -> list[list[LLMResponse]]:
+        """Per request, the paid replies to it that failed validation (from the cache), for the ledger."""
+        keys = [request_key(r, self.key_scope)[0] for r in requests]
+        found = self.cache.rejected_many(keys)
+        return [found.get(k, []) for k in keys]
+
+    def _spent(self, request: LLMRequest, key: str, rejected: list[LLMResponse]) -> TransientError | None:
+        """The failure of a request whose identical tries were all rejected (and paid) before."""
+        self._rejected[key] = max(self._rejected.get(key, 0), len(rejected))
+        if len(rejected) < IDENTICAL_TRIES:
+            return None
+        self.accounting.stages[request.stage].cache_hits += 1
+        self.accounting.stages[request.stage].failures += 1
+        return _invalid(rejected[-1], final=True)
+
+    def _settle(self, results: list, slots: list[int], res: object, failures: FailureRate | None,
+                on_done: Callable[[], None] | None) -> None:
+        for i in slots:
+            results[i] = res
+            if failures is not None and isinstance(res, REQUEST_FAULTS) and res is not self._stopped:
+                failures.add(res)
+            if on_done is not None:
+                on_done()
+        if failures is not None and failures.exceeded:
+            self.request_stop(failures.error())
+
+    def estimate(self, requests: Sequence[LLMRequest]) -> Estimate:
+        """Dry run: what would be sent (requests not cached yet), tokens and projected cost."""
+        unique = {request_key(r, self.key_scope)[0]: r for r in requests}
+        hits = self.cache.get_many(unique)
+        todo = [r for k, r in unique.items() if k not in hits]
+        tin = [self._input_tokens(r) for r in todo]
+        cost = sum(self.pricing.cost(r.model, t, r.max_tokens) for r, t in zip(todo, tin))
+        unpriced = sorted({r.model for r in todo if self.pricing.price(r.model) is None})
+        return Estimate(
+            requests=len(todo), cached=len(requests) - len(todo), input_tokens=sum(tin),
+            output_tokens=sum(r.max_tokens for r in todo), cost_usd=cost,
+            unpriced_models=tuple(unpriced) if self.provider != "local" else (),
+        )
+
+    def request_stop(self, reason: BaseException | None = None) -> None:
+        """Send nothing new from now on; requests in flight still finish and are cached."""
+        if self._stopped is None:
+            # The first traceback is kept for the log of a bug; re-raises drop theirs (below).
+            self._stop_tb = reason.__traceback__ if reason is not None else None
+            self._stopped = reason or RunInterrupted(
+                f"interrupted: every completed response is cached in {self.cache.path}; "
+                "re-run the same command to resume (cached requests are not sent again)"
+            )
+
+    @property
+    def stopped(self) -> BaseException | None:
+        return self._stopped
+
+    def handle_signals(self) -> None:
+        """Call inside the running loop: first SIGINT/SIGTERM stops gracefully, a second cancels."""
+        loop, task = asyncio.get_running_loop(), asyncio.current_task()
+
+        def on_signal() -> None:
+            if self._stopped is None:
+                self.request_stop()
+            elif task is not None:
+                task.cancel()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, on_signal)
+            self._signals.append(sig)
+
+    async def aclose(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in self._signals:
+            loop.remove_signal_handler(sig)
+        self._signals.clear()
+        self.cache.flush()
+        await self.transport.aclose()
+
+    async def __aenter__(self) -> LLMClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # ---- one request ------------------------------------------------------------------
+
+    async def _fetch(self, request: LLMRequest, key: tuple[str, str], validate: Validator | None) -> LLMResponse:
+        usage = self.accounting.stages[request.stage]
+        self._check_stop()
+        try:
+            # The first attempt runs bare: tenacity's per-attempt bookkeeping costs more
+            # than the whole rest of the client, and most requests succeed at once.
+            try:
+                return await self._attempt(request, key, validate)
+            except TransientError as first:
+                if self._attempts < 2 or first.final:
+                    raise
+                usage.retries += 1
+                await asyncio.sleep(self._backoff(first, 1))
+            retrying = AsyncRetrying(
+                retry=retry_if_exception(_retryable),
+                stop=stop_after_attempt(self._attempts - 1),
+                wait=lambda rs: self._backoff(rs.outcome.exception(), rs.attempt_number + 1),
+                before_sleep=lambda _: _count_retry(usage),
+                reraise=True,
+            )
+            return await retrying(self._attempt, request, key, validate)
+        except REQUEST_FAULTS as e:
+            if e is not self._stopped:
+                usage.failures += 1
+            raise
+
+    async def _attempt(self, request: LLMRequest, key: tuple[str, str], validate: Validator | None) -> LLMResponse:
+        await self.gate.acquire()
+        try:
+            self._check_stop()
+            est_in = self._input_tokens(request)
+            reservation = self._reserve(request, est_in)
+            est_tokens = est_in + self._expected_output(request)
+            sent = False
+            cost = 0.0
+            try:
+                if self.limiter.active:
+                    await self.limiter.acquire(est_tokens)
+                    self._check_stop()
+                sent = True
+                response = await self._send(request)
+                cost = self._account(request, response, est_tokens)
+            finally:
+                self.budget.settle(reservation, cost, sent)
+        finally:
+            self.gate.release()
+        valid = False
+        try:
+            valid = validate is None or validate(response.text)
+        finally:
+            # Queued for the group commit before any await, valid or not (even when the
+            # validator itself fails): a paid response is never lost, nor bought again.
+            if valid:
+                self.cache.put_soon(key[0], self.provider, request, response, key[1])
+            else:
+                self.cache.put_rejected_soon(key[0], self.provider, request, response, key[1])
+                self._rejected[key[0]] = self._rejected.get(key[0], 0) + 1
+        if not valid:
+            final = self._rejected[key[0]] >= IDENTICAL_TRIES
+            raise self._fault(request, _invalid(response, final=final))
+        self.accounting.stages[request.stage].completed += 1
+        return response
+
+    async def _send(self, request: LLMRequest) -> LLMResponse:
+        usage = self.accounting.stages[request.stage]
+        usage.requests += 1
+        try:
+            if self.timeout is None:
+                response = await self.transport.send(request)
+            else:
+                async with asyncio.timeout(self.timeout):
+                    response = await self.transport.send(request)
+        except TimeoutError as e:
+            raise self._fault(request, TransientError("timeout", f"no response in {self.timeout}s")) from e
+        except (ConnectionError, OSError) as e:
+            raise self._fault(request, TransientError("connection", str(e) or type(e).__name__)) from e
+        except TransientError as e:
+            raise self._fault(request, e) from None
+        except FatalProviderError as e:
+            self._on_fatal(e)
+            raise
+        self._auth_errors = 0
+        self.gate.on_success()
+        if (pause := response.meta.get("pause_s")) is not None:
+            self.limiter.pause(pause)
+        return response
+
+    # ---- helpers ----------------------------------------------------------------------
+
+    def _input_tokens(self, request: LLMRequest) -> int:
+        if request.prompt is not None:
+            return self.count_tokens(request.prompt)
+        return sum(self.count_tokens(m.content) + 4 for m in request.messages or ()) + 3
+
+    def _reserve(self, request: LLMRequest, est_in: int):
+        if self.budget.max_cost is not None and self.provider != "local":
+            self.pricing.require(request.model)
+        worst = self.pricing.cost(request.model, est_in, request.max_tokens)
+        try:
+            return self.budget.reserve(worst)
+        except BudgetExceeded as e:
+            self.request_stop(e)
+            raise
+
+    def _expected_output(self, request: LLMRequest) -> int:
+        """max_tokens until this stage's responses show how much of it they really use."""
+        ratio = self._out_ratio.get(request.stage)
+        if ratio is None:
+            return request.max_tokens
+        return min(request.max_tokens, int(request.max_tokens * ratio * 1.25) + 1)
+
+    def _learn_output(self, request: LLMRequest, response: LLMResponse) -> None:
+        if request.max_tokens > 0 and response.output_tokens:
+            r = min(1.0, response.output_tokens / request.max_tokens)
+            old = self._out_ratio.get(request.stage)
+            self._out_ratio[request.stage] = r if old is None else 0.9 * old + 0.1 * r
+
+    def _account(self, request: LLMRequest, response: LLMResponse, est_tokens: int) -> float:
+        usage = self.accounting.stages[request.stage]
+        usage.input_tokens += response.input_tokens
+        usage.output_tokens += response.output_tokens
+        cost = self.pricing.cost(request.model, response.input_tokens, response.output_tokens)
+        usage.cost_usd += cost
+        self.limiter.correct_tokens(est_tokens, response.input_tokens + response.output_tokens)
+        self._learn_output(request, response)
+        return cost
+
+    def _fault(self, request: LLMRequest, e: TransientError) -> TransientError:
+        usage = self.accounting.stages[request.stage]
+        setattr(usage, FAULT_KINDS[e.kind], getattr(usage, FAULT_KINDS[e.kind]) + 1)
+        if e.kind == "rate_limited":
+            self.gate.on_rate_limited(cooldown=max(1.0, e.retry_after or 0.0))
+        if e.retry_after is not None:
+            self.limiter.pause(e.retry_after)
+        return e
+
+    def _on_fatal(self, e: FatalProviderError) -> None:
+        if getattr(e, "is_auth", False):
+            self._auth_errors += 1
+            if self._auth_errors >= self._max_auth_errors:
+                self.request_stop(FatalProviderError(
+                    f"stopping the run after {self._auth_errors} authentication errors in a row "
+                    f"({self.provider}): {e}"
+                ))
+
+    def _check_stop(self) -> None:
+        if self._stopped is not None:
+            # Dropping the old traceback keeps thousands of re-raises from chaining frames.
+            raise self._stopped.with_traceback(None)
+
+    def _backoff(self, exc: BaseException | None, attempt: int) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        if isinstance(exc, TransientError) and exc.retry_after is not None:
+            # The provider said when; a little jitter keeps the retries from landing at once.
+            ra = min(exc.retry_after, MAX_RETRY_AFTER_S)
+            return ra + random.uniform(0, 0.1 * ra + 0.01)
+        # Full-jitter exponential back-off.
+        return random.uniform(0, min(self._retry_max, self._retry_base * 2 ** (attempt - 1)))
+
+    def _raise_failures(self, results: list, return_exceptions: bool) -> None:
+        if self._stopped is not None and any(isinstance(r, BaseException) for r in results):
+            raise self._stopped.with_traceback(self._stop_tb)
+        if not return_exceptions:
+            for r in results:
+                if isinstance(r, BaseException):
+                    raise r
+
+
+def _count_retry(usage: StageUsage) -> None:
+    usage.retries += 1
+
+
+def _invalid(response: LLMResponse, *, final: bool) -> TransientError:
+    return TransientError("invalid_output", f"rejected: {response.text[:80]!r}", final=final)
+
+
+def run(main: Awaitable[T]) -> T:
+    """``asyncio.run`` on uvloop when it is installed (several times faster at high concurrency)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)  # type: ignore[arg-type]
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)  # type: ignore[arg-type]

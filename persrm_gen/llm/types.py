@@ -1,0 +1,102 @@
+"""The narrow interface every provider implements: send one request, get one response.
+
+Retries, rate limits, the durable cache, budgets and accounting live once, above this
+interface, in :mod:`persrm_gen.llm.client` (the httpx Client/Transport split).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+from urllib.parse import urlsplit
+
+from persrm_gen.redact import redact_url
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class LLMRequest:
+    """One generation request.
+
+    Exactly one of ``messages`` (chat models) or ``prompt`` (base models: raw text to
+    continue) is set. ``stage`` and ``template_hashes`` are part of the cache key so that
+    editing a template invalidates exactly the requests it rendered. ``attempt``
+    distinguishes deliberate re-samples (a new attempt index is a new request).
+    """
+
+    model: str
+    messages: tuple[Message, ...] | None = None
+    prompt: str | None = None
+    max_tokens: int = 256
+    temperature: float = 0.8
+    top_p: float = 0.95
+    seed: int = 0
+    stop: tuple[str, ...] = ()
+    stage: str = "generate"
+    template_hashes: tuple[str, ...] = ()
+    attempt: int = 0
+
+    def __post_init__(self) -> None:
+        if (self.messages is None) == (self.prompt is None):
+            raise ValueError("LLMRequest needs exactly one of messages or prompt")
+
+    def cache_key(self, provider: str) -> str:
+        """Stable hash of everything that determines the response. ``provider`` is the client's
+        ``key_scope``: the provider, plus the server when it is not the provider's own."""
+        payload = asdict(self)
+        payload["provider"] = provider
+        blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class LLMResponse:
+    text: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    finish_reason: str = "stop"
+    # Provider hints used by the client's limiter (e.g. Retry-After); never cached.
+    meta: dict = field(default_factory=dict, compare=False)
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """One provider. Implementations: local (embedded model), openai, anthropic."""
+
+    provider: str  # "local" | "openai" | "anthropic"; part of the cache key
+    # Optional ``endpoint``: the server, when it is not the provider's own (server_scope);
+    # part of the cache key too. Absent or None: the provider's own endpoint, or local.
+    supports_chat: bool  # instruction model: chat messages in, reasoning out
+    supports_prompt: bool  # base model: raw-text few-shot continuation
+
+    async def send(self, request: LLMRequest) -> LLMResponse:
+        """Send exactly one request. Raise on failure; never retry here."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+# The providers' own API hosts: requests to them are keyed by the provider alone.
+PROVIDER_HOSTS = {"openai": "api.openai.com", "anthropic": "api.anthropic.com"}
+
+
+def server_scope(url: str | None, provider: str) -> str | None:
+    """The server as the cache key names it: None for the provider's own host (so keys made
+    before servers were part of the key stay valid), else the URL without credentials,
+    query or trailing slash (``http://user:key@Host:8000/v1/`` -> ``http://host:8000/v1``)."""
+    try:
+        if not url or urlsplit(url).hostname == PROVIDER_HOSTS.get(provider):
+            return None
+        return (redact_url(url) or "").rstrip("/")
+    except ValueError:  # a port out of range: nothing can be sent there; still no credentials
+        return re.sub(r"//[^/@]*@", "//", url).rstrip("/")

@@ -1,0 +1,117 @@
+"""Other authors' real text, chosen so that no test text reaches training.
+
+Train-pool samples (see splits.py) are the only texts shared across split groups;
+samples of test authors and of a held-out genre are only used inside their own split.
+
+Rows are indexed once by split group (and genre); a task's pool is a view of one such
+list without the task author's rows (contiguous, since rows are added author by
+author), so picking costs the same for 10 authors as for 10,000 (see draws.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from persrm_gen.draws import Excluding, shuffled
+from persrm_gen.records import Task
+from persrm_gen.pipeline.splits import SplitPlan
+from persrm_gen.pipeline.tasks import TaskOptions, split_opening
+from persrm_gen.textutil import cap_words, rng_for
+
+_TRAIN_GROUP = ("train", "test_seen_authors")
+
+
+class _Row(NamedTuple):
+    author_id: str
+    genre: str
+    text: str
+    group: str
+
+
+class _Index:
+    """Row numbers of one group (or group and genre) in file order, with each author's span."""
+
+    def __init__(self) -> None:
+        self.rows: list[int] = []
+        self.span: dict[str, tuple[int, int]] = {}  # author_id -> [lo, hi) in rows
+        self.genre_pos: dict[str, list[int]] = {}  # genre -> positions in rows
+
+    def add(self, row: int, r: _Row) -> None:
+        lo, hi = self.span.get(r.author_id, (len(self.rows), len(self.rows)))
+        if hi != len(self.rows):  # the loader rejects a repeated author_id; spans rely on it
+            raise ValueError(f"rows of author {r.author_id!r} are not contiguous")
+        self.genre_pos.setdefault(r.genre, []).append(len(self.rows))
+        self.rows.append(row)
+        self.span[r.author_id] = (lo, len(self.rows))
+
+    def others(self, author_id: str, drop_genre: str | None = None) -> Excluding:
+        """Rows of every author but ``author_id`` (and, with ``drop_genre``, of other genres)."""
+        lo, hi = self.span.get(author_id, (0, 0))
+        drop = self.genre_pos.get(drop_genre, []) if drop_genre is not None else []
+        return Excluding(self.rows, lo, hi, drop)
+
+
+class Corpus:
+    def __init__(self, authors, plan: SplitPlan, task_opt: TaskOptions, seed: int):
+        self.seed = seed
+        self.opt = task_opt
+        # every sample usable as other-author text, in file order
+        self._rows: list[_Row] = []
+        self._by_group: dict[str, _Index] = {}
+        self._by_group_genre: dict[tuple[str, str], _Index] = {}
+        train_pool = {(aid, sid) for aid, pool in plan.train_pool.items() for sid in pool}
+        for a in authors:
+            for s in a.samples:
+                key = (a.author_id, s.id)
+                group = "train" if key in train_pool else plan.split_of[key]
+                if group == "test_seen_authors":
+                    continue  # a held-out target of a seen author: never reused
+                row = _Row(a.author_id, s.genre, s.text, group)
+                self._by_group.setdefault(group, _Index()).add(len(self._rows), row)
+                self._by_group_genre.setdefault((group, s.genre), _Index()).add(len(self._rows), row)
+                self._rows.append(row)
+        self._openings: dict[int, tuple[str, str] | None] = {}  # row -> split_opening, computed once
+
+    def _index(self, group: str, genre: str | None) -> _Index:
+        found = self._by_group.get(group) if genre is None else self._by_group_genre.get((group, genre))
+        return found or _Index()
+
+    def _candidates(self, task: Task, same_genre: bool) -> tuple[_Index, Excluding]:
+        """Other authors' rows a task may use: train texts for train and test_seen tasks;
+        texts of the task's own split group for test tasks, else train texts."""
+        genre = task.genre if same_genre else None
+        if task.split not in _TRAIN_GROUP:
+            index = self._index(task.split, genre)
+            pool = index.others(task.author_id)
+            if len(pool):
+                return index, pool
+        index = self._index("train", genre)
+        return index, index.others(task.author_id)
+
+    def _opening(self, row: int) -> tuple[str, str] | None:
+        if row not in self._openings:
+            self._openings[row] = split_opening(self._rows[row].text, self.opt)
+        return self._openings[row]
+
+    def other_author_text(self, task: Task) -> str | None:
+        """A continuation written by another author of the same genre, cut like the target."""
+        _, pool = self._candidates(task, same_genre=True)
+        rng = rng_for(self.seed, "other-author", task.id)
+        for row in shuffled(rng, pool):
+            if task.query_is_prompt:
+                return cap_words(self._rows[row].text, self.opt.target_max_words)
+            cut = self._opening(row)
+            if cut is not None:
+                return cut[1]
+        return None
+
+    def random_style_samples(self, task: Task, k: int, max_words: int | None = None) -> list[str]:
+        """Texts by other writers, preferably of another genre, to steer a base model away."""
+        index, rows = self._candidates(task, same_genre=False)
+        other_genre: Sequence[int] = index.others(task.author_id, drop_genre=task.genre)
+        pool = other_genre if len(other_genre) else rows
+        rng = rng_for(self.seed, "random-style", task.id)
+        chosen = rng.sample(pool, min(k, len(pool))) if len(pool) else []
+        cap = max_words or self.opt.context_max_words
+        return [cap_words(self._rows[row].text, cap) for row in chosen]

@@ -1,0 +1,141 @@
+"""Prompt templates: a sandboxed Jinja environment where author text is only ever data.
+
+Templates live in ``persrm_gen/prompts/``; ``--prompts-dir`` overrides any of them by
+file name. A template renders chat messages from its ``system`` and ``user`` blocks
+(instruction models) or raw text from its ``prompt`` block (base models continuing a
+few-shot document). Values are passed as variables and never parsed as templates, so
+a sample containing ``{{ 7*7 }}`` comes out literally.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from jinja2 import ChoiceLoader, FileSystemLoader, PackageLoader, StrictUndefined, TemplateNotFound
+from jinja2.exceptions import SecurityError, TemplateError, TemplateSyntaxError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from persrm_gen.errors import InputError, InputIssue
+from persrm_gen.llm.types import Message
+
+SUFFIX = ".j2"
+_INCLUDE_RE = re.compile(r"""{%-?\s*(?:include|import|extends)\s+["']([^"']+)["']""")
+
+
+class PromptRenderer:
+    def __init__(self, override_dir: str | Path | None = None):
+        loaders = []
+        if override_dir is not None:
+            override_dir = Path(override_dir)
+            if not override_dir.is_dir():
+                raise InputError(InputIssue(str(override_dir), None, "--prompts-dir is not a folder"))
+            loaders.append(FileSystemLoader(str(override_dir)))
+        loaders.append(PackageLoader("persrm_gen", "prompts"))
+        self.env = ImmutableSandboxedEnvironment(
+            loader=ChoiceLoader(loaders),
+            undefined=StrictUndefined,
+            autoescape=False,
+            keep_trailing_newline=False,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self._hashes: dict[str, str] = {}
+
+    def _template(self, name: str):
+        with _template_errors(name + SUFFIX):
+            return self.env.get_template(name + SUFFIX)
+
+    def template_hash(self, name: str) -> str:
+        """sha256 of the template's source: goes into the manifest and every request key."""
+        if name not in self._hashes:
+            digest = hashlib.sha256()
+            for source in self._sources(name + SUFFIX, set()):
+                digest.update(source.encode("utf-8"))
+            self._hashes[name] = digest.hexdigest()
+        return self._hashes[name]
+
+    def _sources(self, filename: str, seen: set[str]) -> list[str]:
+        """The template's source followed by those of the templates it includes."""
+        if filename in seen:
+            return []
+        seen.add(filename)
+        with _template_errors(filename):
+            source, _, _ = self.env.loader.get_source(self.env, filename)
+        out = [source]
+        for included in _INCLUDE_RE.findall(source):
+            out += self._sources(included, seen)
+        return out
+
+    def used_hashes(self) -> dict[str, str]:
+        return dict(sorted(self._hashes.items()))
+
+    def _block(self, name: str, block: str, variables: dict) -> str | None:
+        template = self._template(name)
+        self.template_hash(name)
+        render = template.blocks.get(block)
+        if render is None:
+            return None
+        ctx = template.new_context(dict(variables), shared=True)
+        with _template_errors(template.filename or name + SUFFIX):
+            try:
+                return "".join(render(ctx)).strip()
+            except Exception:  # noqa: BLE001 - as Template.render does: point the traceback at the template
+                self.env.handle_exception()
+
+    def text(self, name: str, **variables) -> str:
+        """The template's ``prompt`` block (or the whole template when it has no blocks)."""
+        out = self._block(name, "prompt", variables)
+        if out is None:
+            template = self._template(name)
+            with _template_errors(template.filename or name + SUFFIX):
+                out = template.render(**variables).strip()
+        return out
+
+    def messages(self, name: str, **variables) -> tuple[Message, ...]:
+        """Chat messages from the template's ``system`` and ``user`` blocks."""
+        system = self._block(name, "system", variables)
+        user = self._block(name, "user", variables)
+        if user is None:
+            raise InputError(InputIssue(name + SUFFIX, None, "chat template needs a {% block user %}"))
+        msgs = [Message("system", system)] if system else []
+        msgs.append(Message("user", user))
+        return tuple(msgs)
+
+
+@contextmanager
+def _template_errors(filename: str) -> Iterator[None]:
+    """Turn an error in a template (or in one it includes) into ``FILE:LINE: what is wrong``.
+
+    An error raised while the template's own code ran (``{{ 1 + "a" }}``) is the template's
+    too; any other error is not, and passes through unchanged.
+    """
+    try:
+        yield
+    except Exception as exc:  # sorted below: what is not the template's fault is raised again
+        issue = _template_issue(exc, filename)
+        if issue is None:
+            raise
+        raise InputError(issue) from None
+
+
+def _template_issue(exc: Exception, filename: str) -> InputIssue | None:
+    if isinstance(exc, TemplateNotFound):
+        return InputIssue(exc.name if isinstance(exc.name, str) else filename, None, "prompt template not found")
+    if isinstance(exc, UnicodeDecodeError):
+        return InputIssue(filename, None, "prompt template is not UTF-8 text")
+    if isinstance(exc, TemplateSyntaxError):  # knows its own file and line, also for an included template
+        return InputIssue(exc.filename or filename, exc.lineno, f"template syntax error: {exc.message}")
+    # A render error: the innermost traceback frame in a template (Jinja maps its lines back).
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.endswith(SUFFIX)]
+    if not frames and not isinstance(exc, TemplateError):
+        return None
+    where, line = (frames[-1].filename, frames[-1].lineno) if frames else (filename, None)
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, SecurityError):
+        message = f"unsafe operation refused by the sandbox: {message}"
+    return InputIssue(where, line, message)

@@ -1,0 +1,76 @@
+"""The package's shape, checked: dependencies point down only.
+
+Each folder under ``persrm_gen/`` has one job (README "Code layout"); a module may import
+its own folder, the shared top-level modules and the folders below it, never one above.
+Imports inside functions count too: a lazy import is still a dependency.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PKG = Path(__file__).resolve().parents[1] / "persrm_gen"
+SHARED = "shared"  # the top-level modules: errors, records, text utilities, secrets, ...
+BELOW = {
+    SHARED: set(),
+    "llm": {SHARED},
+    "prompts": {SHARED, "llm"},
+    "authors": {SHARED},
+    "generator": {SHARED, "llm", "prompts"},
+    "dataset": {SHARED},
+    "cards": {SHARED, "dataset"},
+    "pipeline": {SHARED, "llm", "prompts", "authors", "generator", "dataset", "cards"},
+    "publish": {SHARED, "dataset", "cards"},
+    "trainers": {SHARED, "llm", "prompts", "dataset", "cards"},
+    "cli": {SHARED, "llm", "prompts", "authors", "generator", "dataset", "cards", "pipeline", "publish", "trainers"},
+}
+
+
+def folder_of(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and (PKG / parts[1]).is_dir() else SHARED
+
+
+def imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("persrm_gen"):
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names if node.module == "persrm_gen")
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("persrm_gen"))
+    return found
+
+
+def modules() -> list[tuple[str, Path]]:
+    return [(".".join(p.relative_to(PKG.parent).with_suffix("").parts), p) for p in sorted(PKG.rglob("*.py"))]
+
+
+def test_every_folder_is_in_the_map():
+    folders = {p.name for p in PKG.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert folders == set(BELOW) - {SHARED}
+
+
+def test_dependencies_point_down_only():
+    upward = []
+    for module, path in modules():
+        here = folder_of(module)
+        for target in imports(path):
+            there = folder_of(target)
+            if there != here and there not in BELOW[here]:
+                upward.append(f"{module} ({here}) imports {target} ({there})")
+    assert not upward, "\n".join(upward)
+
+
+def test_the_map_itself_has_no_cycle():
+    seen: dict[str, int] = {}
+
+    def depth(folder: str, trail: tuple[str, ...] = ()) -> int:
+        assert folder not in trail, f"cycle: {' -> '.join((*trail, folder))}"
+        if folder not in seen:
+            seen[folder] = 1 + max((depth(b, (*trail, folder)) for b in BELOW[folder]), default=0)
+        return seen[folder]
+
+    for folder in BELOW:
+        depth(folder)
