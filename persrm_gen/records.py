@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 # strategy per axis ("axis-formality", ...), each recorded on its pair.
 STRATEGIES = ("mimic", "randomize", "minimal-edit", "other-author", "axes")
 AXES = ("formality", "length", "punctuation", "vocabulary", "structure")
-SPLITS = ("train", "test_seen_authors", "test_unseen_authors", "test_unseen_genre")
 
 
 @dataclass(frozen=True)

@@ -95,7 +95,7 @@ def test_every_config_loads_with_the_contract_columns(built):
 
 
 def test_sample_ids_numbered_per_author_give_distinct_correct_pairs(built, authors):
-    from persrm_gen.dataset.io import load_split_rows
+    from persrm_gen.dataset.reader import load_split_rows
 
     def flat(text: str) -> str:  # capped texts rejoin sentences with one space
         return " ".join(text.split())
@@ -171,7 +171,7 @@ def test_bad_input_exits_2_with_file_and_line_and_writes_nothing(tmp_path, model
 
 def row_differences(a: Path, b: Path) -> list[dict]:
     """Which pairs differ between two builds, and in which fields (for failure messages)."""
-    from persrm_gen.dataset.io import load_split_rows
+    from persrm_gen.dataset.reader import load_split_rows
 
     rows = [{r["id"]: r for split in load_split_rows(d, "pairs").values() for r in split} for d in (a, b)]
     out = [{"id": k, "only_in": "a" if k in rows[0] else "b"} for k in rows[0].keys() ^ rows[1].keys()]

@@ -15,7 +15,7 @@ from trainers_data import pair_rows
 from typer.testing import CliRunner
 
 from persrm_gen.cards.dataset_card import write_dataset_card
-from persrm_gen.dataset.io import config_rows, write_data
+from persrm_gen.dataset.writer import config_rows, write_data
 from persrm_gen.prompts.judge import judge_messages
 from persrm_gen.cli.push import register
 from persrm_gen.publish.plan import PushRefused, plan_push

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-# Contract order (design.md); any other config folder found under data/ comes after.
-CONFIG_ORDER = ("pairs", "sft", "rft", "preference")
-SPLIT_ORDER = ("train", "test_seen_authors", "test_unseen_authors", "test_unseen_genre")
+from persrm_gen.dataset.schema import CONFIGS, SPLITS, in_contract_order
+
+# Configs and splits are listed in contract order (dataset.schema); any other folder or
+# file found under data/ comes after, by name.
 
 
 @dataclass
@@ -30,11 +31,6 @@ class ConfigData:
     name: str
     splits: dict[str, SplitData] = field(default_factory=dict)
     schema: object | None = None  # pyarrow.Schema of the first file (all shards share it)
-
-
-def _ordered(names, order) -> list[str]:
-    known = [n for n in order if n in names]
-    return known + sorted(n for n in names if n not in order)
 
 
 def split_of(path: Path) -> str:
@@ -53,7 +49,7 @@ def scan_data(out_dir: Path) -> dict[str, ConfigData]:
         by_split: dict[str, list[Path]] = {}
         for f in sorted(cfg_dir.glob("*.parquet")):
             by_split.setdefault(split_of(f), []).append(f)
-        for split in _ordered(by_split, SPLIT_ORDER):
+        for split in in_contract_order(by_split, SPLITS):
             files = by_split[split]
             metas = [pq.ParquetFile(f).metadata for f in files]
             if cfg.schema is None:
@@ -66,7 +62,7 @@ def scan_data(out_dir: Path) -> dict[str, ConfigData]:
             )
         if cfg.splits:
             found[cfg.name] = cfg
-    return {name: found[name] for name in _ordered(found, CONFIG_ORDER)}
+    return {name: found[name] for name in in_contract_order(found, CONFIGS)}
 
 
 def data_files_glob(config: str, split: str, data: SplitData) -> str:

@@ -14,8 +14,16 @@ from pathlib import Path
 from jinja2 import PackageLoader, StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from persrm_gen.cards.data_scan import CONFIG_ORDER, SPLIT_ORDER, ConfigData, data_files_glob, scan_data
-from persrm_gen.cards.merge import dump_card, merge_body, merge_meta, parse_card, read_card, sections
+from persrm_gen.cards.data_scan import ConfigData, data_files_glob, scan_data
+from persrm_gen.cards.merge import (
+    dump_card,
+    merge_body,
+    merge_meta,
+    parse_card,
+    read_card,
+    sections,
+)
+from persrm_gen.dataset.schema import CONFIGS, SPLITS, in_contract_order
 from persrm_gen.fileio import write_text_atomic
 from persrm_gen.redact import redact_text, redact_url
 
@@ -60,8 +68,8 @@ def _configs_yaml(manifest: dict, data: dict[str, ConfigData] | None) -> list[di
             out.append({"config_name": name, "data_files": files})
     else:
         counts = manifest.get("counts") or {}
-        for name in _ordered(counts, CONFIG_ORDER):
-            splits = _ordered([s for s, n in (counts[name] or {}).items() if n], SPLIT_ORDER)
+        for name in in_contract_order(counts, CONFIGS):
+            splits = in_contract_order([s for s, n in (counts[name] or {}).items() if n], SPLITS)
             if splits:
                 files = [{"split": s, "path": f"data/{name}/{s}.parquet"} for s in splits]
                 out.append({"config_name": name, "data_files": files})
@@ -142,10 +150,6 @@ def _env() -> ImmutableSandboxedEnvironment:
     return env
 
 
-def _ordered(names, order) -> list[str]:
-    return [n for n in order if n in names] + sorted(n for n in names if n not in order)
-
-
 def _fmt(x, digits: int = 3) -> str:
     if x is None:
         return "n/a"
@@ -186,7 +190,7 @@ def _extra_settings(manifest: dict) -> list[tuple[str, str]]:
 
 
 def _strategy_split(table: dict) -> dict:
-    splits = _ordered({s for row in table.values() for s in row}, SPLIT_ORDER)
+    splits = in_contract_order({s for row in table.values() for s in row}, SPLITS)
     return {
         "header": ["strategy", *splits],
         "rows": [[name, *(row.get(s, 0) for s in splits)] for name, row in sorted(table.items())],
@@ -199,12 +203,12 @@ def _config_table(manifest: dict, data: dict[str, ConfigData] | None) -> dict:
         rows = {n: {s: d.num_examples for s, d in c.splits.items()} for n, c in data.items()}
     else:
         rows = {n: {s: v for s, v in (c or {}).items() if v} for n, c in (manifest.get("counts") or {}).items()}
-    splits = _ordered({s for r in rows.values() for s in r}, SPLIT_ORDER)
+    splits = in_contract_order({s for r in rows.values() for s in r}, SPLITS)
     return {
         "header": ["config", "what it holds", *splits],
         "rows": [
             [n, CONFIG_ABOUT.get(n, ""), *(rows[n].get(s, "") for s in splits)]
-            for n in _ordered(rows, CONFIG_ORDER)
+            for n in in_contract_order(rows, CONFIGS)
         ],
     }
 
@@ -245,7 +249,7 @@ def _context(manifest: dict, stats: dict, meta: dict, data) -> dict:
         "n_authors": authors.get("all", "n/a"),  # per-split counts overlap (seen authors), so no sum
         "split_rows": [
             {"split": s, "pairs": by_split[s], "authors": authors.get(s, "n/a"), "baseline": _fmt(baseline.get(s))}
-            for s in _ordered(by_split, SPLIT_ORDER)
+            for s in in_contract_order(by_split, SPLITS)
         ],
         "baseline_all": _fmt(baseline.get("all")),
         "by_strategy": _share_rows(stats.get("by_strategy"), n_pairs),

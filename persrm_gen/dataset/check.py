@@ -10,7 +10,8 @@ import yaml
 from rich.markup import escape
 
 from persrm_gen.answer import format_ok, parse_verdict
-from persrm_gen.dataset.io import CONFIGS, SCHEMAS, load_split_rows
+from persrm_gen.dataset.reader import load_split_rows
+from persrm_gen.dataset.schema import CONFIGS, SCHEMAS
 from persrm_gen.progress import console
 
 
@@ -27,7 +28,11 @@ class FolderReport:
 
 
 def validate_folder(out: str | Path) -> FolderReport:
-    from persrm_gen.dataset.validators import ValidatorConfig, in_split_order, validate_pairs  # noqa: PLC0415
+    from persrm_gen.dataset.validators import (  # noqa: PLC0415
+        ValidatorConfig,
+        in_split_order,
+        validate_pairs,
+    )
 
     out = Path(out)
     report = FolderReport(out)

@@ -28,9 +28,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from persrm_gen.dataset.folderlock import FolderBusy, FolderLock
 from persrm_gen.errors import UsageError
 from persrm_gen.fileio import fsync_dir, fsync_tree, is_temp_name, write_text_atomic
-from persrm_gen.dataset.folderlock import FolderBusy, FolderLock
 from persrm_gen.userfiles import read_text
 
 MARKER = ".persrm-gen"
@@ -95,9 +95,8 @@ class OutputFolder:
 
     def foreign_entries(self) -> list[str]:
         """Paths (relative, posix) under the folder that persrm-gen would never write."""
-        # imported here: dataset.py brings pyarrow, needed only once a folder is inspected
-        from persrm_gen.dataset.io import CONFIGS
-        from persrm_gen.records import SPLITS
+        # imported here: the schema brings pyarrow, needed only once a folder is inspected
+        from persrm_gen.dataset.schema import CONFIGS, SPLITS
 
         foreign = []
         for entry in sorted(self.path.iterdir()):

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from rich.table import Table
 
-from persrm_gen.dataset.io import load_split_rows
+from persrm_gen.dataset.reader import load_split_rows
+from persrm_gen.dataset.stats import compute_stats
 from persrm_gen.errors import InputError, InputIssue
 from persrm_gen.progress import console
-from persrm_gen.dataset.stats import compute_stats
 
 
 def load_stats(out: Path) -> dict:

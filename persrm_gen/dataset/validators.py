@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from persrm_gen.answer import format_ok, parse_verdict
-from persrm_gen.records import SPLITS
+from persrm_gen.dataset.schema import SPLITS, in_contract_order
 
 REASONS = (
     "bad_format",
@@ -620,13 +620,12 @@ def validate_pairs(rows: Iterable[dict], config: ValidatorConfig | None = None) 
 def in_split_order(by_split: dict[str, list[dict]]) -> list[dict]:
     """All rows, splits in SPLITS order (then any others by name): train first, so a test
     pair duplicating a train pair is the one rejected."""
-    rank = {s: i for i, s in enumerate(SPLITS)}
-    return [r for s in sorted(by_split, key=lambda s: (rank.get(s, len(SPLITS)), s)) for r in by_split[s]]
+    return [r for s in in_contract_order(by_split, SPLITS) for r in by_split[s]]
 
 
 def load_pairs(folder: str | Path) -> list[dict]:
     """Rows of ``<folder>/data/pairs/*.parquet`` in split order."""
-    from persrm_gen.dataset.io import load_split_rows  # noqa: PLC0415 - pyarrow only when reading a folder
+    from persrm_gen.dataset.reader import load_split_rows  # noqa: PLC0415 - pyarrow only when reading a folder
 
     return in_split_order(load_split_rows(Path(folder), "pairs"))
 

@@ -15,7 +15,7 @@ from persrm_gen import __version__
 from persrm_gen.authors.reader import load_authors
 from persrm_gen.pipeline.options import BuildOptions
 from persrm_gen.pipeline.corpus import Corpus
-from persrm_gen.dataset.io import config_rows, pair_row, write_data, write_json
+from persrm_gen.dataset.writer import config_rows, pair_row, write_data, write_json
 from persrm_gen.errors import InputError, UsageError
 from persrm_gen.llm.cache import RequestCache
 from persrm_gen.generator.candidates import CandidateFactory, Job, resampled, to_candidate

@@ -15,6 +15,10 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
+# The folder's layout and split names are read through dataset/; split_path,
+# available_splits and TEST_SPLITS stay reachable as common.* for the evaluator.
+from persrm_gen.dataset.reader import available_splits, check_split_file, split_path
+from persrm_gen.dataset.schema import TEST_SPLITS  # noqa: F401 - common.TEST_SPLITS
 from persrm_gen.errors import InputError, InputIssue, UsageError
 from persrm_gen.fileio import write_text_atomic
 from persrm_gen.redact import display_path, redact_home, redact_options
@@ -38,9 +42,6 @@ FALLBACK_CHAT_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
 )
-
-CONFIGS = ("pairs", "sft", "rft", "preference")
-TEST_SPLITS = ("test_seen_authors", "test_unseen_authors", "test_unseen_genre")
 
 
 # ----------------------------------------------------------------- options
@@ -78,15 +79,6 @@ def options_dict(options) -> dict[str, Any]:
 # ----------------------------------------------------------------- dataset contract
 
 
-def split_path(data_dir: str | Path, config: str, split: str) -> Path:
-    return Path(data_dir) / "data" / config / f"{split}.parquet"
-
-
-def available_splits(data_dir: str | Path, config: str) -> list[str]:
-    folder = Path(data_dir) / "data" / config
-    return sorted(p.stem for p in folder.glob("*.parquet")) if folder.is_dir() else []
-
-
 def check_data_dir(data_dir: str | Path) -> None:
     """``--data`` must be a built dataset folder (one with ``data/``), checked before anything loads."""
     folder = Path(data_dir)
@@ -108,26 +100,8 @@ def load_split(data_dir: str | Path, config: str, split: str):
         have = available_splits(data_dir, config)
         hint = f"; this folder has {config} splits: {', '.join(have)}" if have else f"; no {config} config here"
         raise InputError(InputIssue(str(path), None, f"missing: not a built persrm-gen dataset{hint}"))
-    _check_parquet(path)
+    check_split_file(path)
     return load_dataset("parquet", data_files={split: str(path)}, split=split)
-
-
-def _check_parquet(path: Path) -> None:
-    """A corrupt or empty split is an input error (``datasets`` would fail on either with a traceback)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        rows = pq.ParquetFile(path).metadata.num_rows
-    except (pa.ArrowException, OSError) as exc:
-        raise InputError(InputIssue(str(path), None, f"not a readable parquet file ({_first_line(exc)})")) from None
-    if rows == 0:
-        raise InputError(InputIssue(str(path), None, "has no rows"))
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0][:200] if lines else type(exc).__name__
 
 
 def require_columns(dataset, path: str, columns: tuple[str, ...]) -> None:

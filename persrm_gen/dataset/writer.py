@@ -1,8 +1,8 @@
-"""The output folder (contract in ../shared/design.md): parquet per config and split.
+"""Writing the output folder (contract in ../shared/design.md): parquet per config and split.
 
-Rows are written with an explicit Arrow schema and fixed writer settings, so the same
-pairs always give byte-identical files. The build writes into a staging folder that
-``outdir.OutputFolder.publish`` switches into place in one step.
+Rows are written with the explicit Arrow schemas of ``dataset.schema`` and fixed writer
+settings, so the same pairs always give byte-identical files. The build writes into a
+staging folder that ``dataset.folder.OutputFolder.publish`` switches into place in one step.
 """
 
 from __future__ import annotations
@@ -15,28 +15,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from persrm_gen.dataset.schema import CONFIGS, SCHEMAS, SPLITS
 from persrm_gen.fileio import write_text_atomic
-from persrm_gen.records import SPLITS, Pair
-
-CONFIGS = ("pairs", "sft", "rft", "preference")
-
-_MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
-
-SCHEMAS = {
-    "pairs": pa.schema([
-        ("id", pa.string()), ("author_id", pa.string()), ("genre", pa.string()), ("query", pa.string()),
-        ("context", pa.list_(pa.string())), ("chosen", pa.string()), ("rejected", pa.string()),
-        ("chosen_source", pa.string()), ("rejected_source", pa.string()),
-        ("response_a", pa.string()), ("response_b", pa.string()), ("label", pa.string()),
-        ("rationale", pa.string()), ("style_margin", pa.float64()), ("split", pa.string()),
-        ("strategy", pa.string()), ("chosen_strategy", pa.string()), ("sample_id", pa.string()),
-        ("rationale_source", pa.string()), ("rationale_ok", pa.bool_()), ("backend", pa.string()),
-        ("model", pa.string()),
-    ]),
-    "sft": pa.schema([("prompt", _MESSAGES), ("completion", _MESSAGES)]),
-    "rft": pa.schema([("prompt", _MESSAGES), ("label", pa.string())]),
-    "preference": pa.schema([("prompt", _MESSAGES), ("chosen", _MESSAGES), ("rejected", _MESSAGES)]),
-}
+from persrm_gen.records import Pair
 
 
 def pair_row(pair: Pair) -> dict:
@@ -92,11 +73,3 @@ def write_data(staging: Path, by_config: dict[str, dict[str, list[dict]]]) -> di
 
 def write_json(path: Path, obj: dict) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
-
-
-def load_split_rows(out: Path, config: str) -> dict[str, list[dict]]:
-    """split -> rows of one config of a built folder."""
-    folder = out / "data" / config
-    if not folder.is_dir():
-        return {}
-    return {p.stem: pq.read_table(p).to_pylist() for p in sorted(folder.glob("*.parquet"))}
