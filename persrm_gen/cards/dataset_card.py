@@ -11,20 +11,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jinja2 import PackageLoader, StrictUndefined
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2 import PackageLoader
 
 from persrm_gen.cards.data_scan import ConfigData, data_files_glob, scan_data
-from persrm_gen.cards.merge import (
-    dump_card,
-    merge_body,
-    merge_meta,
-    parse_card,
-    read_card,
-    sections,
-)
+from persrm_gen.cards.merge import dump_card, merge_body, merge_meta, parse_card, read_card, sections
 from persrm_gen.dataset.schema import CONFIGS, SPLITS, in_contract_order
 from persrm_gen.fileio import write_text_atomic
+from persrm_gen.jinja_sandbox import sandboxed_env
 from persrm_gen.redact import redact_text, redact_url
 
 TEMPLATE = "dataset_card.md.j2"
@@ -136,18 +129,9 @@ def _code(value) -> str:
     return _md(value).replace("`", "'")
 
 
-def _env() -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(
-        loader=PackageLoader("persrm_gen", "cards"),
-        undefined=StrictUndefined,
-        autoescape=False,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    env.filters["md"] = _md
-    env.filters["code"] = _code
-    return env
+def _env():
+    return sandboxed_env(PackageLoader("persrm_gen", "cards"), keep_trailing_newline=True,
+                         filters={"md": _md, "code": _code})
 
 
 def _fmt(x, digits: int = 3) -> str:

@@ -28,11 +28,7 @@ class FolderReport:
 
 
 def validate_folder(out: str | Path) -> FolderReport:
-    from persrm_gen.dataset.validators import (  # noqa: PLC0415
-        ValidatorConfig,
-        in_split_order,
-        validate_pairs,
-    )
+    from persrm_gen.dataset.validators import ValidatorConfig, in_split_order, validate_pairs  # noqa: PLC0415
 
     out = Path(out)
     report = FolderReport(out)

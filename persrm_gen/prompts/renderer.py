@@ -4,7 +4,8 @@ Templates live in ``persrm_gen/prompts/``; ``--prompts-dir`` overrides any of th
 file name. A template renders chat messages from its ``system`` and ``user`` blocks
 (instruction models) or raw text from its ``prompt`` block (base models continuing a
 few-shot document). Values are passed as variables and never parsed as templates, so
-a sample containing ``{{ 7*7 }}`` comes out literally.
+a sample containing ``{{ 7*7 }}`` comes out literally. The environment is the one the
+dataset card uses too (``persrm_gen.jinja_sandbox``).
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from jinja2 import ChoiceLoader, FileSystemLoader, PackageLoader, StrictUndefined, TemplateNotFound
+from jinja2 import ChoiceLoader, FileSystemLoader, PackageLoader, TemplateNotFound
 from jinja2.exceptions import SecurityError, TemplateError, TemplateSyntaxError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from persrm_gen.errors import InputError, InputIssue
+from persrm_gen.jinja_sandbox import sandboxed_env
 from persrm_gen.llm.types import Message
 
 SUFFIX = ".j2"
@@ -36,14 +37,7 @@ class PromptRenderer:
                 raise InputError(InputIssue(str(override_dir), None, "--prompts-dir is not a folder"))
             loaders.append(FileSystemLoader(str(override_dir)))
         loaders.append(PackageLoader("persrm_gen", "prompts"))
-        self.env = ImmutableSandboxedEnvironment(
-            loader=ChoiceLoader(loaders),
-            undefined=StrictUndefined,
-            autoescape=False,
-            keep_trailing_newline=False,
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
+        self.env = sandboxed_env(ChoiceLoader(loaders), keep_trailing_newline=False)
         self._hashes: dict[str, str] = {}
 
     def _template(self, name: str):
