@@ -1,4 +1,4 @@
-"""Benchmark: near-duplicate detection (persrm_gen.dataset.validators.near_duplicate_pairs) at scale.
+"""Benchmark: near-duplicate detection (persrm_gen.dataset.minhash.near_duplicate_pairs) at scale.
 
 Builds N synthetic texts of about 60 words from sentences of the bundled corpora (each
 word re-drawn from the corpus vocabulary with probability 0.15, so unrelated texts do not
@@ -25,7 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from persrm_gen.dataset.validators import MinHasher, jaccard, lsh_params, near_duplicate_pairs  # noqa: E402
+from persrm_gen.dataset.minhash import MinHasher, jaccard, lsh_params, near_duplicate_pairs  # noqa: E402
 
 CORPORA = ROOT.parent / "shared" / "corpora"
 
@@ -86,7 +86,7 @@ def datasketch_rate(texts: list[str], num_perm: int, shingle: int) -> float:
     """texts/s of datasketch's per-text MinHash.update (signatures only, no LSH)."""
     from datasketch import MinHash
 
-    from persrm_gen.dataset.validators import tokens
+    from persrm_gen.dataset.minhash import tokens
 
     t0 = time.perf_counter()
     for t in texts:

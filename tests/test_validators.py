@@ -6,23 +6,25 @@ import pyarrow.parquet as pq
 import pytest
 
 from persrm_gen.answer import make_trace
-from persrm_gen.dataset.validators import (
-    REASONS,
+from persrm_gen.dataset.minhash import (
     MinHasher,
     NearDuplicateIndex,
+    jaccard,
+    lsh_params,
+    near_duplicate_groups,
+    near_duplicate_pairs,
+)
+from persrm_gen.dataset.validators import (
+    REASONS,
     ValidatorConfig,
     copied_chosen,
     exact_duplicates,
     format_problems,
-    jaccard,
     label_consistent,
     leaked_span,
-    lsh_params,
-    near_duplicate_groups,
-    near_duplicate_pairs,
+    load_pairs,
     normalize,
     text_hash,
-    load_pairs,
     validate_pairs,
 )
 
