@@ -137,3 +137,13 @@ def test_an_error_raised_by_template_code_is_the_templates(tmp_path):
     (tmp_path / "task.j2").write_text("{% block prompt %}\n{{ opening + 1 }}\n{% endblock %}")
     with pytest.raises(InputError, match=r"task.j2:2: "):
         PromptRenderer(tmp_path).text("task", opening="x", genre="g")
+
+
+def test_one_sandboxed_environment_renders_prompts_and_the_card():
+    """Prompts and the dataset card share jinja_sandbox's settings; no module builds its own."""
+    pkg = Path(__file__).resolve().parents[1] / "persrm_gen"
+    builders = sorted(str(p.relative_to(pkg)) for p in pkg.rglob("*.py") if "SandboxedEnvironment(" in p.read_text())
+    assert builders == ["jinja_sandbox.py"]
+    # author text is data: a sample holding template syntax comes out literally
+    out = PromptRenderer().text("task", opening="{{ 7*7 }} {% raw %}", genre="g", query_is_prompt=False)
+    assert "{{ 7*7 }} {% raw %}" in out
