@@ -291,7 +291,7 @@ def test_only_one_atomic_writer_exists():
     src = Path(__file__).resolve().parents[1] / "persrm_gen"
     offenders = [str(p.relative_to(src)) for p in src.rglob("*.py")
                  if p.name != "fileio.py" and ("mkstemp(" in p.read_text() or "os.replace(" in p.read_text())]
-    assert sorted(offenders) == ["generator/local_model.py", "outdir.py"]  # folder swaps, not file writes
+    assert sorted(offenders) == ["dataset/folder.py", "llm/transports/local_model.py"]  # folder swaps, not file writes
 
 
 # ------------------------------------------------------------------ 6. disks that say no
