@@ -15,8 +15,9 @@ from fakeserver import KEY, MODELS, TRANSPORTS, FakeServer, make_test_transport
 
 from persrm_gen.errors import FatalProviderError, StageFailed, UsageError
 from persrm_gen.llm.cache import RequestCache, request_key
-from persrm_gen.llm.client import LLMClient, ProviderRejected, TransientError
+from persrm_gen.llm.client import LLMClient
 from persrm_gen.llm.failure_rate import FailureRate
+from persrm_gen.llm.faults import ProviderRejected, TransientError
 from persrm_gen.llm.types import LLMRequest, Message
 
 pytestmark = pytest.mark.timeout(60)

@@ -14,8 +14,7 @@ import anthropic
 import httpx2
 
 from persrm_gen.errors import FatalProviderError
-from persrm_gen.llm.client import TransientError
-from persrm_gen.llm.limits import retry_after_seconds
+from persrm_gen.llm.faults import TransientError, retry_after_seconds
 from persrm_gen.llm.reply_limit import limit_replies, reset_limit, sdk_event_hooks
 from persrm_gen.llm.transports.sdk_errors import map_sdk_error
 from persrm_gen.llm.types import LLMRequest, LLMResponse, server_scope

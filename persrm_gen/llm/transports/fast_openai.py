@@ -19,8 +19,7 @@ import json
 import aiohttp
 
 from persrm_gen.errors import FatalProviderError
-from persrm_gen.llm.client import TransientError, error_for_status
-from persrm_gen.llm.limits import retry_after_seconds
+from persrm_gen.llm.faults import TransientError, error_for_status, retry_after_seconds
 from persrm_gen.llm.reply_limit import reply_limit, too_large
 from persrm_gen.llm.types import LLMRequest, LLMResponse, server_scope
 from persrm_gen.secrets import redact_secrets
