@@ -22,7 +22,7 @@ from persrm_gen.llm.cache import RequestCache, request_key
 from persrm_gen.llm.faults import ProviderRejected, TransientError, error_for_status, retry_after_seconds
 from persrm_gen.llm.limits import AdaptiveGate, RateLimiter, TokenBucket
 from persrm_gen.llm.pricing import Pricing
-from persrm_gen.llm.types import LLMRequest, LLMResponse, Message
+from persrm_gen.llm.types import LLMRequest, LLMResponse, Message, as_dicts
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -168,6 +168,13 @@ def test_request_keys_stay_what_existing_caches_hold(req, keys):
     blob = json.dumps({**asdict(req), "provider": "openai"}, sort_keys=True, ensure_ascii=False,
                       separators=(",", ":"))
     assert own == hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def test_messages_go_on_the_wire_as_role_content_dicts_in_order():
+    msgs = REQS[0].messages
+    assert as_dicts(msgs) == [{"role": "system", "content": 'sé "q" ü'}, {"role": "user", "content": "hi"}]
+    assert [list(d) for d in as_dicts(msgs)] == [["role", "content"]] * 2  # key order: bodies stay byte-identical
+    assert as_dicts(()) == []
 
 
 def test_cache_is_wal_durable_and_group_commits(tmp_path):

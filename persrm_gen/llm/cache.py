@@ -29,7 +29,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from persrm_gen.errors import UsageError
-from persrm_gen.llm.types import LLMRequest, LLMResponse
+from persrm_gen.llm.types import LLMRequest, LLMResponse, as_dicts
 
 _COLUMNS = """
     provider TEXT NOT NULL,
@@ -73,7 +73,7 @@ def request_key(request: LLMRequest, provider: str) -> tuple[str, str]:
     """
     d = {name: getattr(request, name) for name in _REQ_FIELDS}
     if request.messages is not None:
-        d["messages"] = [{"role": m.role, "content": m.content} for m in request.messages]
+        d["messages"] = as_dicts(request.messages)
     d["provider"] = provider
     blob = json.dumps(d, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest(), blob

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 from urllib.parse import urlsplit
@@ -22,6 +23,15 @@ Role = Literal["system", "user", "assistant"]
 class Message:
     role: Role
     content: str
+
+    def as_dict(self) -> dict[str, str]:
+        """The form every chat API, chat template and dataset row takes: ``{"role", "content"}``."""
+        return {"role": self.role, "content": self.content}
+
+
+def as_dicts(messages: Iterable[Message]) -> list[dict[str, str]]:
+    """Chat messages as the list of ``{"role", "content"}`` dicts the wire and the rows carry."""
+    return [m.as_dict() for m in messages]
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from persrm_gen.errors import FatalProviderError
 from persrm_gen.llm.faults import TransientError, retry_after_seconds
 from persrm_gen.llm.reply_limit import limit_replies, reset_limit, sdk_event_hooks
 from persrm_gen.llm.transports.sdk_errors import map_sdk_error
-from persrm_gen.llm.types import LLMRequest, LLMResponse, server_scope
+from persrm_gen.llm.types import LLMRequest, LLMResponse, as_dicts, server_scope
 
 
 # Newer SDKs dropped the sampling arguments from messages.create (the newest models fix
@@ -34,7 +34,7 @@ def message_params(request: LLMRequest) -> dict:
     params: dict = {
         "model": request.model,
         "max_tokens": request.max_tokens,
-        "messages": [{"role": m.role, "content": m.content} for m in request.messages if m.role != "system"],
+        "messages": as_dicts(m for m in request.messages if m.role != "system"),
     }
     if _TAKES_TEMPERATURE:
         # Recent Claude models refuse temperature and top_p together; temperature carries the intent.

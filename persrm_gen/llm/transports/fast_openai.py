@@ -21,7 +21,7 @@ import aiohttp
 from persrm_gen.errors import FatalProviderError
 from persrm_gen.llm.faults import TransientError, error_for_status, retry_after_seconds
 from persrm_gen.llm.reply_limit import reply_limit, too_large
-from persrm_gen.llm.types import LLMRequest, LLMResponse, server_scope
+from persrm_gen.llm.types import LLMRequest, LLMResponse, as_dicts, server_scope
 from persrm_gen.secrets import redact_secrets
 
 try:  # orjson is ~5x faster at this; the standard library is the fallback.
@@ -56,7 +56,7 @@ def request_body(request: LLMRequest, *, official: bool) -> tuple[str, dict]:
         body["prompt"] = request.prompt
         body["max_tokens"] = request.max_tokens
         return "/completions", body
-    body["messages"] = [{"role": m.role, "content": m.content} for m in request.messages or ()]
+    body["messages"] = as_dicts(request.messages or ())
     body["max_completion_tokens" if official else "max_tokens"] = request.max_tokens
     return "/chat/completions", body
 
