@@ -14,11 +14,11 @@ import pytest
 from fakeserver import KEY, MODELS, TRANSPORTS, FakeServer, make_test_transport
 
 from persrm_gen.errors import FatalProviderError, StageFailed, UsageError
-from persrm_gen.llm.cache import RequestCache, request_key
+from persrm_gen.llm.cache import RequestCache
 from persrm_gen.llm.client import LLMClient
 from persrm_gen.llm.failure_rate import FailureRate
 from persrm_gen.llm.faults import ProviderRejected, TransientError
-from persrm_gen.llm.types import LLMRequest, Message
+from persrm_gen.llm.types import LLMRequest, Message, request_key
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -18,11 +18,11 @@ import pytest
 from persrm_gen.errors import BudgetExceeded, UsageError
 from persrm_gen.llm.backends import make_transport
 from persrm_gen.llm.budget import Budget
-from persrm_gen.llm.cache import RequestCache, request_key
+from persrm_gen.llm.cache import RequestCache
 from persrm_gen.llm.faults import ProviderRejected, TransientError, error_for_status, retry_after_seconds
 from persrm_gen.llm.limits import AdaptiveGate, RateLimiter, TokenBucket
 from persrm_gen.llm.pricing import Pricing
-from persrm_gen.llm.types import LLMRequest, LLMResponse, Message, as_dicts
+from persrm_gen.llm.types import LLMRequest, LLMResponse, Message, as_dicts, request_key
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -145,9 +145,11 @@ REQS = [
 
 
 @pytest.mark.parametrize("req", REQS)
-def test_request_key_equals_the_contract_cache_key(req):
-    assert request_key(req, "openai")[0] == req.cache_key("openai")
-    assert request_key(req, "openai")[0] != request_key(req, "anthropic")[0]
+def test_request_key_is_the_cache_key_and_names_the_provider(req):
+    key, blob = request_key(req, "openai")
+    assert key == req.cache_key("openai") == hashlib.sha256(blob.encode("utf-8")).hexdigest()
+    assert json.loads(blob)["provider"] == "openai"
+    assert key != request_key(req, "anthropic")[0]
 
 
 # Keys that caches on disk already hold: a change here makes every existing cache miss.

@@ -42,12 +42,12 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from persrm_gen.errors import BudgetExceeded, FatalProviderError, RunInterrupted, UsageError
 from persrm_gen.llm.budget import Budget
-from persrm_gen.llm.cache import RequestCache, request_key
+from persrm_gen.llm.cache import RequestCache
 from persrm_gen.llm.failure_rate import FailureRate
 from persrm_gen.llm.faults import FAULT_KINDS, REQUEST_FAULTS, TransientError
 from persrm_gen.llm.limits import MAX_RETRY_AFTER_S, AdaptiveGate, RateLimiter
 from persrm_gen.llm.pricing import Pricing
-from persrm_gen.llm.types import LLMRequest, LLMResponse, Transport
+from persrm_gen.llm.types import LLMRequest, LLMResponse, Transport, request_key
 
 T = TypeVar("T")
 Validator = Callable[[str], bool]
