@@ -133,3 +133,10 @@ def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
             if (s := _seconds(h[reset])) is not None:
                 waits.append(max(0.0, s))
     return max(waits) if waits else None
+
+
+def pause_hint(headers: Mapping[str, str] | None) -> dict:
+    """``LLMResponse.meta`` of a reply: ``{"pause_s": ...}`` when even a success says to wait
+    (an exhausted rate window), so the client's limiter holds new sends; else empty."""
+    pause = retry_after_seconds(headers)
+    return {} if pause is None else {"pause_s": pause}

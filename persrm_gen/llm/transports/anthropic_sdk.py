@@ -14,7 +14,7 @@ import anthropic
 import httpx2
 
 from persrm_gen.errors import FatalProviderError
-from persrm_gen.llm.faults import TransientError, retry_after_seconds
+from persrm_gen.llm.faults import TransientError, pause_hint
 from persrm_gen.llm.reply_limit import limit_replies, reset_limit, sdk_event_hooks
 from persrm_gen.llm.transports.sdk_errors import map_sdk_error
 from persrm_gen.llm.types import LLMRequest, LLMResponse, as_dicts, server_scope
@@ -55,15 +55,12 @@ def parse_message(msg: object, headers=None) -> LLMResponse:
         raise TransientError("malformed", f"unusable response body ({e})") from None
     if not blocks:
         raise TransientError("malformed", "response has no content blocks")
-    meta = {}
-    if headers is not None and (pause := retry_after_seconds(headers)) is not None:
-        meta["pause_s"] = pause
     return LLMResponse(
         text=text,
         input_tokens=int(getattr(usage, "input_tokens", 0) or 0),
         output_tokens=int(getattr(usage, "output_tokens", 0) or 0),
         finish_reason=str(getattr(msg, "stop_reason", None) or "stop"),
-        meta=meta,
+        meta=pause_hint(headers),
     )
 
 

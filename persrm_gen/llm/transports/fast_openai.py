@@ -19,7 +19,7 @@ import json
 import aiohttp
 
 from persrm_gen.errors import FatalProviderError
-from persrm_gen.llm.faults import TransientError, error_for_status, retry_after_seconds
+from persrm_gen.llm.faults import TransientError, error_for_status, pause_hint
 from persrm_gen.llm.reply_limit import reply_limit, too_large
 from persrm_gen.llm.types import LLMRequest, LLMResponse, as_dicts, server_scope
 from persrm_gen.secrets import redact_secrets
@@ -72,15 +72,12 @@ def parse_response(data: object, *, chat: bool, headers=None) -> LLMResponse:
         raise TransientError("malformed", f"unusable response body ({type(e).__name__}: {e})") from None
     if not isinstance(text, str):
         raise TransientError("malformed", "response has no text")
-    meta = {}
-    if headers is not None and (pause := retry_after_seconds(headers)) is not None:
-        meta["pause_s"] = pause
     return LLMResponse(
         text=text,
         input_tokens=int(usage.get("prompt_tokens") or 0),
         output_tokens=int(usage.get("completion_tokens") or 0),
         finish_reason=str(finish),
-        meta=meta,
+        meta=pause_hint(headers),
     )
 
 
