@@ -11,12 +11,10 @@ from __future__ import annotations
 import inspect
 
 import anthropic
-import httpx2
 
 from persrm_gen.errors import FatalProviderError
 from persrm_gen.llm.faults import TransientError, pause_hint
-from persrm_gen.llm.reply_limit import limit_replies, reset_limit, sdk_event_hooks
-from persrm_gen.llm.transports.sdk_errors import map_sdk_error
+from persrm_gen.llm.transports.sdk_call import create, sdk_client
 from persrm_gen.llm.types import LLMRequest, LLMResponse, as_dicts, server_scope
 
 
@@ -71,28 +69,14 @@ class AnthropicTransport:
 
     def __init__(self, *, api_key: str, base_url: str | None = None, timeout: float | None = 60.0,
                  max_connections: int = 1024, http: str = "aiohttp"):
-        limits = httpx2.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-        make_http = anthropic.DefaultAioHttpClient if http == "aiohttp" else anthropic.DefaultAsyncHttpxClient
-        self._client = anthropic.AsyncAnthropic(
-            api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout,
-            http_client=make_http(limits=limits, timeout=timeout, event_hooks=sdk_event_hooks()),
-        )
+        self._client = sdk_client(anthropic, anthropic.AsyncAnthropic, api_key=api_key, base_url=base_url,
+                                  timeout=timeout, max_connections=max_connections, http=http)
         # Where requests really go (the SDK also reads ANTHROPIC_BASE_URL).
         self.endpoint = server_scope(str(self._client.base_url), self.provider)
 
     async def send(self, request: LLMRequest) -> LLMResponse:
-        params = message_params(request)
-        bound = limit_replies(request)
-        try:
-            raw = await self._client.messages.with_raw_response.create(**params)
-            msg = raw.parse()
-            if inspect.isawaitable(msg):  # the async raw response parses lazily
-                msg = await msg
-        except Exception as e:  # noqa: BLE001 - mapped, or re-raised unchanged
-            raise map_sdk_error(e, anthropic) from None
-        finally:
-            reset_limit(bound)
-        return parse_message(msg, headers=raw.headers)
+        msg, headers = await create(anthropic, self._client.messages, request, message_params(request))
+        return parse_message(msg, headers=headers)
 
     async def aclose(self) -> None:
         await self._client.close()

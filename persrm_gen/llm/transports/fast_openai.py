@@ -1,6 +1,6 @@
 """Fast path for OpenAI-compatible servers: the chat/completions wire format over aiohttp.
 
-The official SDK transport (:mod:`openai_transport`) is the reference implementation; this
+The official SDK transport (:mod:`openai_sdk`) is the reference implementation; this
 one speaks the same JSON directly over one pooled aiohttp session, which costs a fraction
 of the SDK's per-request CPU and so keeps a thousand requests in flight at full speed
 (vLLM, llama.cpp's server, Ollama, TGI, api.openai.com). Both share the request builders
