@@ -143,9 +143,10 @@ def test_test_authors_fifo(tmp_path):
 def test_non_utf8_readme_in_output_folder_fails_before_anything_is_written(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
+    (out / ".persrm-gen").write_text("ours\n")  # an earlier build's folder whose card the user edited
     readme = out / "README.md"
     readme.write_bytes(b"---\nlicense: mit\n---\n\nCaf\xe9 notes\n")
     proc, _ = build(tmp_path, corpus(tmp_path))
     assert_one_line_exit_2(proc, f"{readme}:5: not valid UTF-8")
-    assert sorted(p.name for p in out.iterdir()) == ["README.md"]
+    assert sorted(p.name for p in out.iterdir()) == [".persrm-gen", "README.md"]
     assert readme.read_bytes() == b"---\nlicense: mit\n---\n\nCaf\xe9 notes\n"

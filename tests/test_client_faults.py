@@ -14,10 +14,11 @@ import pytest
 from fakeserver import KEY, MODELS, TRANSPORTS, FakeServer, make_test_transport
 
 from persrm_gen.errors import FatalProviderError, StageFailed, UsageError
-from persrm_gen.llm.cache import RequestCache, request_key
-from persrm_gen.llm.client import LLMClient, ProviderRejected, TransientError
+from persrm_gen.llm.cache import RequestCache
+from persrm_gen.llm.client import LLMClient
 from persrm_gen.llm.failure_rate import FailureRate
-from persrm_gen.llm.types import LLMRequest, Message
+from persrm_gen.llm.faults import ProviderRejected, TransientError
+from persrm_gen.llm.types import LLMRequest, Message, request_key
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -129,11 +130,12 @@ def test_retry_after_pauses_every_request(tmp_path):
     assert min(h.t for h in later) - t429 >= 0.38
 
 
-def test_exhausted_ratelimit_headers_pace_the_next_sends(tmp_path):
+@pytest.mark.parametrize("kind", TRANSPORTS)
+def test_exhausted_ratelimit_headers_pace_the_next_sends(kind, tmp_path):
     headers = {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "250ms"}
     with FakeServer(ratelimit_headers=headers) as server:
-        run_client("fast", server, tmp_path,
-                   lambda c: c.complete_many([chat("fast", f"q{i}") for i in range(4)]), concurrency=1)
+        run_client(kind, server, tmp_path,
+                   lambda c: c.complete_many([chat(kind, f"q{i}") for i in range(4)]), concurrency=1)
         times = sorted(h.t for h in server.snapshot())
     gaps = [b - a for a, b in zip(times, times[1:])]
     assert min(gaps) >= 0.23, gaps

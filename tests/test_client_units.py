@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from email.utils import formatdate
 from pathlib import Path
 
@@ -15,11 +18,11 @@ import pytest
 from persrm_gen.errors import BudgetExceeded, UsageError
 from persrm_gen.llm.backends import make_transport
 from persrm_gen.llm.budget import Budget
-from persrm_gen.llm.cache import RequestCache, request_key
-from persrm_gen.llm.client import ProviderRejected, TransientError, error_for_status
-from persrm_gen.llm.limits import AdaptiveGate, RateLimiter, TokenBucket, retry_after_seconds
+from persrm_gen.llm.cache import RequestCache
+from persrm_gen.llm.faults import ProviderRejected, TransientError, error_for_status, retry_after_seconds
+from persrm_gen.llm.limits import AdaptiveGate, RateLimiter, TokenBucket
 from persrm_gen.llm.pricing import Pricing
-from persrm_gen.llm.types import LLMRequest, LLMResponse, Message
+from persrm_gen.llm.types import LLMRequest, LLMResponse, Message, as_dicts, request_key
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -142,9 +145,38 @@ REQS = [
 
 
 @pytest.mark.parametrize("req", REQS)
-def test_request_key_equals_the_contract_cache_key(req):
-    assert request_key(req, "openai")[0] == req.cache_key("openai")
-    assert request_key(req, "openai")[0] != request_key(req, "anthropic")[0]
+def test_request_key_is_the_cache_key_and_names_the_provider(req):
+    key, blob = request_key(req, "openai")
+    assert key == req.cache_key("openai") == hashlib.sha256(blob.encode("utf-8")).hexdigest()
+    assert json.loads(blob)["provider"] == "openai"
+    assert key != request_key(req, "anthropic")[0]
+
+
+# Keys that caches on disk already hold: a change here makes every existing cache miss.
+PINNED_KEYS = [
+    ("b628d681c60af39748dfcb57a1bd9052f60c25d0eb23aa2579370960258f641c",
+     "9f2f9b2727697032bb3c115d038e3de459e6cb4c4a37e887c43e403eec91b452"),
+    ("a6bc10e73850cc4334ad2ad13f4f449f8eb57fbef61f0a66074c71cdf34bbf86",
+     "bc530d932cf47476d7051701cd106c970cd3e70f48e28c979c7f226a5ffb81bd"),
+]
+
+
+@pytest.mark.parametrize(("req", "keys"), list(zip(REQS, PINNED_KEYS)))
+def test_request_keys_stay_what_existing_caches_hold(req, keys):
+    own, other_server = keys
+    assert req.cache_key("openai") == own
+    assert req.cache_key("openai@http://127.0.0.1:8000/v1") == other_server
+    # the definition: SHA-256 of the request's fields plus the scope, as canonical JSON
+    blob = json.dumps({**asdict(req), "provider": "openai"}, sort_keys=True, ensure_ascii=False,
+                      separators=(",", ":"))
+    assert own == hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def test_messages_go_on_the_wire_as_role_content_dicts_in_order():
+    msgs = REQS[0].messages
+    assert as_dicts(msgs) == [{"role": "system", "content": 'sé "q" ü'}, {"role": "user", "content": "hi"}]
+    assert [list(d) for d in as_dicts(msgs)] == [["role", "content"]] * 2  # key order: bodies stay byte-identical
+    assert as_dicts(()) == []
 
 
 def test_cache_is_wal_durable_and_group_commits(tmp_path):

@@ -37,7 +37,7 @@ def imports(path: Path) -> set[str]:
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("persrm_gen"):
             found.add(node.module)
-            found.update(f"{node.module}.{a.name}" for a in node.names if node.module == "persrm_gen")
+            found.update(f"{node.module}.{a.name}" for a in node.names)  # the name may be a module
         elif isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name.startswith("persrm_gen"))
     return found
@@ -74,3 +74,35 @@ def test_the_map_itself_has_no_cycle():
 
     for folder in BELOW:
         depth(folder)
+
+
+# The access floor's own floor: the vocabulary every part of llm/ shares.
+LLM_VOCABULARY = {"persrm_gen.llm.types", "persrm_gen.llm.faults"}
+
+
+def as_module(target: str) -> str:
+    """``persrm_gen.llm.faults.TransientError`` -> ``persrm_gen.llm.faults``: the module a name comes from."""
+    parts = target.split(".")
+    while len(parts) > 1 and not PKG.parent.joinpath(*parts).with_suffix(".py").exists():
+        if PKG.parent.joinpath(*parts).is_dir():
+            break
+        parts.pop()
+    return ".".join(parts)
+
+
+def llm_imports(module: str) -> set[str]:
+    path = PKG.parent.joinpath(*module.split(".")).with_suffix(".py")
+    found = {as_module(t) for t in imports(path)}
+    return {t for t in found if t.startswith("persrm_gen.llm.")}
+
+
+def test_transports_never_import_the_client_above_them():
+    upward = [f"{m} imports {t}" for m, _ in modules() if m.startswith("persrm_gen.llm.transports.")
+              for t in llm_imports(m) if t == "persrm_gen.llm.client"]
+    assert not upward, "\n".join(upward)
+
+
+def test_request_types_and_faults_import_nothing_else_from_llm():
+    assert all((PKG / "llm" / f"{m.rsplit('.', 1)[1]}.py").exists() for m in LLM_VOCABULARY)
+    wider = [f"{m} imports {t}" for m in sorted(LLM_VOCABULARY) for t in llm_imports(m) - LLM_VOCABULARY]
+    assert not wider, "\n".join(wider)

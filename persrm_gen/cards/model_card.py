@@ -56,6 +56,53 @@ def _metrics_table(report: dict) -> str:
     return "\n".join(rows)
 
 
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def length_rows(report: dict) -> tuple[list[str], list[list[str]]]:
+    """The length-control table (eval's ``length`` fields) as header and rows of cells:
+    accuracy per length-ratio bucket, by the chosen response's side, and the longer-pick
+    rate, for "pick the longer" and each judge. Empty for a report without them."""
+    reference = report.get("length")
+    if not reference:
+        return [], []
+    buckets = reference["buckets"]
+    sides = reference["by_chosen_length"]
+    header = ["judge", *buckets, "chosen shorter", "chosen longer", "longer-pick rate"]
+    counts = ["n (judgments)", *(str(reference["by_ratio"][b]["n"]) for b in buckets),
+              str(sides["chosen_shorter"]), str(sides["chosen_longer"]), ""]  # fmt: skip
+    unequal = sides["chosen_shorter"] + sides["chosen_longer"]
+    pick = ["pick the longer", *(_rate(reference["by_ratio"][b]["accuracy"]) for b in buckets),
+            "0.000" if sides["chosen_shorter"] else "-", "1.000" if sides["chosen_longer"] else "-",
+            "1.000" if unequal else "-"]  # fmt: skip
+    rows = [counts, pick]
+    for name, m in report.get("judges", {}).items():
+        length = m.get("length")
+        if m.get("status") != "ok" or not length:
+            continue
+        by_side = length["by_chosen_length"]
+        rows.append([name, *(_rate(length["by_ratio"][b]["accuracy"]) for b in buckets),
+                     _rate(by_side["chosen_shorter"]["accuracy"]), _rate(by_side["chosen_longer"]["accuracy"]),
+                     _rate(length["longer_pick_rate"])])  # fmt: skip
+    return header, rows
+
+
+def _length_section(report: dict) -> list[str]:
+    header, rows = length_rows(report)
+    if not rows:
+        return []
+    table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    table += ["| " + " | ".join(r) + " |" for r in rows]
+    return ["", "### Length control", "",
+            ("Accuracy by the length ratio of the two responses (word counts, longer / shorter; each pair in both "
+            "orders), on pairs where the chosen (the author's) response is the shorter or the longer one, and how "
+            "often the judge picks the longer response (pairs of equal length left out). \"pick the longer\" is what "
+            "that rule alone scores (a tie counts half): a judge whose row tracks it, with a longer-pick rate near "
+            "1, has learnt length, not style."),
+            "", *table]  # fmt: skip
+
+
 def render_card(folder: Path) -> str:
     train = _read(folder / TRAIN_INFO) or {}
     report = _read(folder / REPORT)
@@ -97,6 +144,7 @@ def render_card(folder: Path) -> str:
             "model's odds for A and B after `</think><answer>`).",
             "",
             _metrics_table(report),
+            *_length_section(report),
         ]
     else:
         lines.append("Not evaluated yet: run `persrm-gen eval --model <this folder> --data <dataset>`.")

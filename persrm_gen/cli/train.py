@@ -55,9 +55,23 @@ def eval_command(
         typer.echo(f"--max-length {fit['max_length']}: {fit['trimmed']} of {fit['rows']} pairs judged with shortened "
                    f"writing samples, {fit['dropped']} left out (too long even without them)")  # fmt: skip
     for name, m in report["judges"].items():
+        pick = m["length"]["longer_pick_rate"]
         typer.echo(f"{name:>24}: accuracy {m['accuracy']:.3f} (forced {m['accuracy_forced']:.3f})  "
-                   f"order-consistency {m['order_consistency']:.3f}  parse-failures {m['parse_failure_rate']:.3f}")  # fmt: skip
+                   f"order-consistency {m['order_consistency']:.3f}  parse-failures {m['parse_failure_rate']:.3f}  "
+                   f"longer-pick {'-' if pick is None else f'{pick:.3f}'}")  # fmt: skip
+    _echo_length_table(report)
     typer.echo(f"report.json and accuracy.png in {where}")
+
+
+def _echo_length_table(report: dict) -> None:
+    """Accuracy by length ratio and chosen side, beside what "pick the longer" scores."""
+    from persrm_gen.cards.model_card import length_rows
+
+    header, rows = length_rows(report)
+    widths = [max(len(r[k]) for r in [header, *rows]) for k in range(len(header))]
+    typer.echo("accuracy by length ratio (words, longer/shorter) and by the chosen response's length:")
+    for row in [header, *rows]:
+        typer.echo("  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)))
 
 
 def register(app: typer.Typer) -> None:

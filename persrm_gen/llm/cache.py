@@ -16,8 +16,6 @@ request that was in flight. ``get`` sees pending rows; ``flush`` and ``close`` w
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import os
 import shlex
 import sqlite3
@@ -25,11 +23,10 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import fields
 from pathlib import Path
 
 from persrm_gen.errors import UsageError
-from persrm_gen.llm.types import LLMRequest, LLMResponse
+from persrm_gen.llm.types import LLMRequest, LLMResponse, request_key
 
 _COLUMNS = """
     provider TEXT NOT NULL,
@@ -60,23 +57,6 @@ _INSERT_REJECTED = "INSERT INTO rejected VALUES (?,?,?,?,?,?,?,?,?,?)"
 
 def _row(row: tuple) -> LLMResponse:
     return LLMResponse(text=row[0], input_tokens=row[1], output_tokens=row[2], finish_reason=row[3])
-
-
-_REQ_FIELDS = tuple(f.name for f in fields(LLMRequest))
-
-
-def request_key(request: LLMRequest, provider: str) -> tuple[str, str]:
-    """(key, canonical JSON): the key equals ``request.cache_key(provider)``, ~5x cheaper.
-
-    ``dataclasses.asdict`` deep-copies recursively; this builds the same dict by hand.
-    A test pins the equality, so the two can never drift apart.
-    """
-    d = {name: getattr(request, name) for name in _REQ_FIELDS}
-    if request.messages is not None:
-        d["messages"] = [{"role": m.role, "content": m.content} for m in request.messages]
-    d["provider"] = provider
-    blob = json.dumps(d, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest(), blob
 
 
 def _connect_read_only(path: Path) -> sqlite3.Connection:

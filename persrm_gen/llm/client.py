@@ -6,9 +6,9 @@ paid reply, valid or not, committed before the next ``await`` -> optional output
 validation. Retries (tenacity) wrap the attempt, so a request waiting out its back-off
 holds no in-flight slot.
 
-Faults the transports raise, the only per-request failures:
+Faults the transports raise (:mod:`persrm_gen.llm.faults`), the only per-request failures:
 
-- :class:`TransientError` (429, 5xx, timeouts, resets, malformed or oversized bodies):
+- :class:`~persrm_gen.llm.faults.TransientError` (429, 5xx, timeouts, resets, malformed or oversized bodies):
   retried with exponential back-off and jitter, or exactly the provider's Retry-After.
 - invalid output (the caller's validator says no): the reply was paid for, so it is
   recorded as rejected; the identical request is retried once, then the request fails
@@ -42,83 +42,23 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from persrm_gen.errors import BudgetExceeded, FatalProviderError, RunInterrupted, UsageError
 from persrm_gen.llm.budget import Budget
-from persrm_gen.llm.cache import RequestCache, request_key
+from persrm_gen.llm.cache import RequestCache
 from persrm_gen.llm.failure_rate import FailureRate
-from persrm_gen.llm.limits import MAX_RETRY_AFTER_S, AdaptiveGate, RateLimiter, retry_after_seconds
+from persrm_gen.llm.faults import FAULT_KINDS, REQUEST_FAULTS, TransientError
+from persrm_gen.llm.limits import MAX_RETRY_AFTER_S, AdaptiveGate, RateLimiter
 from persrm_gen.llm.pricing import Pricing
-from persrm_gen.llm.types import LLMRequest, LLMResponse, Transport
-from persrm_gen.secrets import redact_secrets
+from persrm_gen.llm.types import LLMRequest, LLMResponse, Transport, request_key
 
 T = TypeVar("T")
 Validator = Callable[[str], bool]
-
-# TransientError.kind -> the StageUsage counter it increments.
-FAULT_KINDS = {
-    "rate_limited": "rate_limited",
-    "server_error": "server_errors",
-    "timeout": "timeouts",
-    "connection": "connection_errors",
-    "malformed": "malformed",
-    "invalid_output": "invalid_output",
-}
-
 
 # Sends of one request (same key, same body) whose replies fail validation before it fails:
 # the first and one identical retry. Same seed, same body: a third try would mostly repeat.
 IDENTICAL_TRIES = 2
 
 
-class TransientError(Exception):
-    """A fault a later attempt can fix. ``kind`` is one of :data:`FAULT_KINDS`.
-
-    The message is masked here, at creation: a provider's error text may echo the key, and
-    the message travels on to the terminal, logs, the manifest and the cache.
-    ``final``: no further attempt of this request (its retries for invalid output are spent).
-    """
-
-    def __init__(self, kind: str, message: str = "", *, retry_after: float | None = None,
-                 status: int | None = None, final: bool = False):
-        super().__init__(f"{kind}: {redact_secrets(message)}" if message else kind)
-        self.kind = kind if kind in FAULT_KINDS else "server_error"
-        self.retry_after = retry_after
-        self.status = status
-        self.final = final
-
-
-# The per-request failures: everything else stops the run.
-REQUEST_FAULTS = (TransientError, FatalProviderError)
-
-
 def _retryable(e: BaseException) -> bool:
     return isinstance(e, TransientError) and not e.final
-
-
-class ProviderRejected(FatalProviderError):
-    """The provider refused the request (4xx): retrying cannot help. Carries the status.
-
-    Masked at creation like :class:`TransientError`: a 401 body may repeat ``Bearer sk-...``."""
-
-    def __init__(self, message: str, status: int | None = None):
-        message = redact_secrets(message)
-        super().__init__(f"HTTP {status}: {message}" if status else message)
-        self.status = status
-
-    @property
-    def is_auth(self) -> bool:
-        return self.status in (401, 403)
-
-
-RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
-
-
-def error_for_status(status: int, message: str, headers=None) -> TransientError | ProviderRejected:
-    """Map an HTTP error status to the client's taxonomy (shared by every HTTP transport)."""
-    retry_after = retry_after_seconds(headers)
-    if status == 429:
-        return TransientError("rate_limited", message, retry_after=retry_after, status=status)
-    if status >= 500 or status in RETRYABLE_STATUS:
-        return TransientError("server_error", f"HTTP {status}: {message}", retry_after=retry_after, status=status)
-    return ProviderRejected(message, status)
 
 
 @dataclass

@@ -7,17 +7,15 @@ All of it runs on one asyncio loop, so no locks: state is read and written betwe
 - :class:`RateLimiter` holds one GCRA token bucket per limit (``--rpm``, ``--tpm``). Token
   costs are estimated before the call and corrected by the usage the response reports.
   ``pause(seconds)`` holds every new send until the provider's Retry-After has passed.
-- :func:`retry_after_seconds` reads Retry-After / retry-after-ms / x-ratelimit-* headers.
+
+The headers that say how long to wait are read in :mod:`persrm_gen.llm.faults`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections import deque
-from collections.abc import Mapping
-from email.utils import parsedate_to_datetime
 
 # Never sleep longer than this on a provider's word: a misconfigured proxy saying
 # "Retry-After: 86400" should slow the run, not freeze it for a day.
@@ -134,59 +132,3 @@ class RateLimiter:
     def correct_tokens(self, estimated: int, actual: int) -> None:
         if self.tokens is not None and actual:
             self.tokens.correct(actual - estimated)
-
-
-_DURATION = re.compile(r"(?P<n>\d+(?:\.\d+)?)(?P<unit>ms|h|m|s)")
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def _seconds(value: str) -> float | None:
-    """Parse '1.5', '6m0s', '250ms' or an HTTP/RFC 3339 date into seconds from now."""
-    value = value.strip()
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    parts = _DURATION.findall(value)
-    if parts and "".join(n + u for n, u in parts) == value:
-        return sum(float(n) * _UNIT_S[u] for n, u in parts)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        try:
-            from datetime import datetime
-
-            when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    return when.timestamp() - time.time()
-
-
-def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
-    """How long the provider asks us to wait, from any header it uses for that.
-
-    Retry-After(-ms) first; otherwise an exhausted request/token window's reset time
-    (OpenAI ``x-ratelimit-*``, Anthropic ``anthropic-ratelimit-*``). None when silent.
-    """
-    if not headers:
-        return None
-    # aiohttp's and httpx's header maps are case-insensitive already; a plain dict is not.
-    h = {k.lower(): v for k, v in headers.items()} if isinstance(headers, dict) else headers
-    if "retry-after-ms" in h:
-        try:
-            return max(0.0, float(h["retry-after-ms"]) / 1000)
-        except ValueError:
-            pass
-    if "retry-after" in h and (s := _seconds(h["retry-after"])) is not None:
-        return max(0.0, s)
-    waits = []
-    for remaining, reset in (
-        ("x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"),
-        ("x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"),
-        ("anthropic-ratelimit-requests-remaining", "anthropic-ratelimit-requests-reset"),
-        ("anthropic-ratelimit-tokens-remaining", "anthropic-ratelimit-tokens-reset"),
-    ):
-        if (h.get(remaining) or "").strip() == "0" and reset in h:
-            if (s := _seconds(h[reset])) is not None:
-                waits.append(max(0.0, s))
-    return max(waits) if waits else None

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 
 import httpx2
 
-from persrm_gen.llm.client import TransientError
+from persrm_gen.llm.faults import TransientError
 from persrm_gen.llm.types import LLMRequest
 
 BASE_BYTES = 64 * 1024

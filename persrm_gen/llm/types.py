@@ -9,7 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, fields
 from typing import Literal, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
@@ -22,6 +23,15 @@ Role = Literal["system", "user", "assistant"]
 class Message:
     role: Role
     content: str
+
+    def as_dict(self) -> dict[str, str]:
+        """The form every chat API, chat template and dataset row takes: ``{"role", "content"}``."""
+        return {"role": self.role, "content": self.content}
+
+
+def as_dicts(messages: Iterable[Message]) -> list[dict[str, str]]:
+    """Chat messages as the list of ``{"role", "content"}`` dicts the wire and the rows carry."""
+    return [m.as_dict() for m in messages]
 
 
 @dataclass(frozen=True)
@@ -51,12 +61,27 @@ class LLMRequest:
             raise ValueError("LLMRequest needs exactly one of messages or prompt")
 
     def cache_key(self, provider: str) -> str:
-        """Stable hash of everything that determines the response. ``provider`` is the client's
-        ``key_scope``: the provider, plus the server when it is not the provider's own."""
-        payload = asdict(self)
-        payload["provider"] = provider
-        blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+        """Stable hash of everything that determines the response (see :func:`request_key`)."""
+        return request_key(self, provider)[0]
+
+
+_REQUEST_FIELDS = tuple(f.name for f in fields(LLMRequest))
+
+
+def request_key(request: LLMRequest, provider: str) -> tuple[str, str]:
+    """(key, canonical JSON) of a request: SHA-256 of the JSON of its fields plus ``provider``.
+
+    ``provider`` is the client's ``key_scope``: the provider, plus the server when it is not
+    the provider's own. The JSON equals that of ``dataclasses.asdict`` (the key's first
+    definition, which every existing cache holds; tests pin both), built by hand: ``asdict``
+    deep-copies recursively and costs ~5x more on the client's hot path.
+    """
+    d = {name: getattr(request, name) for name in _REQUEST_FIELDS}
+    if request.messages is not None:
+        d["messages"] = as_dicts(request.messages)
+    d["provider"] = provider
+    blob = json.dumps(d, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest(), blob
 
 
 @dataclass(frozen=True)

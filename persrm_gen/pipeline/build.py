@@ -19,9 +19,10 @@ from persrm_gen.dataset.writer import config_rows, pair_row, write_data, write_j
 from persrm_gen.errors import InputError, UsageError
 from persrm_gen.llm.cache import RequestCache
 from persrm_gen.generator.candidates import CandidateFactory, Job, resampled, to_candidate
-from persrm_gen.llm.client import LLMClient, TransientError
+from persrm_gen.llm.client import LLMClient
 from persrm_gen.llm.client import run as client_run
 from persrm_gen.llm.failure_rate import FailureRate
+from persrm_gen.llm.faults import TransientError
 from persrm_gen.llm.pricing import Pricing
 from persrm_gen.generator.parsing import UnparseableOutput, clean_rewrite
 from persrm_gen.prompts.judge import judge_messages, preference_messages

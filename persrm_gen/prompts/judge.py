@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
+from persrm_gen.llm.types import as_dicts
 from persrm_gen.prompts.renderer import PromptRenderer
 
 
@@ -28,10 +29,10 @@ def judge_messages(
     msgs = (renderer or _renderer(prompts_dir)).messages(
         "judge", context=list(context), query=query, response_a=response_a, response_b=response_b
     )
-    return [{"role": m.role, "content": m.content} for m in msgs]
+    return as_dicts(msgs)
 
 
 def preference_messages(context: Sequence[str], query: str, *, renderer: PromptRenderer) -> list[dict]:
     """The prompt of the ``preference`` config: write as the author (``prompts/preference.j2``)."""
     msgs = renderer.messages("preference", context=list(context), query=query)
-    return [{"role": m.role, "content": m.content} for m in msgs]
+    return as_dicts(msgs)

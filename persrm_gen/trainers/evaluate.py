@@ -6,7 +6,10 @@ Every pair is judged twice, once as stored and once with A and B swapped, which
 measures position bias and order consistency and makes the labels exactly balanced.
 Judges: the trained model (local generation), ``random``, ``stylometric`` (no LLM)
 and optionally an API model zero-shot through the project's cached LLM client.
-Writes ``report.json``, ``accuracy.png`` and ``predictions.jsonl`` into ``--out``.
+Every judge's accuracy is also split by the length ratio of the two responses, beside
+what "pick the longer" would score (``length_control``), so a judge that learnt length
+instead of style shows. Writes ``report.json``, ``accuracy.png`` and ``predictions.jsonl``
+into ``--out``.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from persrm_gen.options_file import STRICT
 from persrm_gen.redact import display_path
 from persrm_gen.trainers import common
 from persrm_gen.trainers.common import Count, Whole
+from persrm_gen.trainers.length_control import Judged, length_report, pick_longer_reference
 
 FLIP = {"A": "B", "B": "A"}
 BASELINES = ("random", "stylometric")
@@ -277,8 +281,13 @@ def _reasoning_words(text: str) -> int:
     return len(text.split("<think>", 1)[1].split())
 
 
+def _judged(items: Sequence[Item], verdicts: Sequence[str | None]) -> list[Judged]:
+    return [Judged(i.response_a, i.response_b, i.label, v) for i, v in zip(items, verdicts, strict=True)]
+
+
 def score(items: Sequence[Item], judgments: Sequence[Judgment]) -> dict:
-    """Accuracy (parse failures count as wrong) overall and by split, genre, author; order effects."""
+    """Accuracy (parse failures count as wrong) overall and by split, genre, author and
+    length ratio; order effects; how often the judge picks the longer response."""
     pairs = list(zip(items, judgments, strict=True))
     parsed = [j.verdict for j in judgments if j.verdict is not None]
     both = _both_orders(pairs)
@@ -299,6 +308,7 @@ def score(items: Sequence[Item], judgments: Sequence[Judgment]) -> dict:
         "by_split": _grouped(pairs, "split"),
         "by_genre": _grouped(pairs, "genre"),
         "by_author": _grouped(pairs, "author_id"),
+        "length": length_report(_judged(items, [j.verdict for j in judgments])),
     }
 
 
@@ -431,6 +441,7 @@ def evaluate(opts: EvalOptions, *, extra_judges: Sequence = ()) -> dict:
         "splits": splits,
         "n_pairs": {s: sum(1 for i in items if i.split == s and i.order == "ab") for s in splits},
         "fitting": fit.as_dict() if fit is not None else None,
+        "length": pick_longer_reference(_judged(items, [None] * len(items))),
         "judges": results,
         "options": common.options_dict(opts),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -11,14 +11,11 @@ from __future__ import annotations
 import inspect
 
 import anthropic
-import httpx2
 
 from persrm_gen.errors import FatalProviderError
-from persrm_gen.llm.client import TransientError
-from persrm_gen.llm.limits import retry_after_seconds
-from persrm_gen.llm.reply_limit import limit_replies, reset_limit, sdk_event_hooks
-from persrm_gen.llm.transports.sdk_errors import map_sdk_error
-from persrm_gen.llm.types import LLMRequest, LLMResponse, server_scope
+from persrm_gen.llm.faults import TransientError, pause_hint
+from persrm_gen.llm.transports.sdk_call import create, sdk_client
+from persrm_gen.llm.types import LLMRequest, LLMResponse, as_dicts, server_scope
 
 
 # Newer SDKs dropped the sampling arguments from messages.create (the newest models fix
@@ -35,7 +32,7 @@ def message_params(request: LLMRequest) -> dict:
     params: dict = {
         "model": request.model,
         "max_tokens": request.max_tokens,
-        "messages": [{"role": m.role, "content": m.content} for m in request.messages if m.role != "system"],
+        "messages": as_dicts(m for m in request.messages if m.role != "system"),
     }
     if _TAKES_TEMPERATURE:
         # Recent Claude models refuse temperature and top_p together; temperature carries the intent.
@@ -56,15 +53,12 @@ def parse_message(msg: object, headers=None) -> LLMResponse:
         raise TransientError("malformed", f"unusable response body ({e})") from None
     if not blocks:
         raise TransientError("malformed", "response has no content blocks")
-    meta = {}
-    if headers is not None and (pause := retry_after_seconds(headers)) is not None:
-        meta["pause_s"] = pause
     return LLMResponse(
         text=text,
         input_tokens=int(getattr(usage, "input_tokens", 0) or 0),
         output_tokens=int(getattr(usage, "output_tokens", 0) or 0),
         finish_reason=str(getattr(msg, "stop_reason", None) or "stop"),
-        meta=meta,
+        meta=pause_hint(headers),
     )
 
 
@@ -75,28 +69,14 @@ class AnthropicTransport:
 
     def __init__(self, *, api_key: str, base_url: str | None = None, timeout: float | None = 60.0,
                  max_connections: int = 1024, http: str = "aiohttp"):
-        limits = httpx2.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-        make_http = anthropic.DefaultAioHttpClient if http == "aiohttp" else anthropic.DefaultAsyncHttpxClient
-        self._client = anthropic.AsyncAnthropic(
-            api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout,
-            http_client=make_http(limits=limits, timeout=timeout, event_hooks=sdk_event_hooks()),
-        )
+        self._client = sdk_client(anthropic, anthropic.AsyncAnthropic, api_key=api_key, base_url=base_url,
+                                  timeout=timeout, max_connections=max_connections, http=http)
         # Where requests really go (the SDK also reads ANTHROPIC_BASE_URL).
         self.endpoint = server_scope(str(self._client.base_url), self.provider)
 
     async def send(self, request: LLMRequest) -> LLMResponse:
-        params = message_params(request)
-        bound = limit_replies(request)
-        try:
-            raw = await self._client.messages.with_raw_response.create(**params)
-            msg = raw.parse()
-            if inspect.isawaitable(msg):  # the async raw response parses lazily
-                msg = await msg
-        except Exception as e:  # noqa: BLE001 - mapped, or re-raised unchanged
-            raise map_sdk_error(e, anthropic) from None
-        finally:
-            reset_limit(bound)
-        return parse_message(msg, headers=raw.headers)
+        msg, headers = await create(anthropic, self._client.messages, request, message_params(request))
+        return parse_message(msg, headers=headers)
 
     async def aclose(self) -> None:
         await self._client.close()

@@ -1,6 +1,6 @@
 """Fast path for OpenAI-compatible servers: the chat/completions wire format over aiohttp.
 
-The official SDK transport (:mod:`openai_transport`) is the reference implementation; this
+The official SDK transport (:mod:`openai_sdk`) is the reference implementation; this
 one speaks the same JSON directly over one pooled aiohttp session, which costs a fraction
 of the SDK's per-request CPU and so keeps a thousand requests in flight at full speed
 (vLLM, llama.cpp's server, Ollama, TGI, api.openai.com). Both share the request builders
@@ -19,10 +19,9 @@ import json
 import aiohttp
 
 from persrm_gen.errors import FatalProviderError
-from persrm_gen.llm.client import TransientError, error_for_status
-from persrm_gen.llm.limits import retry_after_seconds
+from persrm_gen.llm.faults import TransientError, error_for_status, pause_hint
 from persrm_gen.llm.reply_limit import reply_limit, too_large
-from persrm_gen.llm.types import LLMRequest, LLMResponse, server_scope
+from persrm_gen.llm.types import LLMRequest, LLMResponse, as_dicts, server_scope
 from persrm_gen.secrets import redact_secrets
 
 try:  # orjson is ~5x faster at this; the standard library is the fallback.
@@ -57,7 +56,7 @@ def request_body(request: LLMRequest, *, official: bool) -> tuple[str, dict]:
         body["prompt"] = request.prompt
         body["max_tokens"] = request.max_tokens
         return "/completions", body
-    body["messages"] = [{"role": m.role, "content": m.content} for m in request.messages or ()]
+    body["messages"] = as_dicts(request.messages or ())
     body["max_completion_tokens" if official else "max_tokens"] = request.max_tokens
     return "/chat/completions", body
 
@@ -73,15 +72,12 @@ def parse_response(data: object, *, chat: bool, headers=None) -> LLMResponse:
         raise TransientError("malformed", f"unusable response body ({type(e).__name__}: {e})") from None
     if not isinstance(text, str):
         raise TransientError("malformed", "response has no text")
-    meta = {}
-    if headers is not None and (pause := retry_after_seconds(headers)) is not None:
-        meta["pause_s"] = pause
     return LLMResponse(
         text=text,
         input_tokens=int(usage.get("prompt_tokens") or 0),
         output_tokens=int(usage.get("completion_tokens") or 0),
         finish_reason=str(finish),
-        meta=meta,
+        meta=pause_hint(headers),
     )
 
 

@@ -37,7 +37,7 @@ from transformers import (
 )
 
 from persrm_gen.errors import FatalProviderError
-from persrm_gen.llm.types import LLMRequest, LLMResponse
+from persrm_gen.llm.types import LLMRequest, LLMResponse, as_dicts
 
 
 class UnsupportedRequest(FatalProviderError, ValueError):
@@ -359,7 +359,7 @@ class LocalTransport:
 
     def _encode(self, request: LLMRequest) -> list[int]:
         if request.messages is not None:
-            messages = [{"role": m.role, "content": m.content} for m in request.messages]
+            messages = as_dicts(request.messages)
             text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
             return self.tokenizer(text, add_special_tokens=False)["input_ids"]
         return self.tokenizer(request.prompt)["input_ids"]

@@ -9,15 +9,11 @@ cache live once in the client above. SDK exceptions map to :class:`TransientErro
 
 from __future__ import annotations
 
-import inspect
-
-import httpx2  # the HTTP library the SDK is built on
 import openai
 import pydantic
 
 from persrm_gen.llm.transports.fast_openai import is_official, parse_response, request_body
-from persrm_gen.llm.reply_limit import limit_replies, reset_limit, sdk_event_hooks
-from persrm_gen.llm.transports.sdk_errors import map_sdk_error
+from persrm_gen.llm.transports.sdk_call import create, sdk_client
 from persrm_gen.llm.types import LLMRequest, LLMResponse, server_scope
 
 
@@ -28,14 +24,9 @@ class OpenAITransport:
 
     def __init__(self, *, api_key: str, base_url: str | None = None, timeout: float | None = 60.0,
                  max_connections: int = 1024, http: str = "aiohttp"):
-        limits = httpx2.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-        # aiohttp under the SDK is ~10x faster than its default httpx at high concurrency.
-        make_http = openai.DefaultAioHttpClient if http == "aiohttp" else openai.DefaultAsyncHttpxClient
         self.official = is_official(base_url)
-        self._client = openai.AsyncOpenAI(
-            api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout,
-            http_client=make_http(limits=limits, timeout=timeout, event_hooks=sdk_event_hooks()),
-        )
+        self._client = sdk_client(openai, openai.AsyncOpenAI, api_key=api_key, base_url=base_url, timeout=timeout,
+                                  max_connections=max_connections, http=http)
         # Where requests really go (the SDK also reads OPENAI_BASE_URL).
         self.endpoint = server_scope(str(self._client.base_url), self.provider)
 
@@ -43,17 +34,8 @@ class OpenAITransport:
         path, body = request_body(request, official=self.official)
         chat = path == "/chat/completions"
         api = self._client.chat.completions if chat else self._client.completions
-        bound = limit_replies(request)
-        try:
-            raw = await api.with_raw_response.create(**body)
-            parsed = raw.parse()
-            if inspect.isawaitable(parsed):  # the async raw response parses lazily
-                parsed = await parsed
-        except Exception as e:  # noqa: BLE001 - mapped, or re-raised unchanged
-            raise map_sdk_error(e, openai) from None
-        finally:
-            reset_limit(bound)
-        return parse_response(_as_dict(parsed), chat=chat, headers=raw.headers)
+        parsed, headers = await create(openai, api, request, body)
+        return parse_response(_as_dict(parsed), chat=chat, headers=headers)
 
     async def aclose(self) -> None:
         await self._client.close()

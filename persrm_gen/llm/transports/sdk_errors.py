@@ -11,7 +11,7 @@ from types import ModuleType
 
 import pydantic
 
-from persrm_gen.llm.client import TransientError, error_for_status
+from persrm_gen.llm.faults import TransientError, error_for_status
 
 
 def map_sdk_error(e: Exception, sdk: ModuleType) -> Exception:
