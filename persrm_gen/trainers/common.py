@@ -15,10 +15,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-# The folder's layout and split names are read through dataset/; split_path,
-# available_splits and TEST_SPLITS stay reachable as common.* for the evaluator.
 from persrm_gen.dataset.reader import available_splits, check_split_file, split_path
-from persrm_gen.dataset.schema import TEST_SPLITS  # noqa: F401 - common.TEST_SPLITS
 from persrm_gen.errors import InputError, InputIssue, UsageError
 from persrm_gen.fileio import write_text_atomic
 from persrm_gen.redact import display_path, redact_home, redact_options

@@ -31,6 +31,8 @@ from persrm_gen.llm.base_url import BaseUrl
 from persrm_gen.errors import InputError, InputIssue, UsageError
 from persrm_gen.options_file import STRICT
 from persrm_gen.redact import display_path
+from persrm_gen.dataset.reader import available_splits, split_path
+from persrm_gen.dataset.schema import TEST_SPLITS
 from persrm_gen.trainers import common
 from persrm_gen.trainers.common import Count, Whole
 from persrm_gen.trainers.length_control import Judged, length_report, pick_longer_reference
@@ -80,7 +82,7 @@ def load_items(data_dir: str | Path, splits: Sequence[str], limit: int | None = 
     for split in splits:
         rows = common.load_split(data_dir, "pairs", split)
         common.require_columns(
-            rows, str(common.split_path(data_dir, "pairs", split)),
+            rows, str(split_path(data_dir, "pairs", split)),
             ("id", "author_id", "genre", "query", "context", "response_a", "response_b", "label"),
         )  # fmt: skip
         if limit is not None:
@@ -408,7 +410,7 @@ def evaluate(opts: EvalOptions, *, extra_judges: Sequence = ()) -> dict:
     """Run every judge on both orders of every pair; write report, plot, predictions, card."""
     common.check_data_dir(opts.data)
     model_dir = common.resolve_model_dir(opts.model)[0] if opts.model else None
-    splits = opts.splits or [s for s in common.TEST_SPLITS if s in common.available_splits(opts.data, "pairs")]
+    splits = opts.splits or [s for s in TEST_SPLITS if s in available_splits(opts.data, "pairs")]
     if not splits:
         raise UsageError(f"{opts.data} has no test splits in data/pairs/; pass --split")
     unknown = [b for b in opts.baselines if b not in BASELINES]
