@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import ConfigDict, ValidationError
 
 from persrm_gen.errors import InputError, InputIssue
+from persrm_gen.userfiles import read_text
 
 # The config of every options class: a value of the wrong type is refused, never guessed
 # (``context_size: "2"``), as are NaN, infinities and unknown names.
@@ -42,14 +43,7 @@ class OptionsFile:
 
 def read_options_file(path: Path, known: Collection[str]) -> OptionsFile:
     """The file's mapping with keys in ``snake_case``; every key must be in ``known``."""
-    if not path.is_file():
-        raise InputError(InputIssue(str(path), None, "--config file not found"))
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise InputError(InputIssue(str(path), line, f"not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the file as UTF-8")) from None
+    text = read_text(path)  # regular UTF-8 files only; FILE:LINE for bad bytes
     data, lines = _parse(path, text)
     if data is None:
         return OptionsFile(path, {}, {})

@@ -346,13 +346,13 @@ def test_key_scope_is_the_provider_for_default_endpoints_and_names_any_other_ser
 @pytest.mark.parametrize("backend,url,env_url", [("openai", None, None), ("openai", "http://127.0.0.1:8000/v1/", None),
                                                  ("anthropic", None, None), ("anthropic", None, "http://127.0.0.1:9")])
 def test_a_dry_run_keys_requests_like_the_build(backend, url, env_url, monkeypatch, tmp_path):
-    from persrm_gen.pipeline.dryrun import _describe_backend
-    from persrm_gen.pipeline.build import BuildOptions
+    from persrm_gen.pipeline.backend import describe_backend
+    from persrm_gen.pipeline.options import BuildOptions
 
     monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
     if env_url:
         monkeypatch.setenv("ANTHROPIC_BASE_URL", env_url)
     real = make_transport(backend, "m", url, env={"OPENAI_API_KEY": "k", "ANTHROPIC_API_KEY": "k",
                                                   **({"ANTHROPIC_BASE_URL": env_url} if env_url else {})})
-    dry, _ = _describe_backend(BuildOptions(authors=tmp_path / "a.jsonl", backend=backend, model="m", base_url=url))
+    dry, _ = describe_backend(BuildOptions(authors=tmp_path / "a.jsonl", backend=backend, model="m", base_url=url))
     assert dry.endpoint == getattr(real, "endpoint", None)

@@ -7,7 +7,7 @@ import json
 import random
 
 from persrm_gen.pipeline.dryrun import plan_requests
-from persrm_gen.pipeline.build import BuildOptions
+from persrm_gen.pipeline.options import BuildOptions
 from persrm_gen.textutil import cap_words, word_count
 
 TEXT = ("One plain sentence opens the sample here. Another plain sentence follows it. "

@@ -105,6 +105,23 @@ def test_a_config_file_that_is_not_utf8_is_one_line(tmp_path, command):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["options.yaml"]
 
 
+def test_a_config_that_is_a_fifo_or_a_folder_is_refused_without_waiting(tmp_path):
+    fifo = tmp_path / "options.fifo"
+    os.mkfifo(fifo)  # reading it would block until a writer opens it
+    message = one_line_error(build(tmp_path, "--dry-run", "--config", fifo))
+    assert message == f"error: {fifo}: is not a regular file (a FIFO, device or socket); give a file", message
+    message = one_line_error(build(tmp_path, "--dry-run", "--config", tmp_path))
+    assert message == f"error: {tmp_path}: is a folder, expected a file", message
+
+
+def test_a_config_saved_with_a_bom_is_read(tmp_path):
+    config = tmp_path / "options.yaml"
+    config.write_bytes(b"\xef\xbb\xbfnegatives: [mimic]\n")
+    proc = build(tmp_path, "--dry-run", "--config", config, *OPENAI)
+    assert proc.returncode == 0, proc.stderr
+    assert dry_run_stages(proc) == {"mimic", "rationale"}, proc.stdout
+
+
 def test_yaml_exponents_are_numbers_in_every_config():
     from persrm_gen.options_file import read_options_file
 
@@ -117,8 +134,8 @@ def test_yaml_exponents_are_numbers_in_every_config():
 
 
 def test_a_self_referencing_yaml_alias_is_an_error_not_a_hang(tmp_path):
-    from persrm_gen.pipeline.options import load_build_options
     from persrm_gen.errors import InputError
+    from persrm_gen.pipeline.options import load_build_options
 
     config = tmp_path / "build.yaml"
     config.write_text("seed: 1\npricing: &a {m: *a}\n")
@@ -166,8 +183,8 @@ def test_the_build_flags_show_the_defaults_that_apply():
     """--help shows typer's defaults; BuildOptions holds the ones that apply: they must agree."""
     import typer.main
 
-    from persrm_gen.pipeline.options import BuildOptions
     from persrm_gen.cli.app import app
+    from persrm_gen.pipeline.options import BuildOptions
 
     defaults = BuildOptions(authors=EXAMPLES)
     checked = 0

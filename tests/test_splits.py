@@ -149,7 +149,8 @@ def test_examples_give_tasks_in_every_split():
 
 
 def test_max_targets_per_author_keeps_every_split(tmp_path):
-    from persrm_gen.pipeline.build import BuildOptions, prepare
+    from persrm_gen.pipeline.options import BuildOptions
+    from persrm_gen.pipeline.prepare import prepare
 
     path = write_authors(tmp_path / "a.jsonl", n_authors=5, n_samples=8)
     full = prepare(BuildOptions(authors=path, context_size=2, test_authors="1"))[3]

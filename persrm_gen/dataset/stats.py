@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from persrm_gen.style import baseline_judge
 
 
-def compute_stats(pairs: Sequence[dict], rejections: dict[str, int] | None = None) -> dict:
-    """The stats dict shared by the card, the manifest-side report and ``persrm-gen stats``."""
+def compute_stats(pairs: Sequence[dict], rejections: dict[str, int] | None = None,
+                  predicted: Mapping[str, str] | None = None) -> dict:
+    """The stats dict shared by the card, the manifest-side report and ``persrm-gen stats``.
+
+    ``predicted``: the style judge's verdict per pair id where the caller measured it already
+    (a build's rationales stage does); the judge runs on the rest."""
     margins = np.array([p["style_margin"] for p in pairs], dtype=float)
     correct: dict[str, list[bool]] = {}
     for p in pairs:
-        hit = baseline_judge(p["context"], p["response_a"], p["response_b"]) == p["label"]
+        verdict = predicted.get(p["id"]) if predicted else None
+        hit = (verdict or baseline_judge(p["context"], p["response_a"], p["response_b"])) == p["label"]
         correct.setdefault(p["split"], []).append(hit)
         correct.setdefault("all", []).append(hit)
     authors: dict[str, set] = {}

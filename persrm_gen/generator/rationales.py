@@ -16,16 +16,16 @@ from collections import Counter
 from dataclasses import dataclass
 
 from persrm_gen.answer import format_ok, parse_verdict
+from persrm_gen.generator.judgments import evidence_trace
 from persrm_gen.llm.client import LLMClient
 from persrm_gen.llm.failure_rate import DEFAULT_MAX_FAILURE_RATE, FailureRate
 from persrm_gen.llm.types import LLMRequest
-from persrm_gen.generator.judgments import evidence_trace
+from persrm_gen.llm.usage import DatasetUsage
 from persrm_gen.progress import stage
+from persrm_gen.prompts.renderer import PromptRenderer
 from persrm_gen.records import Pair
 from persrm_gen.style import compare
-from persrm_gen.prompts.renderer import PromptRenderer
 from persrm_gen.textutil import rng_for
-from persrm_gen.llm.usage import DatasetUsage
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,7 @@ async def write_rationales(pairs: list[Pair], client: LLMClient, renderer: Promp
             p.rationale = evidence_trace(renderer, comparisons[p.id], p.label)
             p.rationale_source = "evidence"
             p.meta["rationale_ok"] = comparisons[p.id].predicted == p.label
+            p.meta["style_verdict"] = comparisons[p.id].predicted  # the stats reuse it
             tick()
     if opt.mode == "evidence":
         drops["sft_evidence_disagrees"] = sum(not p.meta["rationale_ok"] for p in pairs)
@@ -75,7 +76,8 @@ class _Judge:
         return ["" if isinstance(x, BaseException) else x.text for x in out]
 
 
-def _request(p: Pair, comparison, renderer: PromptRenderer, opt: RationaleOptions, attempt: int, swapped: bool) -> LLMRequest:
+def rationale_request(p: Pair, comparison, renderer: PromptRenderer, opt: RationaleOptions, attempt: int, swapped: bool) -> LLMRequest:
+    """The judge request for ``p`` (``swapped``: B shown first); ``comparison`` is style.compare of A against B."""
     a, b = (p.response_b, p.response_a) if swapped else (p.response_a, p.response_b)
     cmp_lines = (compare(p.context, a, b) if swapped else comparison).evidence_lines()
     msgs = renderer.messages("rationale", context=p.context, query=p.query, response_a=a, response_b=b, evidence=cmp_lines)
@@ -93,7 +95,7 @@ async def _llm_traces(pairs, comparisons, judge: _Judge, renderer, opt, progress
         for attempt in range(opt.max_attempts):
             if not pending:
                 break
-            reqs = [_request(p, comparisons[p.id], renderer, opt, attempt, False) for p in pending]
+            reqs = [rationale_request(p, comparisons[p.id], renderer, opt, attempt, False) for p in pending]
             texts = await judge(reqs, failures)
             still = []
             for p, text in zip(pending, texts):
@@ -114,7 +116,7 @@ async def _llm_traces(pairs, comparisons, judge: _Judge, renderer, opt, progress
 async def _swap_check(pairs: list[Pair], comparisons, judge: _Judge, renderer, opt, progress, drops: Counter) -> None:
     """Judge the swapped order once; pairs judged inconsistently are removed from the build."""
     with stage(progress, "swap check", len(pairs), info=judge.client.accounting.summary) as tick:
-        reqs = [_request(p, comparisons[p.id], renderer, opt, 0, True) for p in pairs]
+        reqs = [rationale_request(p, comparisons[p.id], renderer, opt, 0, True) for p in pairs]
         texts = await judge(reqs, FailureRate("swap check", opt.max_failure_rate), on_done=tick)
     kept = []
     for p, text in zip(pairs, texts):

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from persrm_gen.draws import Excluding, shuffled
-from persrm_gen.records import Task
 from persrm_gen.pipeline.splits import SplitPlan
 from persrm_gen.pipeline.tasks import TaskOptions, split_opening
+from persrm_gen.records import Task
 from persrm_gen.textutil import cap_words, rng_for
 
 _TRAIN_GROUP = ("train", "test_seen_authors")

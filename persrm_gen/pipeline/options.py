@@ -149,6 +149,14 @@ class BuildOptions:
             raise InputError("--rationales llm needs an instruction (chat) model; the embedded base model writes evidence traces")
         return self.rationales
 
+    def rationale_options(self, chat: bool, model: str):
+        from persrm_gen.generator.rationales import RationaleOptions
+
+        return RationaleOptions(
+            mode=self.rationale_mode(chat), model=model, max_attempts=self.max_attempts, swap_check=self.swap_check,
+            seed=self.seed, max_failure_rate=self.max_failure_rate,
+        )
+
     def candidate_options(self, model: str):
         from persrm_gen.generator.candidates import CandidateOptions
 

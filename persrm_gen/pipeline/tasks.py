@@ -11,9 +11,9 @@ from bisect import bisect_left
 from dataclasses import dataclass
 
 from persrm_gen.draws import Excluding
-from persrm_gen.records import Task
 from persrm_gen.pipeline.splits import SplitPlan
 from persrm_gen.prompts.renderer import PromptRenderer
+from persrm_gen.records import Task
 from persrm_gen.textutil import (
     cap_words,
     head_words,
