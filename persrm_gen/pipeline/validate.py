@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import Counter
 
 from persrm_gen.answer import format_ok
-from persrm_gen.dataset.io import pair_row
+from persrm_gen.dataset.writer import pair_row
 from persrm_gen.dataset.validators import ValidatorConfig, label_problem, validate_pairs
 from persrm_gen.progress import stage
 from persrm_gen.records import Pair

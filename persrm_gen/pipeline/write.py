@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from persrm_gen.dataset.io import config_rows, write_data, write_json
+from persrm_gen.dataset.writer import config_rows, write_data, write_json
 from persrm_gen.llm.usage import DatasetUsage
 from persrm_gen.pipeline.manifest import build_manifest
 from persrm_gen.pipeline.options import BuildOptions
