@@ -27,7 +27,6 @@ import difflib
 import hashlib
 import math
 import numbers
-import re
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -39,6 +38,7 @@ import numpy as np
 
 from persrm_gen.answer import format_ok, parse_verdict
 from persrm_gen.records import SPLITS
+from persrm_gen.textutil import MINHASH_TOKEN
 
 REASONS = (
     "bad_format",
@@ -99,7 +99,6 @@ class ValidationReport:
 
 # --------------------------------------------------------------------------- text helpers
 
-_TOKEN_RE = re.compile(r"[^\W_]+")
 
 
 def _is_punct(ch: str) -> bool:
@@ -125,7 +124,7 @@ def text_hash(text: str) -> str:
 
 def tokens(text: str) -> list[str]:
     """Casefolded word tokens, punctuation dropped: what shingles and leak spans are made of."""
-    return _TOKEN_RE.findall(text.casefold())
+    return MINHASH_TOKEN.findall(text.casefold())
 
 
 def is_generated(source: str | None) -> bool:
