@@ -74,3 +74,17 @@ def test_the_map_itself_has_no_cycle():
 
     for folder in BELOW:
         depth(folder)
+
+
+def test_command_modules_never_import_the_app_back():
+    """cli/app.py registers each command module (``register(app)``); a command module that
+    imported the app module back would tie the commands into a cycle through it."""
+    offenders = [module for module, path in modules()
+                 if module.startswith("persrm_gen.cli.") and module not in ("persrm_gen.cli.app", "persrm_gen.cli.__main__")
+                 and "persrm_gen.cli.app" in imports(path)]  # fmt: skip
+    assert not offenders, offenders
+    commands = [m for m, _ in modules() if m.startswith("persrm_gen.cli.") and not m.endswith(("app", "__main__", "__init__"))]
+    from persrm_gen.cli import app  # noqa: PLC0415
+
+    assert all(callable(getattr(__import__(m, fromlist=["register"]), "register", None)) for m in commands), commands
+    assert app.app.registered_commands and app.app.registered_groups
