@@ -39,6 +39,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from persrm_gen.textutil import PARAGRAPH_BREAK, STYLE_SENTENCE_SPLIT, STYLE_WORD
+
 # Weights of the four components; chosen on the PEP/speech corpora (see tests/test_style.py).
 W_FEAT = 1.0
 W_FW = 0.5
@@ -48,12 +50,9 @@ Z_CLIP = 5.0  # one wild feature cannot dominate the sum
 NGRAM_CHUNK = 300  # characters per window when comparing trigram profiles
 TIE_Z = 0.1  # |z| differences below this are reported as "tie"
 
-_WORD_RE = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
-_SENT_SPLIT_RE = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+|\n\s*\n")
 _CONTRACTION_RE = re.compile(r"['’](?:t|s|re|ve|ll|d|m)$", re.IGNORECASE)
 _DASH_RE = re.compile(r"—|–|--|\s-\s")
 _QUOTE_RE = re.compile(r"[\"“”«»]")
-_PARAGRAPH_RE = re.compile(r"\n\s*\n")
 
 FUNCTION_WORDS = (
     "the", "a", "an", "and", "or", "but", "if", "because", "so", "than",
@@ -109,7 +108,7 @@ _FW_FLOOR = 0.5  # per 100 words
 
 
 def words_of(text: str) -> list[str]:
-    return _WORD_RE.findall(text)
+    return STYLE_WORD.findall(text)
 
 
 def _mattr(tokens: list[str], window: int = 50) -> float:
@@ -208,7 +207,7 @@ def _feature_vector(text: str) -> tuple[np.ndarray, np.ndarray]:
     lower = [w.casefold() for w in words]
     nw = max(len(words), 1)
     per100 = 100.0 / nw
-    sents = [s for s in _SENT_SPLIT_RE.split(text.strip()) if words_of(s)]
+    sents = [s for s in STYLE_SENTENCE_SPLIT.split(text.strip()) if words_of(s)]
     sent_lens = [len(words_of(s)) for s in sents] or [0]
     fw = np.zeros(len(FUNCTION_WORDS))
     for w in lower:
@@ -237,7 +236,7 @@ def _feature_vector(text: str) -> tuple[np.ndarray, np.ndarray]:
             sum(map(FIRST_PERSON.__contains__, lower)) * per100,
             sum(map(SECOND_PERSON.__contains__, lower)) * per100,
             text.strip().count("\n") * per100,
-            len(_PARAGRAPH_RE.findall(text.strip())) * per100,
+            len(PARAGRAPH_BREAK.findall(text.strip())) * per100,
         ]
     )
     return vec, fw * per100

@@ -6,7 +6,40 @@ import hashlib
 import random
 import re
 
-_SENT_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
+# --------------------------------------------------------------- words and sentences
+# Every word and sentence pattern of the package lives here, named for what it counts. They
+# are not one pattern because they answer different questions, and each one's answers are
+# part of a built dataset (or of a trained row): merging two would change those bytes.
+#
+# Words, four ways:
+#   str.split()  (word_count, head_words, cap_words): whitespace-separated, punctuation kept
+#       attached; the unit of every user-facing word cap (--max-sample-words and the like).
+#   STYLE_WORD: letters and digits of any script, with apostrophe-joined parts kept together
+#       ("don't", "l'homme" are one word), because contractions and the type-token ratio are
+#       style features; underscores split.
+#   MINHASH_TOKEN: letters and digits of any script, split at apostrophes too ("don't" ->
+#       "don", "t"): the shingle unit of near-duplicate and leak checks, where a contraction
+#       must overlap with its expanded form.
+#   ASCII_WORD: an ASCII-letter run standing alone as a \w word ("café", "a_b", "x2" hold
+#       none): the unit of the rule-based word swaps, whose synonym tables are English ASCII.
+#
+# Sentences, three ways:
+#   SENTENCE_BREAK (sentences, cap_words, edits): . ! ? then closing quotes/brackets, space,
+#       and a capital or digit next: "e.g. the" is not a break; the punctuation stays with
+#       its sentence, so joining the parts rebuilds the text.
+#   STYLE_SENTENCE_SPLIT (style features): any space after . ! ? (whatever follows) or a
+#       blank line: sentence length is measured on what the author wrote, lower case too.
+#   SENTENCE_END_ANY_SCRIPT / WORD_END (trainers' fitting): where a trimmed writing sample
+#       may end, ellipses and CJK full stops included, matched at the end of the sentence
+#       so the cut keeps its punctuation.
+SENTENCE_BREAK = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
+PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+STYLE_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+|\n\s*\n")
+SENTENCE_END_ANY_SCRIPT = re.compile(r"[.!?\u2026\u3002\uff01\uff1f][\"'\u201d\u2019)\]]*(?=\s|$)")
+WORD_END = re.compile(r"\S(?=\s|$)")
+STYLE_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
+MINHASH_TOKEN = re.compile(r"[^\W_]+")
+ASCII_WORD = re.compile(r"\b[A-Za-z]+\b")
 
 
 def sentences(text: str) -> list[str]:
@@ -15,7 +48,7 @@ def sentences(text: str) -> list[str]:
     if not text:
         return []
     parts, start = [], 0
-    for m in _SENT_END.finditer(text):
+    for m in SENTENCE_BREAK.finditer(text):
         parts.append(text[start:m.start() + len(m.group(0).rstrip())].strip())
         start = m.end()
     parts.append(text[start:].strip())

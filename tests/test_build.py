@@ -17,7 +17,7 @@ from pathlib import Path
 import datasets
 import pytest
 
-from tiny_model import build_tiny_model
+from persrm_gen.trainers.tiny import build_random_model
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "authors.jsonl"
 CONTRACT = {
@@ -54,7 +54,11 @@ def authors(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def model(tmp_path_factory, authors) -> Path:
     texts = [s["text"] for line in authors.read_text().splitlines() for s in json.loads(line)["samples"]]
-    return build_tiny_model(tmp_path_factory.mktemp("tiny"), sentences=texts, vocab_size=1500)
+    # Subword tokens, so random output is space-separated words; the end token out of reach
+    # (every candidate runs to --max-new-tokens); peaked logits and untied embeddings (tied
+    # ones make a random model repeat its last word), as in test_local.
+    return build_random_model(tmp_path_factory.mktemp("tiny"), texts, tokenizer_size=1500, subwords=True, can_end=False,
+                              initializer_range=0.2, tie_word_embeddings=False)
 
 
 def build_args(authors: Path, out: Path, model: Path, *extra: str) -> list[str]:

@@ -106,3 +106,17 @@ def test_request_types_and_faults_import_nothing_else_from_llm():
     assert all((PKG / "llm" / f"{m.rsplit('.', 1)[1]}.py").exists() for m in LLM_VOCABULARY)
     wider = [f"{m} imports {t}" for m in sorted(LLM_VOCABULARY) for t in llm_imports(m) - LLM_VOCABULARY]
     assert not wider, "\n".join(wider)
+
+
+def test_command_modules_never_import_the_app_back():
+    """cli/app.py registers each command module (``register(app)``); a command module that
+    imported the app module back would tie the commands into a cycle through it."""
+    offenders = [module for module, path in modules()
+                 if module.startswith("persrm_gen.cli.") and module not in ("persrm_gen.cli.app", "persrm_gen.cli.__main__")
+                 and "persrm_gen.cli.app" in imports(path)]  # fmt: skip
+    assert not offenders, offenders
+    commands = [m for m, _ in modules() if m.startswith("persrm_gen.cli.") and not m.endswith(("app", "__main__", "__init__"))]
+    from persrm_gen.cli import app  # noqa: PLC0415
+
+    assert all(callable(getattr(__import__(m, fromlist=["register"]), "register", None)) for m in commands), commands
+    assert app.app.registered_commands and app.app.registered_groups

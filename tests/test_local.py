@@ -1,4 +1,4 @@
-"""The local backend on a tiny random Llama built offline, plus one slow test on the real model."""
+"""The local backend on a tiny random model built offline, plus one slow test on the real model."""
 
 from __future__ import annotations
 
@@ -15,9 +15,16 @@ from persrm_gen.llm.client import LLMClient
 from persrm_gen.llm.transports.local import LocalTransport
 from persrm_gen.llm.transports.local_model import resolve_model
 from persrm_gen.llm.types import LLMRequest, Message
+from persrm_gen.trainers.tiny import build_random_model
 
-from tiny_model import SENTENCES, build_tiny_model
-
+SENTENCES = [
+    "the quick brown fox jumps over the lazy dog",
+    "a proposal to add a new module to the standard library",
+    "we the people of the united states in order to form a more perfect union",
+    "readability counts and explicit is better than implicit",
+    "four score and seven years ago our fathers brought forth on this continent",
+    "simple is better than complex and complex is better than complicated",
+]
 PROMPTS = [
     "the quick brown fox",
     "a proposal to add a new module to the standard library because readability counts",
@@ -29,9 +36,12 @@ PROMPTS = [
 
 
 def _build_tiny_model(folder) -> None:
-    """A 2-layer Llama whose model can never emit its ``</s>``: rows run to max_tokens
-    unless a stop rule of ours ends them. A 256-token context for the too-long test."""
-    build_tiny_model(folder, sentences=SENTENCES, max_positions=256)
+    """A 2-layer model that can never emit its end token: rows run to max_tokens unless a
+    stop rule of ours ends them. A 256-token context for the too-long test; peaked logits,
+    as near-ties would make the greedy tests fragile; untied embeddings, as tied ones make a
+    random model repeat its last word whatever the seed."""
+    build_random_model(folder, SENTENCES, can_end=False, max_position_embeddings=256, initializer_range=0.2,
+                       tie_word_embeddings=False)
 
 
 @pytest.fixture(scope="module")

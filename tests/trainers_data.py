@@ -105,8 +105,8 @@ def corpus(folder: Path) -> list[str]:
 def trainer_workspace(root: Path, **dataset: object) -> Path:
     """``root/data`` (a built dataset) and ``root/tiny`` (a tiny Gemma 3 with its tokenizer);
     ``dataset`` goes to :func:`write_dataset` (``sizes``, ``context_sentences``)."""
-    from persrm_gen.trainers.tiny import build_tiny_model
+    from persrm_gen.trainers.tiny import build_random_model
 
     write_dataset(root / "data", **dataset)
-    build_tiny_model(root / "tiny", corpus(root / "data"))
+    build_random_model(root / "tiny", corpus(root / "data"))
     return root

@@ -11,19 +11,18 @@ hashed with blake2b and fixed seeds, so results never change between processes.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections import defaultdict
 from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
 
-_TOKEN_RE = re.compile(r"[^\W_]+")
+from persrm_gen.textutil import MINHASH_TOKEN
 
 
 def tokens(text: str) -> list[str]:
     """Casefolded word tokens, punctuation dropped: what shingles and leak spans are made of."""
-    return _TOKEN_RE.findall(text.casefold())
+    return MINHASH_TOKEN.findall(text.casefold())
 
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import re
 
-from persrm_gen.textutil import sentences
+from persrm_gen.textutil import ASCII_WORD, sentences
 
 # Common words with a near-synonym each. Direction does not matter for minimal edits.
 _SYN_PAIRS = """
@@ -44,7 +44,6 @@ _CONTRACTIONS = {
 _FORMAL = {"but": "however,", "so": "therefore", "get": "obtain", "need": "require", "also": "furthermore",
            "show": "demonstrate", "help": "assist", "about": "concerning", "enough": "sufficient"}
 _INFORMAL = {v.rstrip(","): k for k, v in _FORMAL.items()}
-_WORD_RE = re.compile(r"\b[A-Za-z]+\b")
 
 
 def _match_case(src: str, new: str) -> str:
@@ -57,7 +56,7 @@ def _match_case(src: str, new: str) -> str:
 
 def _swap_words(text: str, rng: random.Random, table: dict[str, str], n: int) -> tuple[str, int]:
     """Replace ``n`` randomly chosen words found in ``table``; returns (text, replaced)."""
-    spots = [m for m in _WORD_RE.finditer(text) if m.group(0).lower() in table]
+    spots = [m for m in ASCII_WORD.finditer(text) if m.group(0).lower() in table]
     chosen = sorted(rng.sample(spots, min(n, len(spots))), key=lambda m: m.start())
     out, last = [], 0
     for m in chosen:
@@ -116,7 +115,7 @@ def _punctuation(text: str, rng: random.Random) -> str:
 
 
 def _vocabulary(text: str, rng: random.Random) -> str:
-    n = max(5, len(_WORD_RE.findall(text)) // 6)
+    n = max(5, len(ASCII_WORD.findall(text)) // 6)
     return _swap_words(text, rng, SYNONYMS, n)[0]
 
 

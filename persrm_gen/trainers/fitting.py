@@ -25,10 +25,8 @@ from typing import Any
 
 from persrm_gen.errors import UsageError
 from persrm_gen.prompts.judge import judge_messages
+from persrm_gen.textutil import SENTENCE_END_ANY_SCRIPT, WORD_END
 
-# A sentence ends at . ! ? (or an ellipsis), after any closing quotes or brackets, before a space.
-_SENTENCE_END = re.compile(r"[.!?\u2026\u3002\uff01\uff1f][\"'\u201d\u2019)\]]*(?=\s|$)")
-_WORD_END = re.compile(r"\S(?=\s|$)")
 _BATCH = 256  # rows per batched tokenizer call when measuring
 _CHARS_PER_TOKEN = 32  # more than any real tokenizer averages: the window always holds the budget
 _ROUNDS = 8  # re-trims after the first; each takes the measured overshoot off the room
@@ -92,8 +90,8 @@ class _Sample:
         if tokens <= 0:
             return ""
         limit = self.ends[min(tokens, len(self.ends)) - 1]
-        sentence = _last_end(_SENTENCE_END, self.text, limit)
-        word = _last_end(_WORD_END, self.text, limit)
+        sentence = _last_end(SENTENCE_END_ANY_SCRIPT, self.text, limit)
+        word = _last_end(WORD_END, self.text, limit)
         cut = sentence if sentence * 2 >= word else word
         return self.text[:cut].rstrip()
 
