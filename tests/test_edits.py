@@ -1,8 +1,14 @@
 """Rule-based negatives for base models: minimal edits and axis rewrites."""
 
+import json
 import random
+import re
+from pathlib import Path
+
+import pytest
 
 from persrm_gen.generator.edits import AXIS_REWRITES, axis_rewrite, minimal_edit
+from persrm_gen.style import words_of
 from persrm_gen.textutil import sentences
 
 TEXT = ("We need to make a big change to the way the import system works. It is not hard, but it is "
@@ -43,3 +49,84 @@ def test_each_axis_changes_the_text_along_its_axis():
 def test_structure_axis_turns_a_list_back_into_prose():
     bullets = "- First point here.\n- Second point here.\n- Third one."
     assert axis_rewrite(bullets, "structure", random.Random(0)) == "First point here. Second point here. Third one."
+
+
+# -- axis rewrites stay grammatical and change only their axis (issue 13 item 2) ------------------
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "authors.jsonl"
+_LONG = ("However, the latter were slower than anyone had expected at the time of the first release. "
+         "When the old importer ran, it scanned every directory on the path; the new one keeps a cache of "
+         "each directory listing. We measured it on three machines, and the results were the same everywhere.")
+
+
+def _example_texts() -> list[str]:
+    rows = [json.loads(line) for line in EXAMPLES.read_text().splitlines() if line.strip()]
+    return [s["text"] for r in rows for s in r["samples"]]
+
+
+def _fragments(text: str) -> int:
+    return sum(len(words_of(s)) <= 2 for s in sentences(text))
+
+
+_BROKEN = {
+    "doubled punctuation": re.compile(r"[,;:]\s*[,.;:!?]|[.!?]\s*[,;:]|(?<!\.)\.\s*\.(?!\.)"),
+    "capital after a comma or semicolon": re.compile(r"[,;]\s+(?!I\b)[A-Z][a-z]"),
+    "lower case after a full stop": re.compile(r"(?<![.\w][a-z])(?<!\b[a-z])\.\s+[a-z]"),
+}
+
+
+def _broken(before: str, after: str) -> list[str]:
+    """What the rewrite broke that was not broken before (counts may only go down)."""
+    out = [f"{name}: {len(rx.findall(after))} > {len(rx.findall(before))}" for name, rx in _BROKEN.items()
+           if len(rx.findall(after)) > len(rx.findall(before))]
+    if _fragments(after) > _fragments(before):
+        out.append(f"fragment sentences: {_fragments(after)} > {_fragments(before)}")
+    return out
+
+
+def _words(text: str, drop: frozenset = frozenset()) -> list[str]:
+    return [w.casefold() for w in words_of(text) if w.casefold() not in drop]
+
+
+def test_length_axis_never_splits_after_a_leading_adverb_or_an_introductory_phrase():
+    out = axis_rewrite(_LONG, "length", random.Random(0))
+    assert out is not None and len(sentences(out)) > len(sentences(_LONG))
+    assert out.startswith("However, the latter were")
+    assert "When the old importer ran, it scanned" in out
+    assert "it scanned every directory on the path. The new one keeps" in out
+    assert "three machines. The results were the same everywhere." in out
+    assert not _broken(_LONG, out)
+
+
+def test_length_axis_joins_short_sentences_within_a_paragraph_and_keeps_names_capitalized():
+    text = "Python is small. It runs anywhere.\n\nWe like it. Guido wrote it. The end came later."
+    out = axis_rewrite(text, "length", random.Random(0))
+    assert out == "Python is small, and it runs anywhere.\n\nWe like it, and Guido wrote it. The end came later."
+
+
+def test_punctuation_axis_keeps_the_words_and_the_line_breaks():
+    text = "Short one. Another one here.\nA third line and more.\n\nLast paragraph and its end."
+    out = axis_rewrite(text, "punctuation", random.Random(0))
+    assert out.count("\n") == text.count("\n") and "!" in out and _words(out) == _words(text)
+
+
+@pytest.mark.parametrize("axis", sorted(AXIS_REWRITES))
+def test_every_axis_on_the_example_corpus_stays_grammatical_and_on_its_axis(axis):
+    changed = 0
+    for i, text in enumerate(_example_texts()):
+        for seed in range(3):
+            out = axis_rewrite(text, axis, random.Random(seed))
+            if out is None:
+                continue
+            changed += 1
+            assert not _broken(text, out), (axis, i, _broken(text, out), out)
+            if axis == "punctuation" or axis == "structure":
+                assert _words(out) == _words(text)  # only marks, line starts and bullets move
+            if axis == "length":  # words change only where sentences are split or joined
+                assert _words(out, _CONJ) == _words(text, _CONJ)
+            if axis != "structure":
+                assert out.count("\n\n") == text.strip().count("\n\n")  # paragraphing is kept
+    assert changed >= 10
+
+
+_CONJ = frozenset({"and", "but", "so"})

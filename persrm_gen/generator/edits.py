@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import re
 
+from persrm_gen.style import words_of
 from persrm_gen.textutil import ASCII_WORD, sentences
 
 # Common words with a near-synonym each. Direction does not matter for minimal edits.
@@ -73,45 +74,136 @@ def minimal_edit(text: str, rng: random.Random) -> str | None:
     return edited if done >= 3 else None
 
 
+_NOT_CLAUSE_END = r"(?![ \t]*(?:[.,;:!?)\]]|$))"
+
+
 def _formality(text: str, rng: random.Random) -> str:
     contracted = sum(text.count(v) for v in _CONTRACTIONS.values())
     if contracted:  # informal author text: make it formal
         for long, short in _CONTRACTIONS.items():
             text = text.replace(short, long).replace(short.capitalize(), long.capitalize())
         return _swap_words(text, rng, {k: v for k, v in _FORMAL.items()}, 99)[0]
-    for long, short in _CONTRACTIONS.items():
-        text = re.sub(rf"\b{long}\b", short, text)
-        text = re.sub(rf"\b{long.capitalize()}\b", short.capitalize(), text)
+    for long, short in _CONTRACTIONS.items():  # never at a clause end: "as it is." is not "as it's."
+        text = re.sub(rf"\b{long}\b{_NOT_CLAUSE_END}", short, text)
+        text = re.sub(rf"\b{long.capitalize()}\b{_NOT_CLAUSE_END}", short.capitalize(), text)
     return _swap_words(text, rng, _INFORMAL, 99)[0]
 
 
+# Where a sentence may be split so that both halves are full clauses: at a semicolon, or at a
+# comma before a coordinating conjunction; never at a bare comma (lists, appositions, "However,").
+_CLAUSE_BREAK_RE = re.compile(r"(?:;|,(?=\s+(?:and|but|so)\s))\s+(?:(?:and|but|so)\s+)?(?=\w)")
+# A left half that opens like this is a subordinate or introductory phrase, not a full clause.
+_SUBORDINATE = frozenset((
+    "when", "whenever", "if", "unless", "although", "though", "because", "since", "while", "whereas", "as",
+    "after", "before", "until", "once", "whether", "whatever", "whoever", "wherever", "however", "in", "on",
+    "at", "for", "with", "by", "from", "to", "of", "under", "during",
+))  # fmt: skip
+# A right half must open with a subject: ", and then went home" must not become "Then went home."
+_SUBJECT_START = frozenset((
+    "i", "we", "you", "he", "she", "it", "they", "this", "that", "these", "those", "there", "the", "a", "an",
+    "its", "their", "our", "my", "his", "her", "your", "some", "many", "most", "all", "each", "every", "no",
+    "such", "one", "both", "neither", "either",
+))  # fmt: skip
+MIN_SPLIT_WORDS = 4  # each half of a split has at least this many words
+MIN_JOIN_WORDS = 3  # and each sentence of a join
+_ABBREVIATION_RE = re.compile(r"(?:\b(?:etc|e\.g|i\.e|vs|cf|al|Mr|Mrs|Ms|Dr|St|No)|\b[A-Z])\.$")
+
+
+def _split_sentence(sent: str) -> str:
+    """One sentence with each clause break that leaves two full clauses turned into a full stop."""
+    out, start = [], 0
+    for m in _CLAUSE_BREAK_RE.finditer(sent):
+        left, right = sent[start:m.start()], sent[m.end():]
+        nxt = _CLAUSE_BREAK_RE.search(right)
+        right_clause = right[: nxt.start()] if nxt else right
+        lw, rw = words_of(left), words_of(right_clause)
+        if len(lw) < MIN_SPLIT_WORDS or len(rw) < MIN_SPLIT_WORDS:
+            continue
+        if lw[0].casefold() in _SUBORDINATE and "," not in left:  # "When it ran; ..." is no clause
+            continue
+        if "," in left and len(words_of(left.rsplit(",", 1)[1])) <= 3:  # "Linux, Windows, and the ..."
+            continue
+        if rw[0].casefold() not in _SUBJECT_START and not rw[0][:1].isupper():
+            continue
+        out += [left, ". ", right[:1].upper()]
+        start = m.end() + 1
+    return "".join(out) + sent[start:]
+
+
+def _can_lower(word: str, text: str) -> bool:
+    """A sentence-initial word that may lose its capital when two sentences are joined."""
+    low = word.casefold()
+    return word != "I" and word[1:] == word[1:].lower() and (
+        low in _SUBJECT_START or low in _SUBORDINATE or re.search(rf"(?<![.!?]\s)\b{re.escape(low)}\b", text) is not None
+    )
+
+
+def _join_sentences(line: str, text: str) -> str:
+    """Every second sentence boundary in a line becomes ", and" (both sentences full clauses)."""
+    sents = sentences(line)
+    if len(sents) < 2:
+        return line
+    out, i = [], 0
+    while i < len(sents):
+        first = sents[i]
+        second = sents[i + 1] if i + 1 < len(sents) else None
+        if (second and first.endswith(".") and not _ABBREVIATION_RE.search(first)
+                and len(words_of(first)) >= MIN_JOIN_WORDS and len(words_of(second)) >= MIN_JOIN_WORDS and second[:1].isalpha()):
+            head = second.split()[0]
+            second = (head[:1].lower() + second[1:]) if _can_lower(words_of(head)[0], text) else second
+            out.append(f"{first[:-1]}, and {second}")
+            i += 2
+        else:
+            out.append(first)
+            i += 1
+    lead = line[: len(line) - len(line.lstrip())]
+    return lead + " ".join(out)
+
+
 def _length(text: str, rng: random.Random) -> str:
-    """Sentence length: split long sentences at clause breaks, or merge short ones."""
+    """Sentence length: split long sentences where two full clauses meet, or join short ones.
+
+    Only the split and join points change (a full stop and a capital, or ", and"); lines and
+    paragraphs stay as they are.
+    """
     sents = sentences(text)
     mean = sum(len(s.split()) for s in sents) / max(1, len(sents))
     if mean >= 14:
-        return re.sub(r"[,;:]\s+(and |but |which |so )?(\w)", lambda m: ". " + m.group(2).upper(), text)
-    merged = []
-    for i in range(0, len(sents), 2):
-        pair = sents[i:i + 2]
-        if len(pair) == 2:
-            first = pair[0].rstrip(".!?")
-            second = pair[1][:1].lower() + pair[1][1:]
-            merged.append(f"{first}, and {second}")
-        else:
-            merged.append(pair[0])
-    return " ".join(merged)
+        return "\n".join("".join(_split_sentence(s) for s in _keep_spacing(line)) for line in text.split("\n"))
+    return "\n".join(_join_sentences(line, text) for line in text.split("\n"))
+
+
+def _keep_spacing(line: str) -> list[str]:
+    """The line cut after each sentence end, so that joining with "" gives it back unchanged."""
+    parts, start = [], 0
+    for s in sentences(line):
+        i = line.index(s, start)
+        parts.append(line[start:i + len(s)])
+        start = i + len(s)
+    parts.append(line[start:])
+    return parts
+
+
+_SENTENCE_STOP_RE = re.compile(r"(?<=[a-z0-9)\]])\.(?=\s+[A-Z\"'(]|\s*$)")
 
 
 def _punctuation(text: str, rng: random.Random) -> str:
+    """Punctuation only: the words, lines and paragraphs stay as they are.
+
+    A punctuation-rich text loses its commas, parentheses and dashes (semicolons and colons
+    stay: without them two clauses would run together); a sparse one gets exclamation marks
+    on every other sentence and a dash before "and".
+    """
     marks = sum(text.count(c) for c in ",;:()-")
     if marks >= max(3, len(text) // 120):  # punctuation-rich: strip it down
-        text = re.sub(r"\s*[;:]\s*", ". ", text)
-        text = re.sub(r"\s*\(([^)]*)\)", r" \1", text)
-        text = text.replace(" - ", " ").replace("--", " ").replace(",", "")
-        return re.sub(r"\s{2,}", " ", text)
-    sents = sentences(text)
-    return " ".join(s[:-1] + "!" if s.endswith(".") and i % 2 == 0 else s for i, s in enumerate(sents)).replace(" and ", " -- and ")
+        text = re.sub(r"(\S?)[ \t]*\(([^()]*)\)", lambda m: (m.group(1) + " " if m.group(1) else "") + m.group(2), text)
+        text = re.sub(r"[ \t]+(?:-|--|—|–)[ \t]+|(?<=\w)(?:--|—)(?=\w)", " ", text)
+        text = re.sub(r",(?=\s)", "", text)
+        return text
+    stops = iter(range(10**9))
+    text = _SENTENCE_STOP_RE.sub(lambda m: "!" if next(stops) % 2 == 0 and not _ABBREVIATION_RE.search(
+        m.string[max(0, m.start() - 5):m.end()]) else ".", text)
+    return re.sub(r"(?<=\w) and ", " -- and ", text)
 
 
 def _vocabulary(text: str, rng: random.Random) -> str:

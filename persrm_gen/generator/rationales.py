@@ -1,7 +1,8 @@
 """Reasoning traces for every pair, with label consistency enforced.
 
 ``evidence``: the trace is written from measured style features (style.compare); it is
-marked usable for sft only when the measurements themselves favour the label.
+marked usable for sft only when the measurements themselves favour the label, both by the
+style distance and by the tally the trace states (judgments.trace_problem names the reason).
 ``llm``: an instruction model judges the pair, shown the measured features but not the
 label; a trace whose verdict disagrees is re-sampled with a new attempt index (a new
 cache key) up to ``max_attempts``, then dropped from sft and counted; so is a trace the
@@ -16,10 +17,10 @@ from collections import Counter
 from dataclasses import dataclass
 
 from persrm_gen.answer import format_ok, parse_verdict
-from persrm_gen.generator.judgments import evidence_trace
 from persrm_gen.llm.client import LLMClient
 from persrm_gen.llm.failure_rate import DEFAULT_MAX_FAILURE_RATE, FailureRate
 from persrm_gen.llm.types import LLMRequest
+from persrm_gen.generator.judgments import evidence_trace, trace_problem
 from persrm_gen.llm.usage import DatasetUsage
 from persrm_gen.progress import stage
 from persrm_gen.prompts.renderer import PromptRenderer
@@ -43,17 +44,20 @@ class RationaleOptions:
 async def write_rationales(pairs: list[Pair], client: LLMClient, renderer: PromptRenderer, opt: RationaleOptions, progress, usage: DatasetUsage) -> Counter:
     """Fill ``pair.rationale`` in place; returns counts of traces dropped and why."""
     drops: Counter = Counter()
-    comparisons = {}
+    comparisons, problems = {}, Counter()
     with stage(progress, "style evidence", len(pairs)) as tick:
         for p in pairs:
             comparisons[p.id] = compare(p.context, p.response_a, p.response_b)
             p.rationale = evidence_trace(renderer, comparisons[p.id], p.label)
             p.rationale_source = "evidence"
-            p.meta["rationale_ok"] = comparisons[p.id].predicted == p.label
+            problem = trace_problem(comparisons[p.id], p.label)
+            p.meta["rationale_ok"] = problem is None
+            problems[problem] += 1
             p.meta["style_verdict"] = comparisons[p.id].predicted  # the stats reuse it
             tick()
     if opt.mode == "evidence":
-        drops["sft_evidence_disagrees"] = sum(not p.meta["rationale_ok"] for p in pairs)
+        drops["sft_evidence_disagrees"] = problems["sft_evidence_disagrees"]
+        drops["trace_contradicts_verdict"] = problems["trace_contradicts_verdict"]
         return drops
     judge = _Judge(client, usage)
     await _llm_traces(pairs, comparisons, judge, renderer, opt, progress, drops)
