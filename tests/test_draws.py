@@ -11,7 +11,7 @@ import pytest
 
 from persrm_gen.authors.reader import load_authors
 from persrm_gen.pipeline.corpus import Corpus
-from persrm_gen.draws import Excluding, shuffled
+from persrm_gen.pipeline.draws import Excluding, shuffled
 from persrm_gen.pipeline.splits import plan_splits
 from persrm_gen.pipeline.tasks import TaskOptions, make_tasks, split_opening
 from persrm_gen.prompts.renderer import PromptRenderer

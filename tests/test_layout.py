@@ -120,3 +120,15 @@ def test_command_modules_never_import_the_app_back():
 
     assert all(callable(getattr(__import__(m, fromlist=["register"]), "register", None)) for m in commands), commands
     assert app.app.registered_commands and app.app.registered_groups
+
+
+def test_no_module_imports_a_private_name_of_another():
+    """A leading underscore means "only this module relies on it": a second module that
+    imports it (as dryrun once did with the pipeline's helpers) hides a dependency."""
+    private = []
+    for module, path in modules():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("persrm_gen"):
+                private += [f"{module} imports {node.module}.{a.name}" for a in node.names
+                            if a.name.startswith("_") and not a.name.startswith("__")]
+    assert not private, "\n".join(private)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from persrm_gen.draws import Excluding, shuffled
+from persrm_gen.pipeline.draws import Excluding, shuffled
 from persrm_gen.pipeline.splits import SplitPlan
 from persrm_gen.pipeline.tasks import TaskOptions, split_opening
 from persrm_gen.records import Task

@@ -10,7 +10,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from dataclasses import dataclass
 
-from persrm_gen.draws import Excluding
+from persrm_gen.pipeline.draws import Excluding
 from persrm_gen.pipeline.splits import SplitPlan
 from persrm_gen.prompts.renderer import PromptRenderer
 from persrm_gen.records import Task
