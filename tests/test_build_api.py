@@ -18,9 +18,9 @@ from pathlib import Path
 import datasets
 import pytest
 
+from example_corpus import write_example_slice
 from fakeserver import KEY, FakeServer
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "authors.jsonl"
 WORDS = "apple river quietly monument engine velvet harbor lantern orbit saddle tunnel meadow prism violin".split()
 
 
@@ -49,14 +49,7 @@ def persona(body: dict, text: str) -> str:
 
 @pytest.fixture(scope="module")
 def authors(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("in") / "authors.jsonl"
-    lines = EXAMPLES.read_text().splitlines()
-    with path.open("w") as fh:
-        for line in lines[:3] + lines[-2:]:
-            a = json.loads(line)
-            a["samples"] = a["samples"][:4]
-            fh.write(json.dumps(a) + "\n")
-    return path
+    return write_example_slice(tmp_path_factory.mktemp("in") / "authors.jsonl", first=3, last=2, samples=4)
 
 
 def args(authors: Path, out: Path, server: FakeServer, *extra: str, backend: str = "openai") -> list[str]:

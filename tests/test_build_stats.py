@@ -10,7 +10,8 @@ from collections import Counter
 from pathlib import Path
 
 from fakeserver import KEY, FakeServer
-from test_build_api import EXAMPLES, persona
+from example_corpus import write_example_slice
+from test_build_api import persona
 
 from persrm_gen import style
 from persrm_gen.cards.dataset_card import write_dataset_card
@@ -24,14 +25,7 @@ from persrm_gen.pipeline.options import BuildOptions
 
 
 def _authors(tmp_path: Path) -> Path:
-    path = tmp_path / "authors.jsonl"
-    lines = EXAMPLES.read_text().splitlines()
-    with path.open("w") as fh:
-        for line in lines[:3] + lines[-2:]:
-            a = json.loads(line)
-            a["samples"] = a["samples"][:4]
-            fh.write(json.dumps(a) + "\n")
-    return path
+    return write_example_slice(tmp_path / "authors.jsonl", first=3, last=2, samples=4)
 
 
 def test_a_build_validates_and_compares_each_pair_once_and_its_card_stats_match_the_folder(tmp_path, monkeypatch):

@@ -11,25 +11,18 @@ import sys
 from pathlib import Path
 
 import pytest
+from example_corpus import write_example_slice
 from fakeserver import FakeServer
 
 pytestmark = pytest.mark.timeout(300)
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "authors.jsonl"
 # No digits and no known prefix: only "it is the value of $OPENAI_API_KEY" gives it away.
 PLAIN_KEY = "correct-horse-battery-staple"
 
 
 @pytest.fixture(scope="module")
 def authors(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("in") / "authors.jsonl"
-    lines = EXAMPLES.read_text().splitlines()
-    with path.open("w") as fh:
-        for line in lines[:2] + lines[-1:]:
-            a = json.loads(line)
-            a["samples"] = a["samples"][:3]
-            fh.write(json.dumps(a) + "\n")
-    return path
+    return write_example_slice(tmp_path_factory.mktemp("in") / "authors.jsonl", first=2, last=1, samples=3)
 
 
 def build(tmp_path: Path, authors: Path, server: FakeServer, backend: str, base_url: str | None,

@@ -7,7 +7,6 @@ against tests/fakeserver.py, in subprocesses."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import resource
@@ -20,25 +19,18 @@ import time
 from pathlib import Path
 
 import pytest
+from example_corpus import write_example_slice
 from fakeserver import FakeServer
 from test_build_api import args, env, persona
 
 from persrm_gen.fileio import fsync_dir, write_bytes_atomic, write_text_atomic
 from persrm_gen.dataset.folder import PUBLISH_STEPS
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "authors.jsonl"
 
 
 @pytest.fixture(scope="module")
 def authors(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("in") / "authors.jsonl"
-    lines = EXAMPLES.read_text().splitlines()
-    with path.open("w") as fh:
-        for line in lines[:2] + lines[-2:]:
-            a = json.loads(line)
-            a["samples"] = a["samples"][:4]
-            fh.write(json.dumps(a) + "\n")
-    return path
+    return write_example_slice(tmp_path_factory.mktemp("in") / "authors.jsonl", first=2, last=2, samples=4)
 
 
 @pytest.fixture(scope="module")
