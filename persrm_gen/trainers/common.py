@@ -131,6 +131,19 @@ def report_fitting(report, what: str) -> None:
     report.require_rows(what)
 
 
+def fitted_train_rows(data_dir: str | Path, rows: list[dict], tokenizer, what: str,
+                      **fit_options) -> tuple[Any, Any]:
+    """The train ``rows`` fitted to --max-length (writing samples trimmed first,
+    re-rendered from ``pairs``), reported, as a ``datasets.Dataset``; and the fitting report."""
+    from datasets import Dataset  # noqa: PLC0415 - heavy
+
+    from persrm_gen.trainers import fitting  # noqa: PLC0415
+
+    rows, fit = fitting.fit_rows(rows, lambda: pairs_rows(data_dir, "train"), tokenizer, **fit_options)
+    report_fitting(fit, what)
+    return Dataset.from_list(rows), fit
+
+
 # ----------------------------------------------------------------- models
 
 

@@ -24,7 +24,7 @@ from pydantic.dataclasses import dataclass
 
 from persrm_gen.errors import UsageError
 from persrm_gen.options_file import STRICT, load_options
-from persrm_gen.trainers import common, fitting
+from persrm_gen.trainers import common
 from persrm_gen.trainers.common import Count, Rate, Weight, Whole
 
 
@@ -78,7 +78,6 @@ def prompt_budget(opts: RFTOptions) -> int:
 
 def train_rft(opts: RFTOptions) -> dict:
     """GRPO-train, save a plain model folder with a card into ``opts.out``; return the run summary."""
-    from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
     out = Path(opts.out)
@@ -112,10 +111,8 @@ def train_rft(opts: RFTOptions) -> dict:
     rows = common.load_rows(opts.data, "rft", "train", ("prompt", "label"))
     model, tokenizer = common.load_model_and_tokenizer(model_dir)
     # GRPO does not truncate prompts: each must leave room for the completion.
-    rows, fit = fitting.fit_rows(rows, lambda: common.pairs_rows(opts.data, "train"), tokenizer,
-                                 max_length=opts.max_length, budget=budget)  # fmt: skip
-    common.report_fitting(fit, "training prompt")
-    train = Dataset.from_list(rows)
+    train, fit = common.fitted_train_rows(opts.data, rows, tokenizer, "training prompt",
+                                          max_length=opts.max_length, budget=budget)  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     from persrm_gen.trainers.rewards import ZeroSpreadWarning, reward_functions  # noqa: PLC0415 - imports transformers
 

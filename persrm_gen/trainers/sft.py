@@ -18,7 +18,7 @@ from pydantic import Field
 from pydantic.dataclasses import dataclass
 
 from persrm_gen.options_file import STRICT, load_options
-from persrm_gen.trainers import common, fitting
+from persrm_gen.trainers import common
 from persrm_gen.trainers.common import Count, Rate, Whole
 
 
@@ -47,7 +47,6 @@ class SFTOptions:
 
 def train_sft(opts: SFTOptions) -> dict:
     """Fine-tune, save a plain model folder with a card into ``opts.out``; return the run summary."""
-    from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
     out = Path(opts.out)
@@ -73,10 +72,8 @@ def train_sft(opts: SFTOptions) -> dict:
     model_dir, base_name = common.resolve_model_dir(opts.model)
     rows = common.load_rows(opts.data, "sft", "train", ("prompt", "completion"))
     model, tokenizer = common.load_model_and_tokenizer(model_dir)
-    rows, fit = fitting.fit_rows(rows, lambda: common.pairs_rows(opts.data, "train"), tokenizer,
-                                 max_length=opts.max_length, completion="completion")  # fmt: skip
-    common.report_fitting(fit, "training row")
-    train = Dataset.from_list(rows)
+    train, fit = common.fitted_train_rows(opts.data, rows, tokenizer, "training row",
+                                          max_length=opts.max_length, completion="completion")  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     peft_config = common.lora_config(opts.lora_r, opts.lora_alpha) if opts.lora else None
     trainer = SFTTrainer(
