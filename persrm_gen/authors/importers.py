@@ -31,12 +31,12 @@ from persrm_gen.authors.reader import (
     describe_errors,
     load_authors,
     parse_object,
-    read_bytes,
     split_lines,
     unprintable_char,
 )
 from persrm_gen.errors import InputError, InputIssue
 from persrm_gen.fileio import write_text_atomic
+from persrm_gen.userfiles import read_bytes
 
 # Raise the csv module's 128 KiB field limit: one sample (a long essay) can exceed it.
 csv.field_size_limit(64 * 1024 * 1024)

@@ -13,6 +13,7 @@ import os
 from collections.abc import Mapping
 
 from persrm_gen.errors import UsageError
+from persrm_gen.llm.limits import check_timeout
 from persrm_gen.llm.types import Transport, server_scope
 
 BACKENDS = ("local", "openai", "anthropic")
@@ -60,8 +61,7 @@ def make_transport(
         return _local(model, local_options or {})
     if not model:
         raise UsageError(f"--backend {backend} needs --model")
-    if timeout is not None and not timeout > 0:
-        raise UsageError(f"--timeout {timeout:g}: the per-request timeout must be more than 0 seconds")
+    check_timeout(timeout)
     key = api_key(backend, env)
     common = dict(api_key=key, base_url=base_url, timeout=timeout, max_connections=max_connections)
     if backend == "anthropic":

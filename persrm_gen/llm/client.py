@@ -40,12 +40,12 @@ from typing import TypeVar
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
-from persrm_gen.errors import BudgetExceeded, FatalProviderError, RunInterrupted, UsageError
+from persrm_gen.errors import BudgetExceeded, FatalProviderError, RunInterrupted
 from persrm_gen.llm.budget import Budget
 from persrm_gen.llm.cache import RequestCache
 from persrm_gen.llm.failure_rate import FailureRate
 from persrm_gen.llm.faults import FAULT_KINDS, REQUEST_FAULTS, TransientError
-from persrm_gen.llm.limits import MAX_RETRY_AFTER_S, AdaptiveGate, RateLimiter
+from persrm_gen.llm.limits import MAX_RETRY_AFTER_S, AdaptiveGate, RateLimiter, check_timeout
 from persrm_gen.llm.pricing import Pricing
 from persrm_gen.llm.types import LLMRequest, LLMResponse, Transport, request_key
 
@@ -154,8 +154,7 @@ class LLMClient:
         validate: Validator | None = None,
         token_counter: Callable[[str], int] = estimate_tokens,
     ):
-        if timeout is not None and not timeout > 0:
-            raise UsageError(f"--timeout {timeout:g}: the per-request timeout must be more than 0 seconds")
+        check_timeout(timeout)
         self.transport = transport
         self.provider = transport.provider
         # What the cache key says about the model's origin: the provider, plus the server

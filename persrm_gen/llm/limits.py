@@ -17,6 +17,8 @@ import asyncio
 import time
 from collections import deque
 
+from persrm_gen.errors import UsageError
+
 # Never sleep longer than this on a provider's word: a misconfigured proxy saying
 # "Retry-After: 86400" should slow the run, not freeze it for a day.
 MAX_RETRY_AFTER_S = 120.0
@@ -132,3 +134,10 @@ class RateLimiter:
     def correct_tokens(self, estimated: int, actual: int) -> None:
         if self.tokens is not None and actual:
             self.tokens.correct(actual - estimated)
+
+
+def check_timeout(timeout: float | None) -> None:
+    """A per-request timeout of 0 or less fails every request: refuse it where a transport
+    or a client is made, whichever a caller builds first."""
+    if timeout is not None and not timeout > 0:
+        raise UsageError(f"--timeout {timeout:g}: the per-request timeout must be more than 0 seconds")
