@@ -90,6 +90,14 @@ class LLMResponse:
     input_tokens: int = 0
     output_tokens: int = 0
     finish_reason: str = "stop"
+    # What the provider bills beyond plain input/output (llm.pricing.Price.billed):
+    # ``cached_input_tokens`` of ``input_tokens`` were read from the provider's prompt cache
+    # (OpenAI ``prompt_tokens_details.cached_tokens``, Anthropic ``cache_read_input_tokens``);
+    # ``cache_write_tokens`` were written to it (Anthropic ``cache_creation_input_tokens``,
+    # also counted in ``input_tokens``); ``batch``: answered through a batch API (discounted).
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    batch: bool = False
     # Provider hints used by the client's limiter (e.g. Retry-After); never cached.
     meta: dict = field(default_factory=dict, compare=False)
 
