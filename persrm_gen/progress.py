@@ -66,3 +66,27 @@ def stage(progress: Progress, description: str, total: int, info: Callable[[], s
 
     yield tick
     progress.update(task, completed=total, info=text())
+
+
+class ShardProgress:
+    """The progress display seen by one shard's stages: their bars are titled with the shard
+    (``shard 3/40: negatives``) and removed when the shard is done, so a build of many shards
+    shows the shards done and only the current shard's stages."""
+
+    def __init__(self, progress: Progress, prefix: str):
+        self._progress, self._prefix, self._tasks = progress, prefix, []
+
+    def add_task(self, description: str, **kwargs):
+        task = self._progress.add_task(f"{self._prefix}{description}", **kwargs)
+        self._tasks.append(task)
+        return task
+
+    def __getattr__(self, name: str):
+        return getattr(self._progress, name)
+
+    def __enter__(self) -> ShardProgress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for task in self._tasks:
+            self._progress.remove_task(task)

@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from persrm_gen.dataset.folderlock import FolderBusy, FolderLock
+from persrm_gen.dataset.layout import split_of_file
 from persrm_gen.errors import UsageError
 from persrm_gen.fileio import fsync_dir, fsync_tree, is_temp_name, write_text_atomic
 from persrm_gen.userfiles import read_text
@@ -38,11 +39,12 @@ LOCK = ".lock"
 STAGING = ".staging"
 JOURNAL = ".publish"
 REPLACED = ".replaced"
+SHARDS = ".shards"  # finished shards of an unfinished build (pipeline.shardstore): kept for resume
 PUBLISHED = ("data", "manifest.json", "README.md")  # switched in this order
 CACHE = ("cache.sqlite", "cache.sqlite-wal", "cache.sqlite-shm", "cache.sqlite-journal")
-OURS = frozenset(PUBLISHED + CACHE + (MARKER, LOCK, STAGING, JOURNAL, REPLACED))
+OURS = frozenset(PUBLISHED + CACHE + (MARKER, LOCK, STAGING, JOURNAL, REPLACED, SHARDS))
 _ADDS_TO = frozenset(CACHE)  # what a build only adds to, never replaces or removes
-_DIRS = frozenset(("data", STAGING, REPLACED))  # every other entry of ours is a file
+_DIRS = frozenset(("data", STAGING, REPLACED, SHARDS))  # every other entry of ours is a file
 _ATOMIC = (MARKER, JOURNAL)  # written in the folder itself, so their temp files are ours too
 # Where a test may SIGKILL the publish (PERSRM_GEN_TEST_CRASH_AT=step); in order.
 PUBLISH_STEPS = ("staged", "journal", "data-aside", "data", "manifest.json", "README.md", "switched", "cleaned")
@@ -106,7 +108,7 @@ class OutputFolder:
             elif (name in _DIRS) != entry.is_dir():
                 foreign.append(name)
             elif name == "data":
-                foreign += _foreign_in_data(entry, CONFIGS, {f"{s}.parquet" for s in SPLITS})
+                foreign += _foreign_in_data(entry, CONFIGS, SPLITS)
         return foreign
 
     def _marked(self) -> bool:
@@ -226,14 +228,14 @@ class OutputFolder:
             lock.release()
 
 
-def _foreign_in_data(data: Path, configs: tuple[str, ...], files: set[str]) -> list[str]:
+def _foreign_in_data(data: Path, configs: tuple[str, ...], splits: tuple[str, ...]) -> list[str]:
     foreign = []
     for cfg in sorted(data.iterdir()):
         if cfg.name not in configs or cfg.is_symlink() or not cfg.is_dir():
             foreign.append(f"data/{cfg.name}")
             continue
         foreign += [f"data/{cfg.name}/{f.name}" for f in sorted(cfg.iterdir())
-                    if f.name not in files or f.is_symlink() or not f.is_file()]
+                    if split_of_file(f.name) not in splits or f.is_symlink() or not f.is_file()]
     return foreign
 
 

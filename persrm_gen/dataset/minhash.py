@@ -146,14 +146,29 @@ def _band_keys(sig: np.ndarray, start: int, rows: int) -> np.ndarray:
     return _splitmix(key)
 
 
+def band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """LSH band keys uint64 [n, bands] of signatures [n, num_perm]: the compact state that
+    proposes near-duplicate candidates (texts sharing a key in any band) without the signatures."""
+    out = np.zeros((len(sig), bands), dtype=np.uint64)
+    for b in range(bands):
+        out[:, b] = _band_keys(sig, b * rows, rows)
+    return out
+
+
+def candidate_pairs_from_keys(keys: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Unique (i, j), i < j, whose band keys (``band_keys``) agree in at least one band."""
+    return _candidate_pairs(keys, valid, keys.shape[1], 0)
+
+
 def _candidate_pairs(sig: np.ndarray, valid: np.ndarray, bands: int, rows: int) -> np.ndarray:
-    """Unique (i, j), i < j, that share at least one LSH band, as an int64 array [m, 2]."""
+    """Unique (i, j), i < j, that share at least one LSH band, as an int64 array [m, 2].
+    ``rows == 0``: ``sig`` already holds one key per band (``band_keys``)."""
     n = len(sig)
     found: list[np.ndarray] = []
     idx = np.flatnonzero(valid)
     sub = sig[idx]
     for b in range(bands):
-        keys = _band_keys(sub, b * rows, rows)
+        keys = sub[:, b] if rows == 0 else _band_keys(sub, b * rows, rows)
         order = np.argsort(keys, kind="stable")
         sk, members = keys[order], idx[order]
         starts = np.flatnonzero(np.concatenate([[True], sk[1:] != sk[:-1], [True]]))

@@ -2,7 +2,8 @@
 
 The commands that read a folder (``validate``, ``stats``, the card, the trainers and the
 evaluator) find its files through these few functions, so the folder's layout
-(``data/<config>/<split>.parquet``) is spelled out once for reading, as
+(``data/<config>/<split>-NNNNN-of-MMMMM.parquet``, or one ``<split>.parquet`` in folders
+built before sharding) is spelled out once for reading, as
 ``dataset.writer`` spells it out once for writing. pyarrow is imported only when a file
 is actually opened.
 """
@@ -11,27 +12,38 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from persrm_gen.dataset.layout import shard_file, split_of_file
 from persrm_gen.errors import InputError, InputIssue
 
 
+def split_files(out: str | Path, config: str, split: str) -> list[Path]:
+    """The files of one split of one config, in shard order (empty when there are none)."""
+    folder = Path(out) / "data" / config
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob("*.parquet") if split_of_file(p.name) == split)
+
+
 def split_path(out: str | Path, config: str, split: str) -> Path:
-    return Path(out) / "data" / config / f"{split}.parquet"
+    """Where a split is, for messages: its first file, or its first shard's name when it has none."""
+    files = split_files(out, config, split)
+    return files[0] if files else Path(out) / "data" / config / shard_file(split, 0, 1)
 
 
 def available_splits(out: str | Path, config: str) -> list[str]:
     """The splits one config of a built folder has, by name."""
     folder = Path(out) / "data" / config
-    return sorted(p.stem for p in folder.glob("*.parquet")) if folder.is_dir() else []
+    if not folder.is_dir():
+        return []
+    return sorted({s for p in folder.glob("*.parquet") if (s := split_of_file(p.name)) is not None})
 
 
 def load_split_rows(out: Path, config: str) -> dict[str, list[dict]]:
-    """split -> rows of one config of a built folder."""
+    """split -> rows of one config of a built folder (its shards concatenated in order)."""
     import pyarrow.parquet as pq  # only when a folder is read
 
-    folder = out / "data" / config
-    if not folder.is_dir():
-        return {}
-    return {p.stem: pq.read_table(p).to_pylist() for p in sorted(folder.glob("*.parquet"))}
+    return {split: [r for p in split_files(out, config, split) for r in pq.read_table(p).to_pylist()]
+            for split in available_splits(out, config)}
 
 
 def check_split_file(path: Path) -> None:

@@ -1,7 +1,7 @@
 """The output folder's contract in one place (../shared/design.md): configs, splits, columns.
 
-Every module that writes, reads, checks or describes ``data/<config>/<split>.parquet``
-takes these names from here, so the writer, the folder check, the dataset card and the
+Every module that writes, reads, checks or describes ``data/<config>/<split>-*.parquet``
+takes these names from here (file names: ``dataset.layout``), so the writer, the folder check, the dataset card and the
 trainers can never disagree on what a folder holds or in which order it is listed.
 The Arrow schemas are explicit (never inferred from rows) so that the same pairs always
 give byte-identical files, whatever values the first rows happen to hold.

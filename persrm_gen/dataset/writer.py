@@ -54,13 +54,18 @@ def config_rows(
 
 
 def write_parquet(path: Path, rows: list[dict], schema: pa.Schema) -> None:
+    write_table(path, pa.Table.from_pylist(rows, schema=schema))
+
+
+def write_table(path: Path, table: pa.Table) -> None:
+    """One parquet file, always with the same settings (so the same rows give the same bytes)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    table = pa.Table.from_pylist(rows, schema=schema)
     pq.write_table(table, path, compression="zstd", use_dictionary=True, write_statistics=True)
 
 
 def write_data(staging: Path, by_config: dict[str, dict[str, list[dict]]]) -> dict[str, dict[str, int]]:
-    """Write data/<config>/<split>.parquet under ``staging``; returns the row counts."""
+    """Write data/<config>/<split>.parquet under ``staging`` (one shard's rows: the build
+    numbers the published files, see ``pipeline.assemble``); returns the row counts."""
     counts: dict[str, dict[str, int]] = {}
     for config in CONFIGS:
         for split in SPLITS:

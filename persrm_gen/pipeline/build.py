@@ -1,7 +1,11 @@
-"""``persrm-gen build``: authors.jsonl -> splits -> tasks -> candidates -> pairs -> labels ->
-rationales -> validators -> dataset + card + manifest. Data flows one way, one stage module
-per step; every model call goes through one client with one durable cache, so a re-run or a
-resumed run pays nothing twice.
+"""``persrm-gen build``: authors.jsonl -> splits -> then, shard of authors by shard, tasks ->
+candidates -> pairs -> labels -> rationales -> row checks -> the shard's rows on disk; once
+every shard is done, the checks across shards -> dataset + card + manifest.
+
+Data flows one way, one stage module per step; every model call goes through one client
+with one durable cache, so a re-run or a resumed run pays nothing twice, and finished shards
+(``shardstore``) are not even computed again. Memory holds one shard's pairs at a time plus
+compact per-row state for the cross-shard checks.
 """
 
 from __future__ import annotations
@@ -12,13 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from persrm_gen.dataset.folder import OutputFolder
-from persrm_gen.dataset.validators import REASONS
 from persrm_gen.errors import InputError
 from persrm_gen.generator.candidates import CandidateFactory
 from persrm_gen.generator.rationales import write_rationales
 from persrm_gen.llm.client import LLMClient
 from persrm_gen.llm.client import run as client_run
 from persrm_gen.llm.usage import DatasetUsage
+from persrm_gen.pipeline.assemble import Unit
 from persrm_gen.pipeline.backend import (
     check_key,
     make_client,
@@ -26,14 +30,16 @@ from persrm_gen.pipeline.backend import (
     open_build_cache,
 )
 from persrm_gen.pipeline.candidates import make_candidates
+from persrm_gen.pipeline.manifest import build_manifest
 from persrm_gen.pipeline.options import BuildOptions
 from persrm_gen.pipeline.pairs import make_pairs, place_labels
 from persrm_gen.pipeline.preflight import check_templates
-from persrm_gen.pipeline.prepare import Prepared, prepare
+from persrm_gen.pipeline.prepare import Prepared, prepare, shard_tasks
+from persrm_gen.pipeline.shards import author_shards, in_partition
+from persrm_gen.pipeline.shardstore import ShardStore, fingerprint
 from persrm_gen.pipeline.validate import check_traces, screen
-from persrm_gen.pipeline.write import write_outputs
-from persrm_gen.progress import make_progress
-from persrm_gen.records import Pair
+from persrm_gen.pipeline.write import shard_configs, write_dataset
+from persrm_gen.progress import ShardProgress, make_progress
 
 
 @dataclass
@@ -45,49 +51,111 @@ class BuildResult:
     cache_hits: int
     manifest: dict
     failed: int = 0  # requests given up on (faults, replies rejected after every try)
+    shards: int = 0  # shards of authors in this build
+    resumed: int = 0  # of them, finished by an earlier, interrupted run
 
 
 def run_build(opts: BuildOptions, *, quiet: bool = False) -> BuildResult:
     check_key(opts)  # a missing key fails before anything else
     folder = OutputFolder(opts.out)
     folder.check()  # a folder we may not write is refused before anything else
-    prepared = prepare(opts)
+    prepared = prepare(opts, tasks=False)
+    shards = author_shards(in_partition(prepared.authors, opts.num_shards, opts.shard_index), opts.shard_authors)
+    first = _first_tasks(prepared, shards, opts)
     transport, model = make_transport(opts)
     # Every template renders once before the folder is touched or a request is paid.
-    check_templates(opts, prepared, chat=bool(transport.supports_chat), model=model)
+    check_templates(opts, prepared._replace(tasks=first), chat=bool(transport.supports_chat), model=model)
     # locked until the build ends; an empty staging folder, published whole
     with folder.writing() as staging, closing(open_build_cache(opts)) as cache:
+        store = ShardStore(opts.out, fingerprint(opts, prepared.renderer.used_hashes()))
+        store.open()
+        resumed = sum(store.is_done(i) for i in range(len(shards)))
         client = make_client(opts, transport, cache)
-        usage = DatasetUsage(client.pricing)
         with make_progress(quiet) as progress:
-            pairs, drops = client_run(_generate(opts, prepared, client, model, progress, usage))
-            kept, rejected = check_traces(pairs, progress)
-        if not kept:
-            found = {reason: rejected.get(reason, 0) for reason in REASONS}
-            raise InputError(f"{opts.authors}: every pair was rejected ({found}); nothing to write")
-        kept.sort(key=lambda r: (r["split"], r["author_id"], r["id"]))
-        rejections = dict(sorted((rejected + drops).items()))
-        verdicts = {p.id: p.meta["style_verdict"] for p in pairs}
-        counts, manifest = write_outputs(opts, prepared, model, staging, kept, rejections, usage, verdicts)
+            client_run(_generate(opts, prepared, shards, store, client, model, progress))
+        summaries = [store.summary(i) for i in range(len(shards))]
+        rejections, skipped, usage, verdicts = _totals(summaries, client)
+        counts, rejections, manifest = write_dataset(
+            staging, [Unit.of_folder(store.path(i)) for i in range(len(shards))], rejections, link=True,
+            source=str(opts.authors), predicted=verdicts, previous_card=opts.out / "README.md",
+            manifest_for=lambda c, r: build_manifest(opts, prepared.renderer, prepared.plan, model, c, r, skipped,
+                                                     usage.to_dict()),
+        )
         folder.publish()
+        store.clear()
         return BuildResult(opts.out, counts, rejections, client.accounting.requests, client.accounting.cache_hits,
-                           manifest, failed=client.accounting.total().failures)
+                           manifest, failed=client.accounting.total().failures, shards=len(shards), resumed=resumed)
 
 
-async def _generate(opts: BuildOptions, prepared: Prepared, client: LLMClient, model: str, progress,
-                    usage: DatasetUsage) -> tuple[list[Pair], Counter]:
-    """candidates -> pairs -> screen -> labels -> rationales; (pairs, drops per reason)."""
+def _first_tasks(prepared: Prepared, shards: list[list], opts: BuildOptions) -> list:
+    """The first shard's tasks that has any (the start-up template check renders one), or
+    InputError when no author has a usable target."""
+    skipped: Counter = Counter()
+    for authors in shards:
+        tasks, why = shard_tasks(prepared, authors, opts)
+        if tasks:
+            return tasks
+        skipped.update(why)
+    raise InputError(f"{opts.authors}: no usable target samples (skipped: {dict(skipped) or 'none'})")
+
+
+def _totals(summaries: list[dict], client: LLMClient) -> tuple[Counter, dict, DatasetUsage, dict]:
+    """(drops, samples skipped, usage, style verdicts) over every shard."""
+    drops: Counter = Counter()
+    skipped: Counter = Counter()
+    usage = DatasetUsage(client.pricing)
+    verdicts: dict[str, str] = {}
+    for s in summaries:
+        drops.update(s["drops"])
+        skipped.update(s["skipped"])
+        _add_usage(usage, s["usage"])
+        verdicts.update(s["verdicts"])
+    return drops, dict(sorted(skipped.items())), usage, verdicts
+
+
+def _add_usage(usage: DatasetUsage, stages: dict) -> None:
+    """Add one shard's usage (``DatasetUsage.stages``) to ``usage``, every counted field summed."""
+    for name, fields in stages.items():
+        into = usage.stages.setdefault(name, {})
+        for key, value in fields.items():
+            into[key] = into.get(key, 0) + value
+
+
+async def _generate(opts: BuildOptions, prepared: Prepared, shards: list[list], store: ShardStore, client: LLMClient,
+                    model: str, progress) -> None:
+    """Every unfinished shard in order, each saved to the store as it finishes."""
     client.handle_signals()  # SIGINT: finish in-flight writes, then stop with a resume hint
     try:
         chat = bool(client.transport.supports_chat)  # instruction model: prompts as chat messages
         factory = CandidateFactory(prepared.renderer, opts.candidate_options(model), chat=chat, corpus=prepared.corpus)
-        drops: Counter = Counter()
-        chosen, negatives = await make_candidates(opts, client, factory, prepared.tasks, progress, usage, drops)
-        pairs, screened = screen(make_pairs(prepared.tasks, chosen, negatives, opts, model), progress)
-        drops.update(screened)
-        place_labels(pairs, opts.seed)
-        ropt = opts.rationale_options(chat, model)
-        drops.update(await write_rationales(pairs, client, prepared.renderer, ropt, progress, usage))
-        return pairs, drops
+        todo = [i for i in range(len(shards)) if not store.is_done(i)]
+        overall = progress.add_task("shards", total=len(shards), completed=len(shards) - len(todo), info="")
+        for i in todo:
+            with ShardProgress(progress, f"shard {i + 1}/{len(shards)}: ") as shard_progress:
+                usage = DatasetUsage(client.pricing)
+                tasks, skipped = shard_tasks(prepared, shards[i], opts)
+                kept, drops, verdicts = await _shard(opts, prepared, factory, client, model, tasks, shard_progress, usage)
+                store.save(i, shard_configs(kept, prepared.renderer),
+                           {"drops": dict(drops), "skipped": skipped, "usage": usage.stages, "verdicts": verdicts})
+            progress.update(overall, advance=1)
     finally:
         await client.aclose()
+
+
+async def _shard(opts: BuildOptions, prepared: Prepared, factory: CandidateFactory, client: LLMClient, model: str,
+                 tasks: list, progress, usage: DatasetUsage) -> tuple[list[dict], Counter, dict]:
+    """candidates -> pairs -> screen -> labels -> rationales -> row checks for one shard:
+    (kept rows in (split, author, id) order, drops per reason, style verdict per kept pair)."""
+    drops: Counter = Counter()
+    if not tasks:
+        return [], drops, {}
+    chosen, negatives = await make_candidates(opts, client, factory, tasks, progress, usage, drops)
+    pairs, screened = screen(make_pairs(tasks, chosen, negatives, opts, model), progress)
+    drops.update(screened)
+    place_labels(pairs, opts.seed)
+    ropt = opts.rationale_options(bool(client.transport.supports_chat), model)
+    drops.update(await write_rationales(pairs, client, prepared.renderer, ropt, progress, usage))
+    kept, rejected = check_traces(pairs, progress)
+    kept.sort(key=lambda r: (r["split"], r["author_id"], r["id"]))
+    verdicts = {p.id: p.meta["style_verdict"] for p in pairs}
+    return kept, drops + rejected, {r["id"]: verdicts[r["id"]] for r in kept}

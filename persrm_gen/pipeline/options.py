@@ -125,6 +125,11 @@ class BuildOptions:
     max_attempts: Annotated[int, Field(ge=1)] = 3
     max_failure_rate: Annotated[float, Field(ge=0, le=1)] = DEFAULT_MAX_FAILURE_RATE
     new_cache: bool = False
+    # scale: authors per shard (each carried through every stage and written as it finishes),
+    # and which of --num-shards author-hash partitions this machine builds
+    shard_authors: Annotated[int, Field(ge=1)] = 100
+    num_shards: Annotated[int, Field(ge=1)] = 1
+    shard_index: Annotated[int, Field(ge=0)] = 0
     swap_check: bool = False
     dry_run: bool = False
     # card
@@ -137,6 +142,9 @@ class BuildOptions:
     def _combinations(self) -> BuildOptions:
         if self.base_url and self.backend != "openai":
             raise PydanticCustomError("option", "works with --backend openai (any OpenAI-compatible server)", {"field": "base_url"})
+        if self.shard_index >= self.num_shards:
+            raise PydanticCustomError("option", f"must be below --num-shards ({self.num_shards}): shards are numbered from 0",
+                                      {"field": "shard_index"})
         return self
 
     def rationale_mode(self, chat: bool) -> str:

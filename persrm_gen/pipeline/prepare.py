@@ -25,8 +25,9 @@ class Prepared(NamedTuple):
     corpus: Corpus
 
 
-def prepare(opts: BuildOptions) -> Prepared:
-    """Authors, splits, tasks. Raises InputError."""
+def prepare(opts: BuildOptions, *, tasks: bool = True) -> Prepared:
+    """Authors, splits, tasks. Raises InputError. ``tasks=False``: no tasks yet (a sharded
+    build makes each shard's with :func:`shard_tasks`, so they are never all in memory)."""
     reason = f"1 target + {opts.context_size} context samples (see --context-size)"
     authors = load_authors(opts.authors, min_samples=opts.context_size + 1, min_samples_reason=reason)
     renderer = PromptRenderer(opts.prompts_dir)
@@ -35,13 +36,22 @@ def prepare(opts: BuildOptions) -> Prepared:
         authors, test_authors=test_authors, holdout_genre=opts.holdout_genre,
         test_fraction=opts.test_fraction, context_size=opts.context_size, seed=opts.seed,
     )
-    task_opt = TaskOptions(context_size=opts.context_size)
-    tasks, skipped = make_tasks(authors, plan, renderer, task_opt, opts.seed)
-    tasks = _limit_targets(tasks, opts)
+    corpus = Corpus(authors, plan, TaskOptions(context_size=opts.context_size), opts.seed)
+    prepared = Prepared(authors, renderer, plan, [], {}, corpus)
     if not tasks:
+        return prepared
+    all_tasks, skipped = shard_tasks(prepared, authors, opts)
+    if not all_tasks:
         raise InputError(f"{opts.authors}: no usable target samples (skipped: {skipped or 'none'})")
-    corpus = Corpus(authors, plan, task_opt, opts.seed)
-    return Prepared(authors, renderer, plan, tasks, skipped, corpus)
+    return prepared._replace(tasks=all_tasks, skipped=skipped)
+
+
+def shard_tasks(prepared: Prepared, authors: list, opts: BuildOptions) -> tuple[list[Task], dict]:
+    """The tasks of ``authors`` (and samples skipped, per reason): per author only, so a
+    task is the same whichever shard its author is built in."""
+    task_opt = TaskOptions(context_size=opts.context_size)
+    tasks, skipped = make_tasks(authors, prepared.plan, prepared.renderer, task_opt, opts.seed)
+    return _limit_targets(tasks, opts), skipped
 
 
 def _limit_targets(tasks: list[Task], opts: BuildOptions) -> list[Task]:

@@ -1,8 +1,8 @@
 """The validate stage, split so that every check runs once per row.
 
 The content checks (format of the texts, identical pairs, copies, leakage, margins, exact
-and near duplicates: :func:`persrm_gen.dataset.validators.validate_pairs`) run in
-:func:`screen`, before any trace is paid for; A/B placement and traces change none of what
+and near duplicates among one author's pairs: :func:`persrm_gen.dataset.validators.validate_pairs`)
+run in :func:`screen`, before any trace is paid for; A/B placement and traces change none of what
 they look at. After the traces are written only what they did change is left to check
 (:func:`check_traces`): the trace's format and that its verdict, the label and the A/B
 order agree. A row rejected there gets the reason ``validate_pairs`` would give it, since
@@ -22,12 +22,23 @@ from persrm_gen.records import Pair
 
 
 def screen(pairs: list[Pair], progress) -> tuple[list[Pair], Counter]:
-    """(pairs kept, rejections per reason), from every content check on the provisional rows."""
-    with stage(progress, "screen candidates", 1) as tick:
-        report = validate_pairs([pair_row(p) for p in pairs], ValidatorConfig())
-        tick()
-    kept_ids = {r["id"] for r in report.kept}
-    return [p for p in pairs if p.id in kept_ids], Counter(report.counts())
+    """(pairs kept, rejections per reason), from every content check on the provisional rows.
+
+    Each author's pairs are screened on their own, so what is kept does not depend on which
+    authors share a shard; duplicates between authors are found once all shards are done
+    (``dataset.crosscheck``)."""
+    by_author: dict[str, list[Pair]] = {}
+    for p in pairs:
+        by_author.setdefault(p.author_id, []).append(p)
+    kept_ids: set[str] = set()
+    counts: Counter = Counter()
+    with stage(progress, "screen candidates", len(by_author)) as tick:
+        for group in by_author.values():
+            report = validate_pairs([pair_row(p) for p in group], ValidatorConfig())
+            kept_ids.update(r["id"] for r in report.kept)
+            counts.update(report.counts())
+            tick()
+    return [p for p in pairs if p.id in kept_ids], counts
 
 
 def check_traces(pairs: list[Pair], progress) -> tuple[list[dict], Counter]:

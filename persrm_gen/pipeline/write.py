@@ -1,35 +1,49 @@
-"""The write stage: the kept rows as every config's parquet files, the manifest and the
+"""The write stage: each shard's kept rows as every config's rows (written as the shard
+finishes), then, once every shard is done, the published files, the manifest and the
 dataset card, all into the staging folder (published whole by the caller)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from persrm_gen.dataset.writer import config_rows, write_data, write_json
-from persrm_gen.llm.usage import DatasetUsage
-from persrm_gen.pipeline.manifest import build_manifest
-from persrm_gen.pipeline.options import BuildOptions
-from persrm_gen.pipeline.prepare import Prepared
+from persrm_gen.dataset.validators import REASONS
+from persrm_gen.dataset.writer import config_rows, write_json
+from persrm_gen.errors import InputError
+from persrm_gen.pipeline.assemble import Unit, cross_check, publish_files, stats_rows
 from persrm_gen.prompts.judge import judge_messages, preference_messages
+from persrm_gen.prompts.renderer import PromptRenderer
 
 
-def write_outputs(opts: BuildOptions, prepared: Prepared, model: str, staging: Path, kept: list[dict],
-                  rejections: dict, usage: DatasetUsage, predicted: Mapping[str, str]) -> tuple[dict, dict]:
-    """(rows per config and split, manifest). ``predicted``: the style judge's verdict per
-    pair id, measured by the rationales stage, so the card's stats do not measure it again."""
-    from persrm_gen.cards.dataset_card import write_dataset_card
-    from persrm_gen.dataset.stats import compute_stats
-
-    renderer = prepared.renderer
-    by_config = config_rows(
+def shard_configs(kept: list[dict], renderer: PromptRenderer) -> dict[str, dict[str, list[dict]]]:
+    """config -> split -> rows of one shard, derived from its kept pair rows."""
+    return config_rows(
         kept,
         judge_prompt=lambda r: judge_messages(r["context"], r["query"], r["response_a"], r["response_b"], renderer=renderer),
         preference_prompt=lambda r: preference_messages(r["context"], r["query"], renderer=renderer),
     )
-    counts = write_data(staging, by_config)
-    manifest = build_manifest(opts, renderer, prepared.plan, model, counts, rejections, prepared.skipped, usage.to_dict())
+
+
+def write_dataset(staging: Path, units: Sequence[Unit], rejections: Counter, *, link: bool, source: str,
+                  manifest_for: Callable[[dict, dict], dict], predicted: Mapping[str, str],
+                  previous_card: Path) -> tuple[dict, dict, dict]:
+    """Cross-shard checks, the published files, manifest and card: (counts, rejections, manifest).
+
+    ``manifest_for(counts, rejections)`` makes the manifest; ``predicted``: the style judge's
+    verdict per pair id (measured by the rationales stage), so the card's stats need no texts."""
+    from persrm_gen.cards.dataset_card import write_dataset_card
+    from persrm_gen.dataset.stats import compute_stats
+
+    rejected = cross_check(units)
+    counts = publish_files(units, set(rejected), staging, link=link)
+    total = rejections + Counter(reason for reason, _detail in rejected.values())
+    if not counts.get("pairs"):
+        found = {reason: total.get(reason, 0) for reason in REASONS}
+        raise InputError(f"{source}: every pair was rejected ({found}); nothing to write")
+    rejections_out = dict(sorted((total + Counter()).items()))  # + Counter(): no zero counts
+    manifest = manifest_for(counts, rejections_out)
     write_json(staging / "manifest.json", manifest)
-    stats = compute_stats(kept, rejections, predicted=predicted)
-    write_dataset_card(staging, manifest, stats, previous=opts.out / "README.md")
-    return counts, manifest
+    stats = compute_stats(stats_rows(staging), rejections_out, predicted=predicted)
+    write_dataset_card(staging, manifest, stats, previous=previous_card)
+    return counts, rejections_out, manifest

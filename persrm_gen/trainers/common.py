@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from persrm_gen.dataset.reader import available_splits, check_split_file, split_path
+from persrm_gen.dataset.reader import available_splits, check_split_file, split_files, split_path
 from persrm_gen.errors import InputError, InputIssue, UsageError
 from persrm_gen.fileio import write_text_atomic
 from persrm_gen.redact import display_path, redact_home, redact_options
@@ -92,13 +92,15 @@ def load_split(data_dir: str | Path, config: str, split: str):
     from datasets import load_dataset
 
     check_data_dir(data_dir)
-    path = split_path(data_dir, config, split)
-    if not path.is_file():
+    files = split_files(data_dir, config, split)
+    if not files:
         have = available_splits(data_dir, config)
         hint = f"; this folder has {config} splits: {', '.join(have)}" if have else f"; no {config} config here"
-        raise InputError(InputIssue(str(path), None, f"missing: not a built persrm-gen dataset{hint}"))
-    check_split_file(path)
-    return load_dataset("parquet", data_files={split: str(path)}, split=split)
+        raise InputError(InputIssue(str(split_path(data_dir, config, split)), None,
+                                    f"missing: not a built persrm-gen dataset{hint}"))
+    for path in files:
+        check_split_file(path)
+    return load_dataset("parquet", data_files={split: [str(p) for p in files]}, split=split)
 
 
 def require_columns(dataset, path: str, columns: tuple[str, ...]) -> None:
