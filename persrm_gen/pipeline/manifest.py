@@ -15,7 +15,9 @@ def build_manifest(opts: BuildOptions, renderer: PromptRenderer, plan, model_nam
                    rejections: dict, skipped: dict, usage: dict) -> dict:
     from persrm_gen.versions import package_versions
 
+    shards = {"shards": {"num_shards": opts.num_shards, "shard_index": opts.shard_index}} if opts.num_shards > 1 else {}
     return {
+        **shards,
         "persrm_gen_version": __version__,
         "command": redact_text(opts.command),
         "backend": opts.backend,

@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 from pathlib import Path
 
 from persrm_gen import __version__
@@ -80,6 +81,8 @@ class ShardStore:
         fsync_tree(tmp)
         os.replace(tmp, self.path(i))
         fsync_dir(self.root)
+        if os.environ.get("PERSRM_GEN_TEST_CRASH_AFTER_SHARD") == str(i):  # test hook: a power cut here
+            os.kill(os.getpid(), signal.SIGKILL)
 
     def summary(self, i: int) -> dict:
         return json.loads((self.path(i) / SUMMARY).read_text(encoding="utf-8"))

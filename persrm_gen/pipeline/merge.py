@@ -1,0 +1,139 @@
+"""``persrm-gen merge OUT_1 ... OUT_K --out OUT``: one dataset from the shard folders that
+``build --num-shards K --shard-index i`` made on K machines.
+
+The folders must come from one build command (the same options, templates and seed, only
+the shard index differing) and hold disjoint authors: an author in two of them is refused,
+since its pairs would be counted twice. The merge runs the checks across shards again over
+all folders (duplicates between authors of different folders, authors and genres shared
+between splits), copies each folder's files as numbered shards (rewriting only a file that
+loses rows), and writes one manifest, with usage and cost summed, and one card.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+from persrm_gen.dataset.folder import OutputFolder
+from persrm_gen.dataset.schema import SPLITS
+from persrm_gen.errors import UsageError
+from persrm_gen.pipeline.assemble import Unit
+from persrm_gen.pipeline.write import write_dataset
+from persrm_gen.userfiles import read_text
+
+# Manifest entries that differ between the shard folders of one build; all others must agree.
+_PER_SHARD = frozenset({"command", "counts", "rejections", "skipped_samples", "usage", "shards", "versions", "python"})
+
+
+@dataclass
+class MergeResult:
+    out: Path
+    counts: dict
+    rejections: dict
+    manifest: dict
+
+
+def run_merge(sources: list[Path], out: Path, *, command: str = "") -> MergeResult:
+    folder = OutputFolder(out)
+    folder.check()
+    if any(Path(s).resolve() == Path(out).resolve() for s in sources):
+        raise UsageError(f"{out}: --out is one of the folders to merge; give it a new folder")
+    with ExitStack() as stack:
+        for src in sources:
+            stack.enter_context(OutputFolder(src).reading())  # none changes while it is read
+        manifests = [_manifest(Path(s)) for s in sources]
+        _check_same_build(sources, manifests)
+        units = [Unit.of_folder(Path(s)) for s in sources]
+        _check_disjoint_authors(sources, units)
+        rejections = Counter()
+        for m in manifests:
+            rejections.update(m.get("rejections") or {})
+        predicted = _style_verdicts(units)
+        with folder.writing() as staging:
+            counts, rejections_out, manifest = write_dataset(
+                staging, units, rejections, link=False, source=str(sources[0]), predicted=predicted,
+                previous_card=Path(out) / "README.md",
+                manifest_for=lambda c, r: _merged_manifest(manifests, command, c, r),
+            )
+            folder.publish()
+    return MergeResult(Path(out), counts, rejections_out, manifest)
+
+
+def _manifest(src: Path) -> dict:
+    import json
+
+    path = src / "manifest.json"
+    if not (src / "data" / "pairs").is_dir() or not path.is_file():
+        raise UsageError(f"{src}: not a built persrm-gen dataset folder (no manifest.json and data/pairs/)")
+    try:
+        manifest = json.loads(read_text(path))
+    except ValueError as exc:
+        raise UsageError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict) or "persrm_gen_version" not in manifest:
+        raise UsageError(f"{path}: not a persrm-gen manifest")
+    return manifest
+
+
+def _check_same_build(sources: list[Path], manifests: list[dict]) -> None:
+    first = manifests[0]
+    for src, m in zip(sources[1:], manifests[1:]):
+        for key in sorted((set(first) | set(m)) - _PER_SHARD):
+            if first.get(key) != m.get(key):
+                raise UsageError(f"{src}: built with another {key} than {sources[0]} ({m.get(key)!r} vs "
+                                 f"{first.get(key)!r}); merge only the shard folders of one build command")
+
+
+def _check_disjoint_authors(sources: list[Path], units: list[Unit]) -> None:
+    import pyarrow.parquet as pq  # only when a folder is read
+
+    owner: dict[str, Path] = {}
+    for src, unit in zip(sources, units):
+        mine: set[str] = set()
+        for split in SPLITS:
+            for f in unit.of("pairs", split):
+                mine.update(pq.read_table(f, columns=["author_id"]).column("author_id").to_pylist())
+        for aid in sorted(mine):
+            if aid in owner:
+                raise UsageError(f"{src}: author {aid!r} is also in {owner[aid]}; each author must be built in "
+                                 "exactly one shard folder (build them with one --num-shards and distinct --shard-index)")
+            owner[aid] = src
+
+
+def _style_verdicts(units: list[Unit]) -> dict[str, str]:
+    """The stylometric judge's verdict per pair (the card's baseline accuracy), a file at a time."""
+    import pyarrow.parquet as pq  # only when a folder is read
+
+    from persrm_gen.style import baseline_judge
+
+    out: dict[str, str] = {}
+    for unit in units:
+        for split in SPLITS:
+            for f in unit.of("pairs", split):
+                for r in pq.read_table(f, columns=["id", "context", "response_a", "response_b"]).to_pylist():
+                    out[r["id"]] = baseline_judge(r["context"], r["response_a"], r["response_b"])
+    return out
+
+
+def _merged_manifest(manifests: list[dict], command: str, counts: dict, rejections: dict) -> dict:
+    merged = {k: v for k, v in manifests[0].items() if k != "shards"}
+    skipped: Counter = Counter()
+    for m in manifests:
+        skipped.update(m.get("skipped_samples") or {})
+    merged.update(command=command, counts=counts, rejections=rejections, skipped_samples=dict(sorted(skipped.items())),
+                  usage=_sum_usage([m.get("usage") or {} for m in manifests]),
+                  merged_from=[m.get("command", "") for m in manifests])
+    return merged
+
+
+def _sum_usage(usages: list) -> dict:
+    """Every number summed, key by key (floats rounded as the manifest writes cost)."""
+    first = usages[0]
+    if isinstance(first, dict):
+        keys = sorted({k for u in usages if isinstance(u, dict) for k in u})
+        return {k: _sum_usage([u[k] for u in usages if isinstance(u, dict) and k in u]) for k in keys}
+    if isinstance(first, bool) or not isinstance(first, (int, float)):
+        return first
+    total = sum(usages)
+    return round(total, 6) if isinstance(total, float) else total

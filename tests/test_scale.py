@@ -1,0 +1,183 @@
+"""A build in shards of authors and across machines, against tests/fakeserver.py through the
+CLI: the rows do not depend on the shard size, an interrupted build resumes at the first
+unfinished shard without computing a finished one again, K shard folders merge into the
+single build's rows, and duplicates planted across shards are caught."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from example_corpus import write_example_slice
+from fakeserver import FakeServer
+from test_build_api import args, data_digests, env, persona, served
+
+from persrm_gen.dataset.reader import load_split_rows
+from persrm_gen.dataset.schema import CONFIGS
+from persrm_gen.pipeline.shards import partition_of
+
+PLANTED = ("the quarterly harbor report lists every lantern orbit saddle and tunnel near the meadow "
+           "where the violin makers met each spring to trade apples velvet prisms and stories about "
+           "engines rivers monuments and the quiet work of keeping a small town running through long "
+           "winters without complaint or fuss while the children learned to read by candlelight").split()
+
+
+def planted(body: dict, text: str) -> str:
+    """persona, except that every free generation is one fixed text with its last word varied:
+    near duplicates of each other across every author (Jaccard ~0.97)."""
+    reply = persona(body, text)
+    if reply.startswith("Here is the response:"):
+        tag = hashlib.sha256(reply.encode()).hexdigest()[:6]
+        return "Here is the response:\n\n" + " ".join(PLANTED[:-1] + [f"w{tag}"]) + "."
+    return reply
+
+
+@pytest.fixture(scope="module")
+def authors(tmp_path_factory) -> Path:
+    return write_example_slice(tmp_path_factory.mktemp("in") / "authors.jsonl", first=3, last=2, samples=4)
+
+
+def build(authors: Path, out: Path, server: FakeServer, *extra: str, check: bool = True, **extra_env: str):
+    proc = subprocess.run(args(authors, out, server, *extra), capture_output=True, text=True,
+                          env=env(server) | extra_env, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stderr}")
+    return proc
+
+
+def cli(*argv: str, server: FakeServer) -> subprocess.CompletedProcess:
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "persrm_gen.cli", *argv], capture_output=True, text=True,
+                          env=env(server), timeout=600)
+
+
+def rows(out: Path) -> dict[str, list]:
+    """Every config's rows, order-free (pairs by id; the others as sorted JSON)."""
+    found = {}
+    for config in CONFIGS:
+        all_rows = [r for split_rows in load_split_rows(out, config).values() for r in split_rows]
+        found[config] = sorted(json.dumps(r, sort_keys=True) for r in all_rows)
+    return found
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory, authors):
+    """One build, every author in one shard (the default size)."""
+    out = tmp_path_factory.mktemp("single") / "out"
+    with FakeServer(reply=planted) as server:
+        build(authors, out, server)
+        return out, served(server)
+
+
+def test_rows_do_not_depend_on_the_shard_size(tmp_path, authors, single):
+    ref, _ = single
+    out = tmp_path / "out"
+    with FakeServer(reply=planted) as server:
+        build(authors, out, server, "--shard-authors", "1")
+    assert rows(out) == rows(ref)
+    files = sorted(p.name for p in (out / "data" / "pairs").iterdir())
+    assert files and all(f.split("-")[1:3] != [] and f.endswith(".parquet") and "-of-" in f for f in files)
+    assert len([f for f in files if f.startswith("train-")]) > 1  # written shard by shard
+    manifest, ref_manifest = (json.loads((o / "manifest.json").read_text()) for o in (out, ref))
+    assert manifest["counts"] == ref_manifest["counts"] and manifest["rejections"] == ref_manifest["rejections"]
+    assert manifest["usage"]["total"]["requests"] == ref_manifest["usage"]["total"]["requests"]
+    import datasets
+
+    for config in CONFIGS:  # the card's globs load every shard
+        loaded = datasets.load_dataset(str(out), config)
+        assert sum(len(s) for s in loaded.values()) == sum(manifest["counts"][config].values())
+    assert not (out / ".shards").exists()  # the work folder goes once the dataset is published
+
+
+def test_near_duplicates_planted_across_shards_are_caught(tmp_path, authors, single):
+    ref, _ = single
+    out = tmp_path / "out"
+    with FakeServer(reply=planted) as server:
+        build(authors, out, server, "--shard-authors", "1")
+        assert cli("validate", str(out), server=server).returncode == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["rejections"].get("near_duplicate", 0) > 0
+    pairs = [r for rs in load_split_rows(out, "pairs").values() for r in rs]
+    by_author = {r["author_id"] for r in pairs if r["rejected"].startswith(" ".join(PLANTED[:5]))}
+    assert len(by_author) == 1  # the planted text survives in one author's pairs only
+
+
+def test_a_killed_build_resumes_at_the_first_unfinished_shard(tmp_path, authors):
+    first, out = tmp_path / "first", tmp_path / "out"
+    with FakeServer(reply=planted) as server:
+        build(authors, first, server, "--shard-authors", "1")
+    with FakeServer(reply=planted) as server:
+        killed = build(authors, out, server, "--shard-authors", "1", check=False, PERSRM_GEN_TEST_CRASH_AFTER_SHARD="2")
+        assert killed.returncode == -9
+        assert sorted(p.name for p in (out / ".shards").iterdir() if p.is_dir()) == ["00000", "00001", "00002"]
+        before = served(server)
+        resumed = build(authors, out, server, "--shard-authors", "1")
+        after = served(server)
+        # re-running the finished command is a no-op: nothing sent, byte-identical files
+        digests = data_digests(out)
+        again = build(authors, out, server, "--shard-authors", "1")
+        assert served(server) == after and "0 requests sent" in again.stderr
+        assert data_digests(out) == digests
+    # shards 1-3 were neither sent again nor read from the cache: nothing of them was computed
+    assert "0 from cache" in resumed.stderr
+    assert max(after.values()) == 1 and len(after) > len(before)
+    assert data_digests(out) == data_digests(first)  # the same bytes as an uninterrupted build
+    manifests = [json.loads((o / "manifest.json").read_text()) for o in (out, first)]
+    same = ("counts", "rejections", "skipped_samples", "usage", "splits", "templates")
+    assert [{k: m[k] for k in same} for m in manifests] == [{k: manifests[1][k] for k in same}] * 2
+
+
+@pytest.fixture(scope="module")
+def shard_folders(tmp_path_factory, authors):
+    ids = [json.loads(line)["author_id"] for line in authors.read_text().splitlines()]
+    assert len({partition_of(a, 2) for a in ids}) == 2  # both machines have work
+    root = tmp_path_factory.mktemp("machines")
+    with FakeServer(reply=planted) as server:
+        for i in range(2):
+            build(authors, root / f"out{i}", server, "--num-shards", "2", "--shard-index", str(i))
+    return [root / "out0", root / "out1"]
+
+
+def test_merged_shard_folders_equal_the_single_build(tmp_path, single, shard_folders):
+    ref, _ = single
+    out = tmp_path / "merged"
+    with FakeServer(reply=planted) as server:
+        proc = cli("merge", *map(str, shard_folders), "--out", str(out), server=server)
+        assert proc.returncode == 0, proc.stderr
+        assert cli("validate", str(out), server=server).returncode == 0
+    assert rows(out) == rows(ref)
+    manifest, ref_manifest = (json.loads((o / "manifest.json").read_text()) for o in (out, ref))
+    for key in ("requests", "input_tokens", "output_tokens"):
+        assert manifest["usage"]["total"][key] == ref_manifest["usage"]["total"][key]
+    assert manifest["counts"] == ref_manifest["counts"]
+    assert "shards" not in manifest and len(manifest["merged_from"]) == 2
+    readme = (out / "README.md").read_text()
+    assert "data/pairs/train-*.parquet" in readme or "data/pairs/train-00000-of-00001.parquet" in readme
+
+
+def test_merge_refuses_an_author_in_two_shard_folders(tmp_path, shard_folders):
+    twin = tmp_path / "twin"
+    shutil.copytree(shard_folders[0], twin)
+    with FakeServer(reply=planted) as server:
+        proc = cli("merge", str(shard_folders[0]), str(shard_folders[1]), str(twin), "--out", str(tmp_path / "m"),
+                   server=server)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "is also in" in lines[0] and str(twin) in lines[0]
+    assert not (tmp_path / "m").exists()
+
+
+def test_shard_files_follow_the_hub_naming(single):
+    out, _ = single
+    for config in CONFIGS:
+        for f in (out / "data" / config).iterdir():
+            split, index, _of, total = f.name.removesuffix(".parquet").split("-")
+            assert int(index) < int(total) and pq.ParquetFile(f).metadata.num_rows > 0
