@@ -223,7 +223,7 @@ def test_validate_fails_on_a_tampered_folder(tmp_path, built):
 
     out = tmp_path / "out"
     shutil.copytree(built, out)
-    path = out / "data" / "pairs" / "train.parquet"
+    path = out / "data" / "pairs" / "train-00000-of-00001.parquet"
     table = pq.read_table(path)
     rows = table.to_pylist()
     rows[0]["label"] = "B" if rows[0]["label"] == "A" else "A"  # label no longer matches the trace

@@ -184,9 +184,9 @@ def test_files_left_in_staging_by_a_crash_are_never_published(tmp_path, authors,
     shutil.copytree(two_datasets[0], out)
     stale = out / ".staging" / "data" / "pairs"
     stale.mkdir(parents=True)
-    shutil.copy(out / "data" / "pairs" / "train.parquet", stale / "test_unseen_genre.parquet")
+    shutil.copy(out / "data" / "pairs" / "train-00000-of-00001.parquet", stale / "test_unseen_genre-00000-of-00001.parquet")
     build(server, authors, out, check=True)
-    assert not (out / "data" / "pairs" / "test_unseen_genre.parquet").exists()
+    assert not list((out / "data" / "pairs").glob("test_unseen_genre*"))
     assert "test_unseen_genre" not in (out / "README.md").read_text()
     assert dataset(out) == two_datasets[1]
     cli(server, "validate", str(out), check=True)
@@ -238,7 +238,8 @@ def test_a_crash_at_any_publish_step_leaves_old_or_new_and_the_next_command_comp
     assert dataset(out) == (b if committed else a)
     leftovers = {p.name for p in out.iterdir()} - {"README.md", "manifest.json", "data", "cache.sqlite",
                                                    "cache.sqlite-wal", "cache.sqlite-shm", ".persrm-gen", ".lock"}
-    assert leftovers <= {".staging"}, leftovers
+    # before the journal, the finished shards stay for the next build to resume from
+    assert leftovers <= ({".staging"} if committed else {".staging", ".shards"}), leftovers
     cli(server, "validate", str(out), check=True)
     again = build(server, authors, out, "--seed", "1", check=True)
     assert "0 requests sent" in again.stderr
@@ -250,7 +251,7 @@ def test_readme_and_manifest_follow_the_umask(tmp_path, authors, server, two_dat
     shutil.copytree(two_datasets[0], out)
     (out / "README.md").chmod(0o600)  # as the landed code wrote it
     build(server, authors, out, check=True)
-    for name in ("README.md", "manifest.json", "data/pairs/train.parquet"):
+    for name in ("README.md", "manifest.json", "data/pairs/train-00000-of-00001.parquet"):
         assert stat.S_IMODE((out / name).stat().st_mode) == 0o644, name
 
 
@@ -283,7 +284,8 @@ def test_only_one_atomic_writer_exists():
     src = Path(__file__).resolve().parents[1] / "persrm_gen"
     offenders = [str(p.relative_to(src)) for p in src.rglob("*.py")
                  if p.name != "fileio.py" and ("mkstemp(" in p.read_text() or "os.replace(" in p.read_text())]
-    assert sorted(offenders) == ["dataset/folder.py", "llm/transports/local_model.py"]  # folder swaps, not file writes
+    # folder swaps, not file writes
+    assert sorted(offenders) == ["dataset/folder.py", "llm/transports/local_model.py", "pipeline/shardstore.py"]
 
 
 # ------------------------------------------------------------------ 6. disks that say no

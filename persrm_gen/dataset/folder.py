@@ -192,7 +192,8 @@ class OutputFolder:
             _crash_point(name)
         fsync_dir(self.path)
         _crash_point("switched")
-        for done in (replaced, self.staging):
+        # the finished shards the staged dataset was made from (pipeline.shardstore) are done too
+        for done in (replaced, self.staging, self.path / SHARDS):
             if done.exists():  # a crash may have removed it already
                 shutil.rmtree(done)
         fsync_dir(self.path)

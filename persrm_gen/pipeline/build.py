@@ -10,6 +10,7 @@ compact per-row state for the cross-shard checks.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from contextlib import closing
 from dataclasses import dataclass
@@ -40,6 +41,9 @@ from persrm_gen.pipeline.shardstore import ShardStore, fingerprint
 from persrm_gen.pipeline.validate import check_traces, screen
 from persrm_gen.pipeline.write import shard_configs, write_dataset
 from persrm_gen.progress import ShardProgress, make_progress
+
+
+SHARDS_IN_FLIGHT = 2
 
 
 @dataclass
@@ -123,23 +127,44 @@ def _add_usage(usage: DatasetUsage, stages: dict) -> None:
 
 async def _generate(opts: BuildOptions, prepared: Prepared, shards: list[list], store: ShardStore, client: LLMClient,
                     model: str, progress) -> None:
-    """Every unfinished shard in order, each saved to the store as it finishes."""
+    """Every unfinished shard, each saved to the store as it finishes. Two shards are under
+    way at a time: while one waits for its last requests or measures its pairs, the next
+    one's requests are already in flight (a shard's rows never depend on another's)."""
     client.handle_signals()  # SIGINT: finish in-flight writes, then stop with a resume hint
     try:
         chat = bool(client.transport.supports_chat)  # instruction model: prompts as chat messages
         factory = CandidateFactory(prepared.renderer, opts.candidate_options(model), chat=chat, corpus=prepared.corpus)
         todo = [i for i in range(len(shards)) if not store.is_done(i)]
         overall = progress.add_task("shards", total=len(shards), completed=len(shards) - len(todo), info="")
-        for i in todo:
-            with ShardProgress(progress, f"shard {i + 1}/{len(shards)}: ") as shard_progress:
-                usage = DatasetUsage(client.pricing)
-                tasks, skipped = shard_tasks(prepared, shards[i], opts)
-                kept, drops, verdicts = await _shard(opts, prepared, factory, client, model, tasks, shard_progress, usage)
-                store.save(i, shard_configs(kept, prepared.renderer),
-                           {"drops": dict(drops), "skipped": skipped, "usage": usage.stages, "verdicts": verdicts})
-            progress.update(overall, advance=1)
+        turns = asyncio.Semaphore(SHARDS_IN_FLIGHT)  # FIFO: shards start in order
+
+        async def one(i: int) -> None:
+            async with turns:
+                with ShardProgress(progress, f"shard {i + 1}/{len(shards)}: ") as shard_progress:
+                    usage = DatasetUsage(client.pricing)
+                    tasks, skipped = shard_tasks(prepared, shards[i], opts)
+                    kept, drops, verdicts = await _shard(opts, prepared, factory, client, model, tasks, shard_progress,
+                                                         usage)
+                    configs = await asyncio.to_thread(shard_configs, kept, prepared.renderer)
+                    store.save(i, configs, {"drops": dict(drops), "skipped": skipped, "usage": usage.stages,
+                                            "verdicts": verdicts})
+                progress.update(overall, advance=1)
+
+        await _all_or_none([one(i) for i in todo])
     finally:
         await client.aclose()
+
+
+async def _all_or_none(coros: list) -> None:
+    """Run ``coros`` together; on the first error (or Ctrl-C) cancel the rest and raise it as is."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 async def _shard(opts: BuildOptions, prepared: Prepared, factory: CandidateFactory, client: LLMClient, model: str,
@@ -150,7 +175,8 @@ async def _shard(opts: BuildOptions, prepared: Prepared, factory: CandidateFacto
     if not tasks:
         return [], drops, {}
     chosen, negatives = await make_candidates(opts, client, factory, tasks, progress, usage, drops)
-    pairs, screened = screen(make_pairs(tasks, chosen, negatives, opts, model), progress)
+    # pure CPU work, in a thread so that the other shard's requests keep flowing meanwhile
+    pairs, screened = await asyncio.to_thread(lambda: screen(make_pairs(tasks, chosen, negatives, opts, model), progress))
     drops.update(screened)
     place_labels(pairs, opts.seed)
     ropt = opts.rationale_options(bool(client.transport.supports_chat), model)
