@@ -190,3 +190,25 @@ def test_shard_files_follow_the_hub_naming(single):
         for f in (out / "data" / config).iterdir():
             split, index, _of, total = f.name.removesuffix(".parquet").split("-")
             assert int(index) < int(total) and pq.ParquetFile(f).metadata.num_rows > 0
+
+
+def test_readers_take_shards_and_legacy_single_files(tmp_path, single):
+    from persrm_gen.dataset.layout import shard_file, split_of_file
+    from persrm_gen.dataset.reader import available_splits, split_files
+    from persrm_gen.trainers.common import load_split
+
+    assert [split_of_file(n) for n in ("train-00001-of-00003.parquet", "train.parquet", "train-00003-of-00003.parquet",
+                                       "train-1-of-3.parquet", "notes.txt")] == ["train", "train", None, None, None]
+    out, _ = single
+    folder = tmp_path / "legacy"
+    shutil.copytree(out / "data", folder / "data")
+    sft = folder / "data" / "sft"
+    n = pq.ParquetFile(sft / shard_file("train", 0, 1)).metadata.num_rows
+    table = pq.read_table(sft / shard_file("train", 0, 1))
+    (sft / shard_file("train", 0, 1)).unlink()
+    pq.write_table(table.slice(0, 2), sft / shard_file("train", 0, 2))
+    pq.write_table(table.slice(2), sft / shard_file("train", 1, 2))
+    assert [p.name for p in split_files(folder, "sft", "train")] == [shard_file("train", i, 2) for i in range(2)]
+    assert len(load_split(folder, "sft", "train")) == n  # the trainers read every shard
+    (folder / "data" / "pairs" / shard_file("test_seen_authors", 0, 1)).rename(folder / "data" / "pairs" / "test_seen_authors.parquet")
+    assert "test_seen_authors" in available_splits(folder, "pairs")

@@ -9,6 +9,7 @@ from persrm_gen.authors.reader import load_authors
 from persrm_gen.errors import InputError
 from persrm_gen.pipeline.corpus import Corpus
 from persrm_gen.pipeline.options import BuildOptions
+from persrm_gen.pipeline.shards import in_partition
 from persrm_gen.pipeline.splits import SplitPlan, plan_splits, read_test_authors
 from persrm_gen.pipeline.tasks import TaskOptions, make_tasks
 from persrm_gen.prompts.renderer import PromptRenderer
@@ -40,7 +41,8 @@ def prepare(opts: BuildOptions, *, tasks: bool = True) -> Prepared:
     prepared = Prepared(authors, renderer, plan, [], {}, corpus)
     if not tasks:
         return prepared
-    all_tasks, skipped = shard_tasks(prepared, authors, opts)
+    mine = in_partition(authors, opts.num_shards, opts.shard_index)  # --num-shards: this machine's authors
+    all_tasks, skipped = shard_tasks(prepared, mine, opts)
     if not all_tasks:
         raise InputError(f"{opts.authors}: no usable target samples (skipped: {skipped or 'none'})")
     return prepared._replace(tasks=all_tasks, skipped=skipped)
