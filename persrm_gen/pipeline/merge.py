@@ -24,7 +24,9 @@ from persrm_gen.pipeline.write import write_dataset
 from persrm_gen.userfiles import read_text
 
 # Manifest entries that differ between the shard folders of one build; all others must agree.
-_PER_SHARD = frozenset({"command", "counts", "rejections", "skipped_samples", "usage", "shards", "versions", "python"})
+# (``base_url`` too: each machine may talk to its own server of the same model.)
+_PER_SHARD = frozenset({"command", "counts", "rejections", "skipped_samples", "usage", "shards", "versions", "python",
+                        "base_url"})
 
 
 @dataclass
@@ -45,6 +47,7 @@ def run_merge(sources: list[Path], out: Path, *, command: str = "") -> MergeResu
             stack.enter_context(OutputFolder(src).reading())  # none changes while it is read
         manifests = [_manifest(Path(s)) for s in sources]
         _check_same_build(sources, manifests)
+        _warn_missing_parts(manifests)
         units = [Unit.of_folder(Path(s)) for s in sources]
         _check_disjoint_authors(sources, units)
         rejections = Counter()
@@ -83,6 +86,19 @@ def _check_same_build(sources: list[Path], manifests: list[dict]) -> None:
             if first.get(key) != m.get(key):
                 raise UsageError(f"{src}: built with another {key} than {sources[0]} ({m.get(key)!r} vs "
                                  f"{first.get(key)!r}); merge only the shard folders of one build command")
+
+
+def _warn_missing_parts(manifests: list[dict]) -> None:
+    """A merge of some of the K parts is allowed (say, to look at a first result), but said."""
+    from persrm_gen.progress import console
+
+    parts = [m.get("shards") or {} for m in manifests]
+    k = {p.get("num_shards") for p in parts}
+    if len(k) == 1 and None not in k:
+        missing = sorted(set(range(k.pop())) - {p.get("shard_index") for p in parts})
+        if missing:
+            console.print(f"[yellow]warning[/yellow]: merging without --shard-index {', '.join(map(str, missing))}; "
+                          "their authors are not in the merged dataset", highlight=False)
 
 
 def _check_disjoint_authors(sources: list[Path], units: list[Unit]) -> None:
