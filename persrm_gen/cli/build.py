@@ -51,7 +51,7 @@ def build(
     max_attempts: int = typer.Option(3, help="Samples of an LLM output whose format or verdict is rejected (each after one identical retry)."),
     max_failure_rate: float = typer.Option(DEFAULT_MAX_FAILURE_RATE, help="Stop (exit 3) when more than this share of a stage's requests fail or give unusable output."),
     new_cache: bool = typer.Option(False, help="Start an empty cache where a manifest shows an earlier build (its cache.sqlite was deleted or moved aside): every request is paid again."),
-    shard_authors: int = typer.Option(100, help="Authors per shard: each shard goes through every stage and is written (and resumable) before the next starts, so memory stays bounded."),
+    shard_authors: int = typer.Option(20, help="Authors per shard: each shard goes through every stage and is written (and resumable) before the next starts, so memory stays bounded."),
     num_shards: int = typer.Option(1, help="Split the authors into this many partitions by a hash of author_id, one per machine (see --shard-index and `persrm-gen merge`)."),
     shard_index: int = typer.Option(0, help="Which partition (0 .. --num-shards - 1) this build makes; each goes into its own --out."),
     swap_check: bool = typer.Option(False, help="Judge both A/B orders; keep only pairs judged consistently."),

@@ -127,7 +127,7 @@ class BuildOptions:
     new_cache: bool = False
     # scale: authors per shard (each carried through every stage and written as it finishes),
     # and which of --num-shards author-hash partitions this machine builds
-    shard_authors: Annotated[int, Field(ge=1)] = 100
+    shard_authors: Annotated[int, Field(ge=1)] = 20
     num_shards: Annotated[int, Field(ge=1)] = 1
     shard_index: Annotated[int, Field(ge=0)] = 0
     swap_check: bool = False
