@@ -85,7 +85,8 @@ def build(
     dropped = sum(v for k, v in result.rejections.items() if not k.startswith(("sft_", "trace_")))
     console.print(
         f"[green]built[/green] {pairs} pairs ({sft} with a trace in sft) into {result.out} "
-        f"({result.requests_sent} requests sent, {result.cache_hits} from cache, {result.failed} failed); "
+        f"({result.requests_sent} requests sent, {result.cache_hits} from cache, {result.failed} failed)"
+        f"{f', resuming after {result.resumed} of {result.shards} shards built earlier' if result.resumed else ''}; "
         f"{dropped} candidates or pairs "
         f"dropped by validators. Next: persrm-gen validate {result.out}; persrm-gen stats {result.out}",
         highlight=False,

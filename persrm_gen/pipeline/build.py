@@ -150,19 +150,25 @@ async def _generate(opts: BuildOptions, prepared: Prepared, shards: list[list], 
                                             "verdicts": verdicts})
                 progress.update(overall, advance=1)
 
-        await _all_or_none([one(i) for i in todo])
+        await _all_or_none([one(i) for i in todo], client)
     finally:
         await client.aclose()
 
 
-async def _all_or_none(coros: list) -> None:
-    """Run ``coros`` together; on the first error (or Ctrl-C) cancel the rest and raise it as is."""
+async def _all_or_none(coros: list, client: LLMClient) -> None:
+    """Run ``coros`` together. On the first error (a budget stop, Ctrl-C, a bug) the client
+    sends nothing new, the other shard's requests in flight finish and are cached (they are
+    paid for), and the first error is raised as it was. A second Ctrl-C cancels at once."""
     tasks = [asyncio.ensure_future(c) for c in coros]
     try:
         await asyncio.gather(*tasks)
-    except BaseException:
+    except asyncio.CancelledError:
         for t in tasks:
             t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    except BaseException as exc:
+        client.request_stop(exc)
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
 
