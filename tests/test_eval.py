@@ -171,7 +171,7 @@ def test_bad_eval_inputs_fail_before_anything_is_written(data, tmp_path):
     out = tmp_path / "report"
     (tmp_path / "file").write_text("x")
     cases = [
-        ({"splits": ["nope"]}, "pairs/nope.parquet: missing: .*pairs splits: test_seen_authors, test_unseen_authors"),
+        ({"splits": ["nope"]}, r"pairs/nope-\*\.parquet: missing: .*pairs splits: test_seen_authors, test_unseen_authors"),
         ({"compare_to": str(tmp_path / "before.json")}, "--compare-to: .*before.json"),
         ({"compare_to": str(tmp_path / "file")}, "--compare-to: .*not a readable JSON report"),
         ({"data": str(tmp_path / "nope")}, "--data: .* does not exist"),

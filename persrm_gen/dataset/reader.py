@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from persrm_gen.dataset.layout import shard_file, split_of_file
+from persrm_gen.dataset.layout import split_of_file
 from persrm_gen.errors import InputError, InputIssue
 
 
@@ -25,9 +25,9 @@ def split_files(out: str | Path, config: str, split: str) -> list[Path]:
 
 
 def split_path(out: str | Path, config: str, split: str) -> Path:
-    """Where a split is, for messages: its first file, or its first shard's name when it has none."""
+    """Where a split is, for messages: its first file, or the glob of its shards when it has none."""
     files = split_files(out, config, split)
-    return files[0] if files else Path(out) / "data" / config / shard_file(split, 0, 1)
+    return files[0] if files else Path(out) / "data" / config / f"{split}-*.parquet"
 
 
 def available_splits(out: str | Path, config: str) -> list[str]:
