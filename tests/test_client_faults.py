@@ -317,7 +317,8 @@ def test_anthropic_splits_the_system_message_and_refuses_raw_prompts(tmp_path):
         with pytest.raises(FatalProviderError, match="chat messages only"):
             run_client("anthropic", server, tmp_path,
                        lambda c: c.complete(LLMRequest(model="claude-sonnet-4-5", prompt="raw")))
-    assert hit.body["system"] == "You are terse."
+    # a cache breakpoint after the system prompt (prompt caching)
+    assert hit.body["system"] == [{"type": "text", "text": "You are terse.", "cache_control": {"type": "ephemeral"}}]
     assert hit.body["messages"] == [{"role": "user", "content": "hello"}]
     assert res.input_tokens > 0 and res.output_tokens > 0
 

@@ -67,8 +67,11 @@ class StageUsage:
     completed: int = 0  # fresh valid responses obtained and cached
     cache_hits: int = 0  # answered from the cache (a valid response, or a request whose replies were all rejected)
     input_tokens: int = 0
+    cached_input_tokens: int = 0  # of input_tokens, read from the provider's prompt cache
+    cache_write_tokens: int = 0  # of input_tokens, written to it
     output_tokens: int = 0
-    cost_usd: float = 0.0
+    cost_usd: float = 0.0  # billed (Pricing.bill: cache and batch discounts applied)
+    list_cost_usd: float = 0.0  # the same tokens at list price
     retries: int = 0
     failures: int = 0  # requests given up on (fatal, or retries exhausted)
     rate_limited: int = 0
@@ -105,16 +108,24 @@ class Accounting:
     def cost_usd(self) -> float:
         return sum(s.cost_usd for s in self.stages.values())
 
+    @property
+    def saved_usd(self) -> float:
+        """What the cache and batch discounts saved this run, against list prices."""
+        return sum(s.list_cost_usd - s.cost_usd for s in self.stages.values())
+
     def to_dict(self) -> dict:
         """For manifest.json: per-stage and total tokens, cost, requests and fault counts."""
         per_stage = {k: vars(v).copy() for k, v in sorted(self.stages.items())}
         return {"stages": per_stage, "total": vars(self.total()).copy()}
 
     def summary(self) -> str:
-        """One line for the live progress display."""
+        """One line for the live progress display: billed cost, what discounts saved, cached share."""
         t = self.total()
-        return (f"{t.requests} sent, {t.cache_hits} cached, {t.input_tokens + t.output_tokens:,} tok, "
-                f"${t.cost_usd:.4f}, {t.retries} retries, {t.failures} failed")
+        cached = f" ({t.cached_input_tokens / t.input_tokens:.0%} cached)" if t.cached_input_tokens else ""
+        saved = t.list_cost_usd - t.cost_usd
+        return (f"{t.requests} sent, {t.cache_hits} cached, {t.input_tokens + t.output_tokens:,} tok{cached}, "
+                f"${t.cost_usd:.4f}" + (f" (saved ${saved:.4f})" if saved > 0.00005 else "")
+                + f", {t.retries} retries, {t.failures} failed")
 
 
 @dataclass(frozen=True)
@@ -453,12 +464,15 @@ class LLMClient:
     def _account(self, request: LLMRequest, response: LLMResponse, est_tokens: int) -> float:
         usage = self.accounting.stages[request.stage]
         usage.input_tokens += response.input_tokens
+        usage.cached_input_tokens += response.cached_input_tokens
+        usage.cache_write_tokens += response.cache_write_tokens
         usage.output_tokens += response.output_tokens
-        cost = self.pricing.cost(request.model, response.input_tokens, response.output_tokens)
-        usage.cost_usd += cost
+        bill = self.pricing.bill(request.model, response)
+        usage.cost_usd += bill.billed
+        usage.list_cost_usd += bill.list
         self.limiter.correct_tokens(est_tokens, response.input_tokens + response.output_tokens)
         self._learn_output(request, response)
-        return cost
+        return bill.billed  # the budget settles on what the provider bills
 
     def _fault(self, request: LLMRequest, e: TransientError) -> TransientError:
         usage = self.accounting.stages[request.stage]

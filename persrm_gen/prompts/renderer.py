@@ -25,6 +25,7 @@ from persrm_gen.jinja_sandbox import sandboxed_env
 from persrm_gen.llm.types import Message
 
 SUFFIX = ".j2"
+SAMPLES = "_samples.j2"  # the author's samples, included by the templates that show them
 _INCLUDE_RE = re.compile(r"""{%-?\s*(?:include|import|extends)\s+["']([^"']+)["']""")
 
 
@@ -39,6 +40,7 @@ class PromptRenderer:
         loaders.append(PackageLoader("persrm_gen", "prompts"))
         self.env = sandboxed_env(ChoiceLoader(loaders), keep_trailing_newline=False)
         self._hashes: dict[str, str] = {}
+        self._shows_samples: dict[str, bool] = {}
 
     def _template(self, name: str):
         with _template_errors(name + SUFFIX):
@@ -97,8 +99,23 @@ class PromptRenderer:
         if user is None:
             raise InputError(InputIssue(name + SUFFIX, None, "chat template needs a {% block user %}"))
         msgs = [Message("system", system)] if system else []
-        msgs.append(Message("user", user))
+        msgs.append(Message("user", user, cache_prefix=self._samples_prefix(name, user, variables)))
         return tuple(msgs)
+
+    def _samples_prefix(self, name: str, user: str, variables: dict) -> int:
+        """Length of the samples block (``_samples.j2``) when ``user`` starts with it, else 0.
+
+        The samples repeat in every request about the same target (each pair, each re-sample),
+        so templates put them first and a prompt-cache breakpoint goes right after them; a
+        template that puts anything before them simply gets no breakpoint there.
+        """
+        if name not in self._shows_samples:
+            sources = self._sources(name + SUFFIX, set())
+            self._shows_samples[name] = any(SAMPLES in _INCLUDE_RE.findall(src) for src in sources)
+        if not self._shows_samples[name]:
+            return 0
+        samples = self._template(SAMPLES.removesuffix(SUFFIX)).render(**variables).strip()
+        return len(samples) if samples and user.startswith(samples) else 0
 
 
 @contextmanager
