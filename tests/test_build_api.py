@@ -27,6 +27,8 @@ WORDS = "apple river quietly monument engine velvet harbor lantern orbit saddle 
 def _system(body: dict) -> str:
     if isinstance(body.get("system"), str):
         return body["system"]
+    if isinstance(body.get("system"), list):  # Anthropic text blocks (with a cache breakpoint)
+        return " ".join(b.get("text", "") for b in body["system"])
     return " ".join(m["content"] for m in body.get("messages", []) if m.get("role") == "system")
 
 

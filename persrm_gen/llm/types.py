@@ -75,6 +75,11 @@ class LLMRequest:
         return request_key(self, provider)[0]
 
 
+def cache_group_for(author_id: str) -> str:
+    """An author's ``cache_group``: a hash, so the provider sees no author id in the routing key."""
+    return "a-" + hashlib.sha256(author_id.encode("utf-8")).hexdigest()[:16]
+
+
 _NOT_KEYED = frozenset({"cache_group"})  # routing hints: see LLMRequest
 _REQUEST_FIELDS = tuple(f.name for f in fields(LLMRequest) if f.name not in _NOT_KEYED)
 

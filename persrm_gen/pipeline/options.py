@@ -132,6 +132,7 @@ class BuildOptions:
     max_failure_rate: Annotated[float, Field(ge=0, le=1)] = DEFAULT_MAX_FAILURE_RATE
     new_cache: bool = False
     swap_check: bool = False
+    trace_hint: bool = False
     dry_run: bool = False
     # card
     license: str | None = None
@@ -160,7 +161,7 @@ class BuildOptions:
 
         return RationaleOptions(
             mode=self.rationale_mode(chat), model=model, max_attempts=self.max_attempts, swap_check=self.swap_check,
-            seed=self.seed, max_failure_rate=self.max_failure_rate,
+            seed=self.seed, max_failure_rate=self.max_failure_rate, trace_hint=self.trace_hint,
         )
 
     def candidate_options(self, model: str):
