@@ -21,14 +21,15 @@ and a prefix is cached when the request that sent it has been answered, so ident
 prefixes sent at the same moment all miss, as on the real services. Entries never expire.
 
 - OpenAI (``/v1/chat/completions``, ``/v1/completions``): automatic prefix caching. A prompt
-  of at least 1,024 tokens reads the longest prefix, in steps of 128 tokens from 1,024 on,
+  of at least 1,024 tokens (``min_cached_tokens``) reads the longest prefix, in steps of 128
+  tokens from 1,024 on,
   that an answered request sent before; ``usage.prompt_tokens_details.cached_tokens`` says
   how many (a subset of ``prompt_tokens``). ``prompt_cache_key`` is recorded per hit
   (``Hit.cache_key``) but changes nothing here: it only routes on the real service.
 - Anthropic (``/v1/messages``): explicit ``cache_control`` breakpoints on system or message
   text blocks. The longest breakpoint prefix already cached is read
   (``cache_read_input_tokens``); the prefix up to the last breakpoint, when it is at least
-  1,024 tokens, is written beyond what was read (``cache_creation_input_tokens``);
+  ``min_cached_tokens``, is written beyond what was read (``cache_creation_input_tokens``);
   ``input_tokens`` counts only the rest, as the real API does (it excludes reads and writes).
 
 The bill (``prices={model: {input, output, cached_input, cache_write}}`` in USD per 1M tokens,
@@ -87,10 +88,11 @@ class FakeServer:
     key: str = KEY  # the API key the server accepts
     fault_all: str | None = None  # a fault for every arrival no schedule names (e.g. "echo_auth")
     caching: bool = False  # prompt caching, as the module docstring describes
+    min_cached_tokens: int = 1024  # shortest prefix cached (lower it to cache a tiny test corpus)
     prices: dict[str, dict[str, float]] = field(default_factory=dict)  # model -> list prices: the bill
 
     def __post_init__(self) -> None:
-        self._cache = PromptCache()
+        self._cache = PromptCache(self.min_cached_tokens)
         self._arrivals: Counter[str] = Counter()
         self._in_flight = 0
         self._lock = threading.Lock()
@@ -368,7 +370,8 @@ class CacheLookup:
 class PromptCache:
     """Prefixes (by hash of their text) that answered requests have cached."""
 
-    def __init__(self) -> None:
+    def __init__(self, min_tokens: int = MIN_CACHED_TOKENS) -> None:
+        self.min_tokens = min_tokens
         self._seen: set[str] = set()
         self._lock = threading.Lock()
 
@@ -380,9 +383,9 @@ class PromptCache:
             if brk:
                 breaks.append(len(text))
         if flavour == "anthropic":
-            prefixes = [n for n in breaks if n // 4 >= MIN_CACHED_TOKENS]
+            prefixes = [n for n in breaks if n // 4 >= self.min_tokens]
         else:
-            prefixes = [n * 4 for n in range(MIN_CACHED_TOKENS, len(text) // 4 + 1, OPENAI_CACHE_STEP)]
+            prefixes = [n * 4 for n in range(self.min_tokens, len(text) // 4 + 1, OPENAI_CACHE_STEP)]
         with self._lock:
             read = max((n for n in prefixes if _h(text[:n]) in self._seen), default=0) // 4
         return CacheLookup(flavour, text, prefixes, read)

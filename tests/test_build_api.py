@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -37,6 +38,8 @@ def persona(body: dict, text: str) -> str:
     digest = int(hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest(), 16)
     if "<answer>" in _system(body):  # the judge: a well-formed trace, right about two times in three
         verdict = "AB"[digest % 3 == 0]
+        if hint := re.search(r"The author wrote Response ([AB])\.", text):  # --trace-hint: follows it
+            verdict = hint.group(1)
         return ("<think>\nThe samples use long sentences and few contractions; one response keeps that "
                 f"rhythm and vocabulary, the other does not.\n</think>\n<answer>{verdict}</answer>")
     if "# Text\n" in text:  # minimal edit or axis rewrite of a given text
