@@ -167,3 +167,18 @@ def test_a_cache_without_the_cost_columns_is_migrated_and_reads_them_as_zero(tmp
         cache.put("k2", "openai", requests("fast", 1)[0], new)
     with RequestCache(path) as cache:
         assert cache.get_many(["k", "k2"]) == {"k": LLMResponse("old", 10, 2), "k2": new}
+
+
+@pytest.mark.parametrize("kind", ["fast", "anthropic"])
+def test_the_dry_run_projects_the_cached_share_and_the_live_and_batch_cost(kind, tmp_path):
+    reqs = requests(kind, 10)
+    with FakeServer() as server, RequestCache(tmp_path / "cache.sqlite") as cache:
+        client = LLMClient(make_test_transport(kind, server), cache)
+        est = client.estimate(reqs)
+        prefix = client.count_tokens("You judge style.\n" + SAMPLES)
+        assert server.snapshot() == []
+    # nine of ten requests read the system prompt and samples the first one cached
+    assert est.cached_input_tokens == 9 * prefix and 0.7 < est.cached_share < 0.9
+    assert est.batch_usd == pytest.approx(est.live_usd / 2)
+    assert est.live_usd < est.cost_usd
+    assert (est.cache_write_tokens > 0) == (kind == "anthropic")

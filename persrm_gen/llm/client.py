@@ -35,13 +35,14 @@ import random
 import signal
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import TypeVar
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from persrm_gen.errors import BudgetExceeded, FatalProviderError, RunInterrupted
 from persrm_gen.llm.budget import Budget
+from persrm_gen.llm.cache_projection import project
 from persrm_gen.llm.cache import RequestCache
 from persrm_gen.llm.failure_rate import FailureRate
 from persrm_gen.llm.faults import FAULT_KINDS, REQUEST_FAULTS, TransientError
@@ -136,8 +137,16 @@ class Estimate:
     cached: int
     input_tokens: int
     output_tokens: int  # upper bound: every request's max_tokens
-    cost_usd: float
+    cost_usd: float  # at list price: no prompt cache, no batch
     unpriced_models: tuple[str, ...] = ()
+    cached_input_tokens: int = 0  # expected from the provider's prompt cache (cache_projection)
+    cache_write_tokens: int = 0
+    live_usd: float = 0.0  # billed live, with the expected prompt caching
+    batch_usd: float = 0.0  # billed through a batch API, with the expected prompt caching
+
+    @property
+    def cached_share(self) -> float:
+        return self.cached_input_tokens / self.input_tokens if self.input_tokens else 0.0
 
 
 def estimate_tokens(text: str) -> int:
@@ -294,10 +303,19 @@ class LLMClient:
         tin = [self._input_tokens(r) for r in todo]
         cost = sum(self.pricing.cost(r.model, t, r.max_tokens) for r, t in zip(todo, tin))
         unpriced = sorted({r.model for r in todo if self.pricing.price(r.model) is None})
+        shared = project(todo, self.provider, self.count_tokens)
+        live = batch = 0.0
+        for r, t, (read, written) in zip(todo, tin, shared):
+            expected = LLMResponse("", input_tokens=t, output_tokens=r.max_tokens, cached_input_tokens=min(read, t),
+                                   cache_write_tokens=min(written, t - min(read, t)))
+            live += self.pricing.bill(r.model, expected).billed
+            batch += self.pricing.bill(r.model, replace(expected, batch=True)).billed
         return Estimate(
             requests=len(todo), cached=len(requests) - len(todo), input_tokens=sum(tin),
             output_tokens=sum(r.max_tokens for r in todo), cost_usd=cost,
             unpriced_models=tuple(unpriced) if self.provider != "local" else (),
+            cached_input_tokens=sum(min(a, t) for (a, _), t in zip(shared, tin)),
+            cache_write_tokens=sum(w for _, w in shared), live_usd=live, batch_usd=batch,
         )
 
     def request_stop(self, reason: BaseException | None = None) -> None:
