@@ -88,6 +88,9 @@ class FakeServer:
     key: str = KEY  # the API key the server accepts
     fault_all: str | None = None  # a fault for every arrival no schedule names (e.g. "echo_auth")
     caching: bool = False  # prompt caching, as the module docstring describes
+    # Count input tokens as caching does (serialised prompt // 4) even with caching off, so a
+    # benchmark compares the same token counts with and without a cache.
+    exact_usage: bool = False
     min_cached_tokens: int = 1024  # shortest prefix cached (lower it to cache a tiny test corpus)
     prices: dict[str, dict[str, float]] = field(default_factory=dict)  # model -> list prices: the bill
 
@@ -178,8 +181,8 @@ class FakeServer:
             if fault is None:
                 fault = self._fault_for(rid, text, n)
             hit = Hit(time.monotonic(), request.path, rid, text, fault, body, cache_key=body.get("prompt_cache_key"))
-            if self.caching and fault in (None, "badtag"):
-                hit.cached = self._cache.lookup(flavour, body)
+            if (self.caching or self.exact_usage) and fault in (None, "badtag"):
+                hit.cached = self._cache.lookup(flavour, body, enabled=self.caching)
             self.hits.append(hit)
             self._in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
@@ -375,8 +378,8 @@ class PromptCache:
         self._seen: set[str] = set()
         self._lock = threading.Lock()
 
-    def lookup(self, flavour: str, body: dict) -> CacheLookup:
-        """On arrival: the longest cached prefix this request reads."""
+    def lookup(self, flavour: str, body: dict, *, enabled: bool = True) -> CacheLookup:
+        """On arrival: the longest cached prefix this request reads (none when not ``enabled``)."""
         text, breaks = "", []
         for chunk, brk in _blocks(body):
             text += chunk
@@ -386,6 +389,8 @@ class PromptCache:
             prefixes = [n for n in breaks if n // 4 >= self.min_tokens]
         else:
             prefixes = [n * 4 for n in range(self.min_tokens, len(text) // 4 + 1, OPENAI_CACHE_STEP)]
+        if not enabled:
+            prefixes = []
         with self._lock:
             read = max((n for n in prefixes if _h(text[:n]) in self._seen), default=0) // 4
         return CacheLookup(flavour, text, prefixes, read)

@@ -66,7 +66,7 @@ def test_what_repeats_comes_first(name):
 
 
 @pytest.mark.parametrize("name", [t for t in TEMPLATES if t not in ("axis", "minimal_edit", "task")])
-def test_the_samples_block_ends_at_the_cache_breakpoint(name):
+def test_the_cache_breakpoint_follows_the_samples_and_the_query(name):
     r = PromptRenderer()
     template = r.env.get_template(name + SUFFIX)
     if "user" not in template.blocks:
@@ -76,4 +76,6 @@ def test_the_samples_block_ends_at_the_cache_breakpoint(name):
         assert user.cache_prefix == 0  # randomize shows no samples in chat: nothing to break after
         return
     head = user.content[: user.cache_prefix]
-    assert head.endswith("@@context1@@") and "@@query@@" not in head
+    # the samples and the query: what every pair and re-sample of a target repeats
+    assert head.endswith("@@query@@") and "@@context1@@" in head
+    assert not any(v in head for v in ("@@response_a@@", "@@response_b@@", "@@evidence@@", "@@opening@@"))

@@ -26,6 +26,7 @@ from persrm_gen.llm.types import Message
 
 SUFFIX = ".j2"
 SAMPLES = "_samples.j2"  # the author's samples, included by the templates that show them
+_QUERY_GAP = 200  # characters of template text (a heading) allowed between the samples and the query
 _INCLUDE_RE = re.compile(r"""{%-?\s*(?:include|import|extends)\s+["']([^"']+)["']""")
 
 
@@ -103,11 +104,13 @@ class PromptRenderer:
         return tuple(msgs)
 
     def _samples_prefix(self, name: str, user: str, variables: dict) -> int:
-        """Length of the samples block (``_samples.j2``) when ``user`` starts with it, else 0.
+        """Where the part of ``user`` that many requests repeat ends, else 0: the samples block
+        (``_samples.j2``) when ``user`` starts with it, extended over the query when the query
+        follows right after (every pair and re-sample of a target repeats both).
 
-        The samples repeat in every request about the same target (each pair, each re-sample),
-        so templates put them first and a prompt-cache breakpoint goes right after them; a
-        template that puts anything before them simply gets no breakpoint there.
+        A prompt-cache breakpoint goes there. The query is included because the samples alone
+        are often below the providers' 1,024-token minimum for a cached prefix. A template
+        that puts anything before the samples simply gets no breakpoint.
         """
         if name not in self._shows_samples:
             sources = self._sources(name + SUFFIX, set())
@@ -115,7 +118,13 @@ class PromptRenderer:
         if not self._shows_samples[name]:
             return 0
         samples = self._template(SAMPLES.removesuffix(SUFFIX)).render(**variables).strip()
-        return len(samples) if samples and user.startswith(samples) else 0
+        if not samples or not user.startswith(samples):
+            return 0
+        end = len(samples)
+        query = variables.get("query")
+        if isinstance(query, str) and query and 0 <= (at := user.find(query, end)) - end <= _QUERY_GAP:
+            end = at + len(query)
+        return end
 
 
 @contextmanager
