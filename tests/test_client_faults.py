@@ -319,7 +319,9 @@ def test_anthropic_splits_the_system_message_and_refuses_raw_prompts(tmp_path):
                        lambda c: c.complete(LLMRequest(model="claude-sonnet-4-5", prompt="raw")))
     # a cache breakpoint after the system prompt (prompt caching)
     assert hit.body["system"] == [{"type": "text", "text": "You are terse.", "cache_control": {"type": "ephemeral"}}]
-    assert hit.body["messages"] == [{"role": "user", "content": "hello"}]
+    # and one at the end of the prompt (a re-sample reads it whole)
+    assert hit.body["messages"] == [{"role": "user", "content": [
+        {"type": "text", "text": "hello", "cache_control": {"type": "ephemeral"}}]}]
     assert res.input_tokens > 0 and res.output_tokens > 0
 
 

@@ -96,7 +96,10 @@ def test_prompt_cache_key_reaches_openai_and_breakpoints_reach_anthropic(tmp_pat
     assert openai_hit.cache_key == "author-7"
     head, tail = anthropic_hit.body["messages"][0]["content"]
     assert head == {"type": "text", "text": SAMPLES, "cache_control": {"type": "ephemeral"}}
-    assert "cache_control" not in tail and tail["text"].startswith("\n\n# Pair 0")
+    # and one at the end, which a re-sample of the same prompt reads whole
+    assert tail == {"type": "text", "text": "\n\n# Pair 0\nResponse A ... Response B ...",
+                    "cache_control": {"type": "ephemeral"}}
+    assert anthropic_hit.body["system"][0]["cache_control"] == {"type": "ephemeral"}
 
 
 def test_max_cost_stops_on_the_billed_cost_not_the_list_price(tmp_path):

@@ -40,6 +40,22 @@ def _with_breakpoint(m: Message) -> dict:
                                         {"type": "text", "text": tail}]}
 
 
+def _with_end_breakpoint(messages: list[dict]) -> list[dict]:
+    """A breakpoint at the end of the prompt too: a re-sample (same prompt, new attempt) then
+    reads all of it. Re-samples are about half of all judge requests (issue 11), so the
+    first attempt's extra write (0.25x of its tail) is repaid by the first re-sample (0.9x)."""
+    if not messages:
+        return messages
+    last = dict(messages[-1])
+    content = last["content"]
+    blocks = [dict(b) for b in content] if isinstance(content, list) else [{"type": "text", "text": content}]
+    if not blocks[-1].get("text"):
+        return messages
+    blocks[-1]["cache_control"] = _EPHEMERAL
+    last["content"] = blocks
+    return [*messages[:-1], last]
+
+
 def message_params(request: LLMRequest) -> dict:
     if request.messages is None:
         raise FatalProviderError("the anthropic backend takes chat messages only (no raw-prompt base models)")
@@ -47,7 +63,7 @@ def message_params(request: LLMRequest) -> dict:
     params: dict = {
         "model": request.model,
         "max_tokens": request.max_tokens,
-        "messages": [_with_breakpoint(m) for m in request.messages if m.role != "system"],
+        "messages": _with_end_breakpoint([_with_breakpoint(m) for m in request.messages if m.role != "system"]),
     }
     if _TAKES_TEMPERATURE:
         # Recent Claude models refuse temperature and top_p together; temperature carries the intent.
