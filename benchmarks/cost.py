@@ -11,6 +11,8 @@ list price (``prices=``), independently of our own price table. The columns:
 - ``live``: today's build, the server without a prompt cache (what you pay with none).
 - ``live+cache``: the server caches prompt prefixes the way the provider does (OpenAI:
   automatic, from 1,024 tokens; Anthropic: at our ``cache_control`` breakpoints).
+- ``live+cache+hint``: with ``--trace-hint`` (what the hinted last attempt costs, and the
+  share of hard pairs, mimic and minimal-edit, whose trace reaches ``sft``).
 - ``batch`` / ``batch+cache``: hooks for ``--batch`` (:data:`MODES`); a mode whose flag this
   build does not know is reported as "n/a" instead of run.
 
@@ -50,6 +52,7 @@ LIST_PRICES = {
 MODES = {
     "live": ((), False),
     "live+cache": ((), True),
+    "live+cache+hint": (("--trace-hint",), True),
     "batch": (("--batch",), False),
     "batch+cache": (("--batch",), True),
 }
@@ -122,7 +125,15 @@ def build(corpus: Path, out: Path, model: str, flags: tuple[str, ...], caching: 
         "per_1k_pairs": 1000 * billed / pairs, "input_per_kept_trace": total["input_tokens"] / kept,
         "cached_share": total["cached_share"], "tpm_hours": total["input_tokens"] / TPM / 60, "wall_s": wall,
         "judge_per_kept_trace": usage.get("judge_requests_by_strategy", {}).get("all", {}).get("requests_per_kept_trace"),
+        "hard_in_sft": _hard_share(usage.get("judge_requests_by_strategy", {})),
     }
+
+
+def _hard_share(judge: dict) -> float:
+    """Share of the hard pairs (mimic, minimal-edit) whose trace reached sft."""
+    hard = [judge[s] for s in ("mimic", "minimal-edit") if s in judge]
+    pairs = sum(h["pairs"] for h in hard)
+    return sum(h["kept_traces"] for h in hard) / pairs if pairs else 0.0
 
 
 def main() -> None:
@@ -142,8 +153,9 @@ def main() -> None:
         print(f"corpus: {args.authors} authors x {args.samples} samples of ~200 words; concurrency {args.concurrency}, "
               f"server delay {args.delay} s")
         print("| model | mode | pairs | requests | server $ | ledger $ | ledger error | $ per 1k pairs | vs live "
-              "| input tok / kept trace | judge req / kept trace | cached share | h at 200k TPM | wall s |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+              "| input tok / kept trace | judge req / kept trace | hard pairs in sft | cached share | h at 200k TPM "
+              "| wall s |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for model in args.models.split(","):
             base = None
             for mode in args.modes.split(","):
@@ -156,7 +168,8 @@ def main() -> None:
                 err = abs(r["ledger_usd"] - r["server_usd"]) / r["server_usd"] if r["server_usd"] else 0.0
                 print(f"| {model} | {mode} | {r['pairs']:,} | {r['requests']:,} | {r['server_usd']:.4f} | "
                       f"{r['ledger_usd']:.4f} | {err:.2%} | {r['per_1k_pairs']:.3f} | {r['per_1k_pairs'] / base:.2f} | "
-                      f"{r['input_per_kept_trace']:,.0f} | {r['judge_per_kept_trace']} | {r['cached_share']:.0%} | "
+                      f"{r['input_per_kept_trace']:,.0f} | {r['judge_per_kept_trace']} | {r['hard_in_sft']:.0%} | "
+                      f"{r['cached_share']:.0%} | "
                       f"{r['tpm_hours']:.2f} | {r['wall_s']:.0f} |", flush=True)
 
 

@@ -55,21 +55,24 @@ class JudgeTally:
     hinted: Counter = field(default_factory=Counter)  # hinted requests sent
 
     def to_dict(self, kept_rows: list[dict]) -> dict:
-        """Per strategy: requests, traces kept for sft (in ``kept_rows``), requests per kept trace,
-        and the kept traces written with the hint."""
+        """Per strategy: pairs written (``kept_rows``), judge requests, traces kept for sft,
+        requests per kept trace, and the kept traces written with the hint."""
         kept: Counter = Counter()
         kept_hinted: Counter = Counter()
+        pairs = Counter(r["strategy"] for r in kept_rows)
         for r in kept_rows:
             if r.get("rationale_ok") and str(r.get("rationale_source", "")).startswith("llm"):
                 kept[r["strategy"]] += 1
                 kept_hinted[r["strategy"]] += r["rationale_source"] == HINTED
         out = {}
         for s in sorted(set(self.requests) | set(kept)):
-            out[s] = {"requests": self.requests[s], "kept_traces": kept[s], "hinted_requests": self.hinted[s],
+            out[s] = {"pairs": pairs[s], "requests": self.requests[s], "kept_traces": kept[s],
+                      "hinted_requests": self.hinted[s],
                       "kept_hinted": kept_hinted[s],
                       "requests_per_kept_trace": round(self.requests[s] / kept[s], 3) if kept[s] else None}
         total_req, total_kept = sum(self.requests.values()), sum(kept.values())
-        out["all"] = {"requests": total_req, "kept_traces": total_kept, "hinted_requests": sum(self.hinted.values()),
+        out["all"] = {"pairs": len(kept_rows), "requests": total_req, "kept_traces": total_kept,
+                      "hinted_requests": sum(self.hinted.values()),
                       "kept_hinted": sum(kept_hinted.values()),
                       "requests_per_kept_trace": round(total_req / total_kept, 3) if total_kept else None}
         return out
