@@ -97,7 +97,7 @@ def write_corpus(path: Path, authors: int, samples: int, seed: int = 0) -> None:
 def supports(flag: str) -> bool:
     out = subprocess.run([sys.executable, "-m", "persrm_gen.cli", "build", "--help"], capture_output=True, text=True,
                          env={**os.environ, "COLUMNS": "200"})
-    return flag in out.stdout
+    return re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", out.stdout) is not None  # not --batch-size
 
 
 def build(corpus: Path, out: Path, model: str, flags: tuple[str, ...], caching: bool, concurrency: int,
