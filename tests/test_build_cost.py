@@ -49,7 +49,9 @@ def test_the_manifest_bills_what_the_server_billed_and_shows_the_cached_share(tm
         assert {h.cache_key[:2] for h in hits if h.path.endswith("/chat/completions")} == {"a-"}
     else:
         assert total["cache_write_tokens"] > 0
-    assert "cached_share" in (out / "README.md").read_text()  # the card shows the ledger
+    card = (out / "README.md").read_text()
+    assert "cached_share" in card  # the card shows the ledger
+    assert f"Cost: ${total['cost_usd']:.4f} billed by the provider (${total['list_cost_usd']:.4f} at list price" in card
 
 
 def test_trace_hint_writes_marked_traces_for_pairs_the_blind_judge_missed(tmp_path, authors):
