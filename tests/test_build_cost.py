@@ -8,6 +8,8 @@ deterministic persona model of test_build_api.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import datasets
@@ -68,6 +70,10 @@ def test_trace_hint_writes_marked_traces_for_pairs_the_blind_judge_missed(tmp_pa
     assert judge["kept_hinted"] == len(hinted) and judge["hinted_requests"] >= len(hinted)
     assert manifest["rejections"].get("trace_dropped_after_max_attempts", 0) < judge["hinted_requests"]
     assert manifest["trace_hint"] is True
+    stats = subprocess.run([sys.executable, "-m", "persrm_gen.cli", "stats", str(out), "--json"], capture_output=True,
+                           text=True, check=True)
+    per_trace = json.loads(stats.stdout)["judge_requests_per_kept_trace"]
+    assert per_trace["all"] == judge["requests_per_kept_trace"] and "mimic" in per_trace
 
 
 def _pair(pid: str, author: str, sample: str) -> Pair:
