@@ -71,6 +71,8 @@ def test_the_ledger_equals_what_the_server_billed_with_prompt_caching(kind, tmp_
     assert t.cached_input_tokens >= 5 * 1024  # every request after the first read the samples
     assert t.cost_usd == pytest.approx(billed, rel=1e-9, abs=1e-12)
     assert t.list_cost_usd > t.cost_usd  # the discount shows
+    line = client.accounting.summary()  # the live display
+    assert f"${t.cost_usd:.4f} (saved ${t.list_cost_usd - t.cost_usd:.4f})" in line and "from prompt cache" in line
     assert usage.to_dict()["total"]["cost_usd"] == pytest.approx(billed, abs=2e-6)
     assert usage.to_dict()["total"]["cached_share"] > 0.5
     if kind == "anthropic":

@@ -122,7 +122,7 @@ class Accounting:
     def summary(self) -> str:
         """One line for the live progress display: billed cost, what discounts saved, cached share."""
         t = self.total()
-        cached = f" ({t.cached_input_tokens / t.input_tokens:.0%} cached)" if t.cached_input_tokens else ""
+        cached = f" ({t.cached_input_tokens / t.input_tokens:.0%} from prompt cache)" if t.cached_input_tokens else ""
         saved = t.list_cost_usd - t.cost_usd
         return (f"{t.requests} sent, {t.cache_hits} cached, {t.input_tokens + t.output_tokens:,} tok{cached}, "
                 f"${t.cost_usd:.4f}" + (f" (saved ${saved:.4f})" if saved > 0.00005 else "")
