@@ -45,8 +45,9 @@ from test_build_api import persona  # noqa: E402
 CORPORA = ROOT.parent / "shared" / "corpora"
 # List prices, USD per 1M tokens (the providers' pages, standard tier).
 LIST_PRICES = {
-    "gpt-4.1-mini": {"input": 0.40, "cached_input": 0.10, "output": 1.60},
-    "claude-sonnet-4-5": {"input": 3.0, "cached_input": 0.30, "cache_write": 3.75, "output": 15.0},
+    "gpt-4.1-mini": {"input": 0.40, "cached_input": 0.10, "output": 1.60, "batch_multiplier": 0.5},
+    "claude-sonnet-4-5": {"input": 3.0, "cached_input": 0.30, "cache_write": 3.75, "output": 15.0,
+                          "batch_multiplier": 0.5},
 }
 # mode -> (extra build flags, server caches prompts). Batch modes need --batch (issue 11, item 1).
 MODES = {

@@ -32,10 +32,13 @@ prefixes sent at the same moment all miss, as on the real services. Entries neve
   ``min_cached_tokens``, is written beyond what was read (``cache_creation_input_tokens``);
   ``input_tokens`` counts only the rest, as the real API does (it excludes reads and writes).
 
-The bill (``prices={model: {input, output, cached_input, cache_write}}`` in USD per 1M tokens,
-list prices): every 200 reply that carries usage (normal, ``badtag``) is charged from the
-usage it reports, cached reads at ``cached_input`` and writes at ``cache_write`` (each
-defaults to ``input``); ``Hit.billed_usd`` per request, :meth:`FakeServer.billed` in total.
+The bill (``prices={model: {input, output, cached_input, cache_write, batch_multiplier}}`` in
+USD per 1M tokens, list prices): every 200 reply that carries usage (normal, ``badtag``) is
+charged from the usage it reports, cached reads at ``cached_input`` and writes at
+``cache_write`` (each defaults to ``input``), a batch line at ``batch_multiplier`` times that
+(default 1); ``Hit.billed_usd`` per request, :meth:`FakeServer.billed` in total. Both the
+live handlers and batch line processing settle a reply through
+:meth:`FakeServer.settle_reply` (cache, usage, bill).
 Errors and broken bodies are not charged (the client could not have counted them either).
 """
 
@@ -194,11 +197,22 @@ class FakeServer:
             with self._lock:
                 self._in_flight -= 1
 
-    def _bill(self, hit: Hit, flavour: str, body: dict, payload: dict) -> None:
-        hit.usage = dict(payload.get("usage") or {})
+    def settle_reply(self, hit: Hit, flavour: str, body: dict, payload: dict, *, batch: bool = False) -> None:
+        """One answered request: its prompt-cache reads and writes go into ``payload``'s usage
+        and the cache, and it is billed (``batch``: at the price's ``batch_multiplier``). The
+        live handlers look the cache up on arrival (``hit.cached``); a batch line, processed
+        at once, looks it up here, so later lines of a batch read what earlier ones cached."""
+        usage = payload.get("usage")
+        if not usage:
+            return
+        if hit.cached is None and (self.caching or self.exact_usage):
+            hit.cached = self._cache.lookup(flavour, body, enabled=self.caching)
+        if hit.cached is not None:
+            self._cache.commit(hit.cached, usage)
+        hit.usage = dict(usage)
         price = self.prices.get(str(body.get("model")))
-        if price is not None and hit.usage:
-            hit.billed_usd = _charge(flavour, hit.usage, price)
+        if price is not None:
+            hit.billed_usd = _charge(flavour, hit.usage, price, batch=batch)
 
     def _fault_for(self, rid: str, text: str, n: int) -> str | None:
         plan = self.schedule.get(rid)
@@ -224,10 +238,8 @@ class FakeServer:
         answer = "C" if fault == "badtag" else self.answer
         reply = self.reply(body, text) if self.reply is not None and fault != "badtag" else None
         payload = _ok_body(flavour, request.path, body, text, answer, empty=fault == "empty", reply=reply)
-        if hit.cached is not None and payload.get("usage"):
-            self._cache.commit(hit.cached, payload["usage"])
         if fault in (None, "badtag"):
-            self._bill(hit, flavour, body, payload)
+            self.settle_reply(hit, flavour, body, payload)
         raw = json.dumps(payload).encode()
         if fault == "html":
             return web.Response(body=b"<html><body><h1>Welcome to nginx!</h1></body></html>", content_type="text/html")
@@ -414,8 +426,9 @@ def _h(text: str) -> str:
     return hashlib.sha1(text.encode()).hexdigest()
 
 
-def _charge(flavour: str, usage: dict, price: dict[str, float]) -> float:
-    """USD for one reply's usage at ``price`` (USD per 1M tokens)."""
+def _charge(flavour: str, usage: dict, price: dict[str, float], *, batch: bool = False) -> float:
+    """USD for one reply's usage at ``price`` (USD per 1M tokens; ``batch``: times its
+    ``batch_multiplier``, default 1)."""
     inp = price["input"]
     read_p, write_p = price.get("cached_input", inp), price.get("cache_write", inp)
     if flavour == "anthropic":
@@ -426,7 +439,8 @@ def _charge(flavour: str, usage: dict, price: dict[str, float]) -> float:
         read = (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0)
         write = 0
         plain, out = usage["prompt_tokens"] - read, usage["completion_tokens"]
-    return (plain * inp + read * read_p + write * write_p + out * price["output"]) / 1e6
+    usd = (plain * inp + read * read_p + write * write_p + out * price["output"]) / 1e6
+    return usd * (price.get("batch_multiplier", 1.0) if batch else 1.0)
 
 
 # ---- helpers the client tests share ----------------------------------------------------

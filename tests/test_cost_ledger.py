@@ -23,8 +23,9 @@ from persrm_gen.llm.usage import DatasetUsage
 # List prices (USD per 1M tokens) as the providers publish them, written out independently of
 # persrm_gen.llm.pricing: the client bills with its own table, the server with this one.
 LIST_PRICES = {
-    "gpt-4.1-mini": {"input": 0.40, "cached_input": 0.10, "output": 1.60},
-    "claude-sonnet-4-5": {"input": 3.0, "cached_input": 0.30, "cache_write": 3.75, "output": 15.0},
+    "gpt-4.1-mini": {"input": 0.40, "cached_input": 0.10, "output": 1.60, "batch_multiplier": 0.5},
+    "claude-sonnet-4-5": {"input": 3.0, "cached_input": 0.30, "cache_write": 3.75, "output": 15.0,
+                          "batch_multiplier": 0.5},
 }
 SAMPLES = "# Writing samples by the author\n\n" + " ".join(f"word{i % 97} of the author's sample" for i in range(400))
 
