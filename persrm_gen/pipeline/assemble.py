@@ -24,7 +24,8 @@ from persrm_gen.dataset.layout import shard_file, split_of_file
 from persrm_gen.dataset.schema import CONFIGS, SPLITS, in_contract_order
 from persrm_gen.dataset.writer import write_table
 
-_STATS_COLUMNS = ["id", "author_id", "genre", "split", "label", "style_margin", "strategy", "rationale_ok"]
+_STATS_COLUMNS = ["id", "author_id", "genre", "split", "label", "style_margin", "strategy", "rationale_ok",
+                  "rationale_source"]
 
 
 @dataclass

@@ -19,7 +19,7 @@ from pathlib import Path
 from persrm_gen.dataset.folder import OutputFolder
 from persrm_gen.errors import InputError
 from persrm_gen.generator.candidates import CandidateFactory
-from persrm_gen.generator.rationales import write_rationales
+from persrm_gen.generator.rationales import JudgeTally, write_rationales
 from persrm_gen.llm.client import LLMClient
 from persrm_gen.llm.client import run as client_run
 from persrm_gen.llm.usage import DatasetUsage
@@ -78,12 +78,18 @@ def run_build(opts: BuildOptions, *, quiet: bool = False) -> BuildResult:
         with make_progress(quiet) as progress:
             client_run(_generate(opts, prepared, shards, store, client, model, progress))
         summaries = [store.summary(i) for i in range(len(shards))]
-        rejections, skipped, usage, verdicts = _totals(summaries, client)
+        rejections, skipped, usage, verdicts, tally = _totals(summaries, client)
+
+        def manifest_for(counts: dict, rejections: dict, rows: list[dict]) -> dict:
+            spent = usage.to_dict()
+            if tally.requests:  # judge requests per kept trace by strategy
+                spent["judge_requests_by_strategy"] = tally.to_dict(rows)
+            return build_manifest(opts, prepared.renderer, prepared.plan, model, counts, rejections, skipped, spent)
+
         counts, rejections, manifest = write_dataset(
             staging, [Unit.of_folder(store.path(i)) for i in range(len(shards))], rejections, link=True,
             source=str(opts.authors), predicted=verdicts, previous_card=opts.out / "README.md",
-            manifest_for=lambda c, r: build_manifest(opts, prepared.renderer, prepared.plan, model, c, r, skipped,
-                                                     usage.to_dict()),
+            manifest_for=manifest_for,
         )
         folder.publish()
         store.clear()
@@ -103,18 +109,21 @@ def _first_tasks(prepared: Prepared, shards: list[list], opts: BuildOptions) -> 
     raise InputError(f"{opts.authors}: no usable target samples (skipped: {dict(skipped) or 'none'})")
 
 
-def _totals(summaries: list[dict], client: LLMClient) -> tuple[Counter, dict, DatasetUsage, dict]:
-    """(drops, samples skipped, usage, style verdicts) over every shard."""
+def _totals(summaries: list[dict], client: LLMClient) -> tuple[Counter, dict, DatasetUsage, dict, JudgeTally]:
+    """(drops, samples skipped, usage, style verdicts, judge requests) over every shard."""
     drops: Counter = Counter()
     skipped: Counter = Counter()
     usage = DatasetUsage(client.pricing)
     verdicts: dict[str, str] = {}
+    tally = JudgeTally()
     for s in summaries:
         drops.update(s["drops"])
         skipped.update(s["skipped"])
         _add_usage(usage, s["usage"])
         verdicts.update(s["verdicts"])
-    return drops, dict(sorted(skipped.items())), usage, verdicts
+        tally.requests.update(s["judge"]["requests"])
+        tally.hinted.update(s["judge"]["hinted"])
+    return drops, dict(sorted(skipped.items())), usage, verdicts, tally
 
 
 def _add_usage(usage: DatasetUsage, stages: dict) -> None:
@@ -141,13 +150,14 @@ async def _generate(opts: BuildOptions, prepared: Prepared, shards: list[list], 
         async def one(i: int) -> None:
             async with turns:
                 with ShardProgress(progress, f"shard {i + 1}/{len(shards)}: ") as shard_progress:
-                    usage = DatasetUsage(client.pricing)
+                    usage, tally = DatasetUsage(client.pricing), JudgeTally()
                     tasks, skipped = shard_tasks(prepared, shards[i], opts)
                     kept, drops, verdicts = await _shard(opts, prepared, factory, client, model, tasks, shard_progress,
-                                                         usage)
+                                                         usage, tally)
                     configs = await asyncio.to_thread(shard_configs, kept, prepared.renderer)
                     store.save(i, configs, {"drops": dict(drops), "skipped": skipped, "usage": usage.stages,
-                                            "verdicts": verdicts})
+                                            "verdicts": verdicts, "judge": {"requests": dict(tally.requests),
+                                                                            "hinted": dict(tally.hinted)}})
                 progress.update(overall, advance=1)
 
         await _all_or_none([one(i) for i in todo], client)
@@ -174,7 +184,7 @@ async def _all_or_none(coros: list, client: LLMClient) -> None:
 
 
 async def _shard(opts: BuildOptions, prepared: Prepared, factory: CandidateFactory, client: LLMClient, model: str,
-                 tasks: list, progress, usage: DatasetUsage) -> tuple[list[dict], Counter, dict]:
+                 tasks: list, progress, usage: DatasetUsage, tally: JudgeTally) -> tuple[list[dict], Counter, dict]:
     """candidates -> pairs -> screen -> labels -> rationales -> row checks for one shard:
     (kept rows in (split, author, id) order, drops per reason, style verdict per kept pair)."""
     drops: Counter = Counter()
@@ -186,7 +196,7 @@ async def _shard(opts: BuildOptions, prepared: Prepared, factory: CandidateFacto
     drops.update(screened)
     place_labels(pairs, opts.seed)
     ropt = opts.rationale_options(bool(client.transport.supports_chat), model)
-    drops.update(await write_rationales(pairs, client, prepared.renderer, ropt, progress, usage))
+    drops.update(await write_rationales(pairs, client, prepared.renderer, ropt, progress, usage, tally))
     kept, rejected = check_traces(pairs, progress)
     kept.sort(key=lambda r: (r["split"], r["author_id"], r["id"]))
     verdicts = {p.id: p.meta["style_verdict"] for p in pairs}

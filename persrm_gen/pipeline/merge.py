@@ -58,7 +58,7 @@ def run_merge(sources: list[Path], out: Path, *, command: str = "") -> MergeResu
             counts, rejections_out, manifest = write_dataset(
                 staging, units, rejections, link=False, source=str(sources[0]), predicted=predicted,
                 previous_card=Path(out) / "README.md",
-                manifest_for=lambda c, r: _merged_manifest(manifests, command, c, r),
+                manifest_for=lambda c, r, _rows: _merged_manifest(manifests, command, c, r),
             )
             folder.publish()
     return MergeResult(Path(out), counts, rejections_out, manifest)
@@ -144,12 +144,19 @@ def _merged_manifest(manifests: list[dict], command: str, counts: dict, rejectio
 
 
 def _sum_usage(usages: list) -> dict:
-    """Every number summed, key by key (floats rounded as the manifest writes cost)."""
+    """Every number summed, key by key (floats rounded as the manifest writes cost); the
+    shares and ratios among them are computed again from the sums."""
     first = usages[0]
     if isinstance(first, dict):
         keys = sorted({k for u in usages if isinstance(u, dict) for k in u})
-        return {k: _sum_usage([u[k] for u in usages if isinstance(u, dict) and k in u]) for k in keys}
+        out = {k: _sum_usage([u[k] for u in usages if isinstance(u, dict) and k in u]) for k in keys}
+        if "cached_share" in out and out.get("input_tokens"):
+            out["cached_share"] = round(out.get("cached_input_tokens", 0) / out["input_tokens"], 4)
+        if "requests_per_kept_trace" in out:
+            kept = out.get("kept_traces") or 0
+            out["requests_per_kept_trace"] = round(out.get("requests", 0) / kept, 3) if kept else None
+        return out
     if isinstance(first, bool) or not isinstance(first, (int, float)):
         return first
-    total = sum(usages)
+    total = sum(u for u in usages if isinstance(u, (int, float)) and not isinstance(u, bool))
     return round(total, 6) if isinstance(total, float) else total
