@@ -133,11 +133,12 @@ def test_a_killed_build_resumes_at_the_first_unfinished_shard(tmp_path, authors)
         again = build(authors, out, server, "--shard-authors", "1")
         assert served(server) == after and sent_and_cached(again.stderr)[0] == 0
         assert data_digests(out) == digests
-    # nothing was paid twice, everything once; the finished shards were not computed again,
-    # not even from the cache: the resumed run asked for fewer requests than the build has
-    assert max(after.values()) == 1 and sum(after.values()) == total
+    # only requests in flight at the kill (the next shard's: two are under way) were paid twice;
+    # the finished shards were not computed again, not even from the cache: the resumed run
+    # asked for fewer requests than the build has
+    assert max(after.values()) <= 2 and len(after) == total
     sent, cached = sent_and_cached(resumed.stderr)
-    assert sent == total - sum(before.values()) and sent + cached < total
+    assert sent == sum(after.values()) - sum(before.values()) and sent + cached < total
     assert data_digests(out) == data_digests(first)  # the same bytes as an uninterrupted build
     manifests = [json.loads((o / "manifest.json").read_text()) for o in (out, first)]
     same = ("counts", "rejections", "skipped_samples", "usage", "splits", "templates")
