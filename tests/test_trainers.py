@@ -255,7 +255,7 @@ def test_bad_data_model_and_trl_args_fail_before_anything_is_written(work, tmp_p
         ({"data": str(tmp_path / "nope")}, "--data: .* does not exist"),
         ({"data": str(tmp_path / "file")}, "--data: .* is a file, not a folder"),
         ({"data": str(tmp_path / "empty")}, "empty: not a built persrm-gen dataset"),
-        ({"data": str(pairs_only)}, "sft/train.parquet: missing: .*no sft config here"),
+        ({"data": str(pairs_only)}, r"sft/train-\*\.parquet: missing: .*no sft config here"),
         ({"data": str(no_rows)}, "sft/train.parquet: has no rows"),
         ({"data": str(corrupt)}, "sft/train.parquet: not a readable parquet file"),
         ({"model": str(tmp_path / "nope")}, "--model: .*nope does not exist"),
