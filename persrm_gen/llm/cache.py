@@ -43,8 +43,20 @@ _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, {_COLUMNS});
 CREATE TABLE IF NOT EXISTS rejected (key TEXT NOT NULL, {_COLUMNS});
 CREATE INDEX IF NOT EXISTS rejected_by_key ON rejected (key);
+""" + """
+CREATE TABLE IF NOT EXISTS batches (
+    batch_id TEXT PRIMARY KEY, provider TEXT NOT NULL, endpoint TEXT, scope TEXT NOT NULL,
+    state TEXT NOT NULL, done INTEGER NOT NULL, requests INTEGER NOT NULL, round INTEGER NOT NULL,
+    message TEXT NOT NULL, created REAL NOT NULL, updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS batch_requests (
+    custom_id TEXT PRIMARY KEY, batch_id TEXT NOT NULL, key TEXT NOT NULL, state TEXT NOT NULL, result TEXT
+);
+CREATE INDEX IF NOT EXISTS batch_requests_by_key ON batch_requests (key);
+CREATE INDEX IF NOT EXISTS batch_requests_by_batch ON batch_requests (batch_id);
 """
-_TABLES = ("responses", "rejected")
+# batches, batch_requests: the provider batches of ``--batch`` (persrm_gen.llm.batches.store).
+_TABLES = ("responses", "rejected", "batches", "batch_requests")
 # Errors in our own use of sqlite (a closed cache, a bad statement): bugs, not a damaged file.
 _BUGS = (sqlite3.ProgrammingError, sqlite3.InterfaceError, sqlite3.IntegrityError, sqlite3.NotSupportedError)
 _COLS = "text, input_tokens, output_tokens, finish_reason"
@@ -144,6 +156,29 @@ class RequestCache:
                 raise
             except sqlite3.DatabaseError as e:
                 raise unusable_cache(self.path, e) from None
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """The connection, under the lock, inside one transaction (committed on exit, rolled
+        back on an error): for the tables other modules keep in this file (llm.batches.store)."""
+        with self._io() as db:
+            db.execute("BEGIN")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def read(self, sql: str, params: tuple | list = ()) -> list[tuple]:
+        """Rows of one query (the tables other modules keep here); a missing table reads as empty."""
+        with self._io() as db:
+            try:
+                return db.execute(sql, params).fetchall()
+            except sqlite3.OperationalError as e:
+                if "no such table" in str(e):  # an older cache opened read-only, not migrated
+                    return []
+                raise
 
     def get(self, key: str) -> LLMResponse | None:
         if key in self._pending:

@@ -18,6 +18,11 @@ Faults the transports raise (:mod:`persrm_gen.llm.faults`), the only per-request
   send to...): never retried. After ``max_auth_errors`` consecutive 401/403 the whole run
   stops instead of draining the queue.
 
+With a :class:`~persrm_gen.llm.batches.runner.BatchRunner` (``--batch``), the cache misses
+of each ``complete_many`` call go to the provider's batch API instead, and each line's
+outcome is handled as a live reply would be (accounted, validated, cached, retried in a
+new batch when transient or refused by the validator).
+
 Anything else is a bug or a configuration error: nothing new is sent, the requests in
 flight finish and are cached, and the error is raised. Run-stopping conditions (budget,
 repeated auth errors, a stage whose :class:`FailureRate` passed its limit, SIGINT) work
@@ -41,7 +46,8 @@ from typing import TypeVar
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from persrm_gen.errors import BudgetExceeded, FatalProviderError, RunInterrupted
-from persrm_gen.llm.budget import Budget
+from persrm_gen.llm.batches.runner import BatchRunner
+from persrm_gen.llm.budget import Budget, Reservation
 from persrm_gen.llm.cache import RequestCache
 from persrm_gen.llm.failure_rate import FailureRate
 from persrm_gen.llm.faults import FAULT_KINDS, REQUEST_FAULTS, TransientError
@@ -69,7 +75,7 @@ class StageUsage:
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
-    retries: int = 0
+    retries: int = 0  # attempts sent again (live: after a fault; batch: a line sent in a new batch)
     failures: int = 0  # requests given up on (fatal, or retries exhausted)
     rate_limited: int = 0
     server_errors: int = 0
@@ -86,6 +92,7 @@ class StageUsage:
 @dataclass
 class Accounting:
     stages: dict[str, StageUsage] = field(default_factory=lambda: defaultdict(StageUsage))
+    batches: object | None = None  # the batch runner's counts (--batch), shown by summary()
 
     def total(self) -> StageUsage:
         t = StageUsage()
@@ -113,8 +120,9 @@ class Accounting:
     def summary(self) -> str:
         """One line for the live progress display."""
         t = self.total()
-        return (f"{t.requests} sent, {t.cache_hits} cached, {t.input_tokens + t.output_tokens:,} tok, "
+        line = (f"{t.requests} sent, {t.cache_hits} cached, {t.input_tokens + t.output_tokens:,} tok, "
                 f"${t.cost_usd:.4f}, {t.retries} retries, {t.failures} failed")
+        return line if self.batches is None else f"{line}; {self.batches}"
 
 
 @dataclass(frozen=True)
@@ -153,6 +161,7 @@ class LLMClient:
         max_auth_errors: int = 3,
         validate: Validator | None = None,
         token_counter: Callable[[str], int] = estimate_tokens,
+        batch: BatchRunner | None = None,
     ):
         check_timeout(timeout)
         self.transport = transport
@@ -179,6 +188,10 @@ class LLMClient:
         self._signals: list[int] = []
         self._out_ratio: dict[str, float] = {}  # stage -> share of max_tokens really used
         self._rejected: dict[str, int] = {}  # key -> replies recorded as rejected (cache + this run)
+        self.batch = batch
+        if batch is not None:
+            batch.bind(cache, self.key_scope)
+            self.accounting.batches = batch.counts
 
     # ---- public API -------------------------------------------------------------------
 
@@ -243,7 +256,10 @@ class LLMClient:
             self._settle(results, slots, res, failures, on_done)
 
         try:
-            await asyncio.gather(*(one(s) for s in todo.values()))
+            if self.batch is not None and todo:
+                await self._complete_in_batches(requests, keys, todo, validate, results, failures, on_done)
+            else:
+                await asyncio.gather(*(one(s) for s in todo.values()))
         finally:
             self.cache.flush()
         self._raise_failures(results, return_exceptions)
@@ -323,6 +339,8 @@ class LLMClient:
             loop.remove_signal_handler(sig)
         self._signals.clear()
         self.cache.flush()
+        if self.batch is not None:
+            await self.batch.aclose()
         await self.transport.aclose()
 
     async def __aenter__(self) -> LLMClient:
@@ -419,6 +437,86 @@ class LLMClient:
         if (pause := response.meta.get("pause_s")) is not None:
             self.limiter.pause(pause)
         return response
+
+    # ---- batches (--batch) --------------------------------------------------------------
+
+    async def _complete_in_batches(self, requests: Sequence[LLMRequest], keys: list[tuple[str, str]],
+                                   todo: dict[str, list[int]], validate: Validator | None, results: list,
+                                   failures: FailureRate | None, on_done: Callable[[], None] | None) -> None:
+        """The cache misses ``todo`` (key -> slots) through the batch runner; each outcome is
+        handled as :meth:`_attempt` handles a live reply."""
+        held: dict[str, Reservation] = {}
+        items: dict[str, LLMRequest] = {}
+
+        def settle(key: str, res: object, cost: float = 0.0) -> bool:
+            self.budget.settle(held.pop(key), cost)
+            self._settle(results, todo[key], res, failures, on_done)
+            return True
+
+        def reserve_again(key: str) -> bool:
+            """False (send again) when the budget still allows it; else settled with the stop."""
+            try:
+                held[key] = self._reserve(items[key], self._input_tokens(items[key]))
+            except BudgetExceeded as e:
+                self._settle(results, todo[key], e, failures, on_done)
+                return True
+            return False
+
+        def on_result(key: str, outcome: LLMResponse | Exception, may_retry: bool) -> bool:
+            request, slot = items[key], todo[key][0]
+            usage = self.accounting.stages[request.stage]
+            usage.requests += 1
+            if not isinstance(outcome, LLMResponse):
+                if isinstance(outcome, TransientError):
+                    self._fault(request, outcome)
+                    if may_retry and not outcome.final:
+                        usage.retries += 1
+                        return False
+                elif isinstance(outcome, FatalProviderError):
+                    self._on_fatal(outcome)
+                usage.failures += 1
+                return settle(key, outcome)
+            cost = self._account(request, outcome, outcome.input_tokens + outcome.output_tokens)  # no tpm pacing
+            valid = False
+            try:
+                valid = validate is None or validate(outcome.text)
+            finally:  # recorded valid or not, before anything else can happen (see _attempt)
+                if valid:
+                    self.cache.put_soon(key, self.provider, request, outcome, keys[slot][1])
+                else:
+                    self.cache.put_rejected_soon(key, self.provider, request, outcome, keys[slot][1])
+                    self._rejected[key] = self._rejected.get(key, 0) + 1
+            if valid:
+                usage.completed += 1
+                return settle(key, outcome, cost)
+            final = self._rejected[key] >= IDENTICAL_TRIES or not may_retry
+            fault = self._fault(request, _invalid(outcome, final=final))
+            self.budget.settle(held.pop(key), cost)
+            if final:
+                usage.failures += 1
+                self._settle(results, todo[key], fault, failures, on_done)
+                return True
+            usage.retries += 1
+            return reserve_again(key)
+
+        for key, slots in todo.items():
+            items[key] = requests[slots[0]]
+            try:
+                self._check_stop()
+                held[key] = self._reserve(items[key], self._input_tokens(items[key]))
+            except Exception as e:  # the budget or a stop: this one is not sent
+                self._settle(results, slots, e, failures, on_done)
+                del items[key]
+        try:
+            await self.batch.run(items, on_result, should_stop=lambda: self._stopped is not None)  # type: ignore[union-attr]
+        except FatalProviderError as e:  # a batch could not be submitted (or polled): nothing more is sent
+            self.request_stop(e)
+        finally:
+            # Lines still out (a stop, an interruption): they wait at the provider and a re-run collects them.
+            for key in list(held):
+                self.budget.settle(held.pop(key), 0.0, sent=False)
+                self._settle(results, todo[key], self._stopped or RunInterrupted("batch wait interrupted"),
+                             failures, on_done)
 
     # ---- helpers ----------------------------------------------------------------------
 
