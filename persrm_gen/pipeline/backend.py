@@ -88,6 +88,17 @@ def describe_backend(opts: BuildOptions) -> tuple[DryTransport, str]:
     return DryTransport("local", supports_chat=chat), str(folder)
 
 
+def make_batch_runner(opts: BuildOptions):
+    """With ``--batch``: the runner that sends each stage's requests through the provider's batch API."""
+    if not opts.batch:
+        return None
+    from persrm_gen.llm.batches import make_batch_api
+    from persrm_gen.llm.batches.runner import BatchRunner
+
+    api = make_batch_api(opts.backend, opts.base_url, timeout=opts.timeout)
+    return BatchRunner(api, poll=opts.batch_poll, log=lambda msg: console.log(msg, highlight=False))
+
+
 def make_client(opts: BuildOptions, transport, cache: RequestCache) -> LLMClient:
     local = opts.backend == "local"
     return LLMClient(
@@ -95,7 +106,7 @@ def make_client(opts: BuildOptions, transport, cache: RequestCache) -> LLMClient
         rpm=opts.rpm, tpm=opts.tpm, max_cost=opts.max_cost, max_requests=opts.max_requests,
         # a CPU batch can take minutes: the local backend has no per-request timeout
         timeout=None if local else opts.timeout,
-        pricing=Pricing(opts.pricing),
+        pricing=Pricing(opts.pricing), batch=make_batch_runner(opts),
     )
 
 

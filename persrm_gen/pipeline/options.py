@@ -126,6 +126,8 @@ class BuildOptions:
     max_failure_rate: Annotated[float, Field(ge=0, le=1)] = DEFAULT_MAX_FAILURE_RATE
     new_cache: bool = False
     swap_check: bool = False
+    batch: bool = False  # the provider's batch API (about half price; results within its window)
+    batch_poll: Annotated[float, Field(gt=0)] = 60.0  # seconds between status polls (back-off up to it)
     dry_run: bool = False
     # card
     license: str | None = None
@@ -137,6 +139,8 @@ class BuildOptions:
     def _combinations(self) -> BuildOptions:
         if self.base_url and self.backend != "openai":
             raise PydanticCustomError("option", "works with --backend openai (any OpenAI-compatible server)", {"field": "base_url"})
+        if self.batch and self.backend == "local":
+            raise PydanticCustomError("option", "needs --backend openai or anthropic (the local backend has no batch API)", {"field": "batch"})
         return self
 
     def rationale_mode(self, chat: bool) -> str:
