@@ -13,8 +13,7 @@ import json
 
 import anthropic
 
-from persrm_gen.errors import FatalProviderError
-from persrm_gen.llm.batches.base import BatchStatus, Outcome, sdk_faults
+from persrm_gen.llm.batches.base import BatchStatus, Cancelled, Outcome, sdk_faults
 from persrm_gen.llm.faults import ProviderRejected, TransientError
 from persrm_gen.llm.transports.anthropic_sdk import message_params, parse_message
 from persrm_gen.llm.transports.sdk_call import sdk_client
@@ -97,7 +96,7 @@ def _outcome(r) -> Outcome:
     if kind == "expired":
         return Outcome(cid, error=TransientError("timeout", "expired before it ran"))
     if kind == "canceled":
-        return Outcome(cid, error=FatalProviderError("canceled"))
+        return Outcome(cid, error=Cancelled("canceled"))
     return Outcome(cid, error=TransientError("malformed", f"unknown batch result type {kind!r}"))
 
 

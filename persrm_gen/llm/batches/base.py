@@ -21,6 +21,13 @@ from persrm_gen.llm.transports.sdk_errors import map_sdk_error
 from persrm_gen.llm.types import LLMRequest, LLMResponse
 
 
+CANCEL_STATES = frozenset({"cancelling", "cancelled", "canceling", "canceled"})
+
+
+class Cancelled(FatalProviderError):
+    """A line its batch's cancellation kept from running (``persrm-gen batches --cancel``)."""
+
+
 @dataclass(frozen=True)
 class BatchStatus:
     """One poll of a batch: the provider's own state word, and whether it is final."""

@@ -14,8 +14,7 @@ import json
 
 import openai
 
-from persrm_gen.errors import FatalProviderError
-from persrm_gen.llm.batches.base import BatchStatus, Outcome, sdk_faults
+from persrm_gen.llm.batches.base import BatchStatus, Cancelled, Outcome, sdk_faults
 from persrm_gen.llm.faults import TransientError, error_for_status
 from persrm_gen.llm.transports.fast_openai import is_official, parse_response, request_body
 from persrm_gen.llm.transports.sdk_call import sdk_client
@@ -116,7 +115,7 @@ def _outcome(line: dict) -> Outcome:
     if code == "batch_expired":
         return Outcome(cid, error=TransientError("timeout", f"expired before it ran: {message}"))
     if code == "batch_cancelled":
-        return Outcome(cid, error=FatalProviderError(f"cancelled: {redact_secrets(message)}"))
+        return Outcome(cid, error=Cancelled(f"cancelled: {redact_secrets(message)}"))
     return Outcome(cid, error=TransientError("server_error", message))
 
 

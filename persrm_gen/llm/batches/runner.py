@@ -13,6 +13,8 @@ for a live reply) and says whether the line is settled or must go again. The run
    results into the store in one transaction, then hands them over;
 4. sends errored or expired lines (and replies the validator refused) again in new batches,
    at most ``max_rounds`` times per line; a failed batch's lines fail with its message.
+   Lines of a batch cancelled while this run waits fail (the user stopped them); lines of
+   one cancelled before this run started go again (re-running is asking for them).
 
 It never imports the client: it only calls the callback (transport-level, like the transports).
 """
@@ -26,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from persrm_gen.errors import FatalProviderError
-from persrm_gen.llm.batches.base import BatchAPI, BatchStatus, split
+from persrm_gen.llm.batches.base import CANCEL_STATES, BatchAPI, BatchStatus, Cancelled, split
 from persrm_gen.llm.batches.store import SUBMITTING, BatchRow, BatchStore
 from persrm_gen.llm.cache import RequestCache
 from persrm_gen.llm.faults import ProviderRejected, TransientError
@@ -63,6 +65,7 @@ class BatchRunner:
         self.cache: RequestCache | None = None
         self.store: BatchStore | None = None
         self._lock = asyncio.Lock()  # one run at a time: two would download the same batches
+        self._cancelled_before: set[str] = set()  # batches cancelled before this run saw them: their lines go again
 
     def bind(self, cache: RequestCache, scope: str) -> None:
         """The client's cache and key scope (the batches of one server are looked up by it)."""
@@ -111,6 +114,12 @@ class BatchRunner:
                 self.log(f"re-attached batch {found} (created before the last run stopped)")
             else:
                 self.store.abandon(b.batch_id, "never created at the provider: its lines are sent again")
+        for b in self.store.open_batches():
+            try:
+                if (await self.api.status(b.batch_id)).state in CANCEL_STATES:
+                    self._cancelled_before.add(b.batch_id)
+            except TransientError:
+                pass  # polled again in the loop
         self.counts.in_progress = len(self.store.open_batches())
 
     def _hand_over_waiting(self, pending: dict[str, LLMRequest], on_result: OnResult) -> None:
@@ -200,6 +209,8 @@ class BatchRunner:
                 continue
             o = outcomes.get(cid)
             outcome = _missing(batch.batch_id, status) if o is None else (o.response or o.error)
+            if isinstance(outcome, Cancelled) and batch.batch_id in self._cancelled_before:
+                outcome = TransientError("server_error", f"batch {batch.batch_id} was cancelled before this run: sent again")
             if isinstance(outcome, LLMResponse):
                 used.append(cid)
             tries[key] += 1
@@ -216,8 +227,8 @@ def _missing(batch_id: str, status: BatchStatus) -> Exception:
     """The fault of a line an ended batch gave no result for."""
     if status.state == "failed":
         return ProviderRejected(f"batch {batch_id} failed: {status.message or 'no reason given'}")
-    if status.state in ("cancelled", "canceled"):
-        return FatalProviderError(f"batch {batch_id} was cancelled")
+    if status.state in CANCEL_STATES:
+        return Cancelled(f"batch {batch_id} was cancelled")
     if status.state == "expired":
         return TransientError("timeout", f"batch {batch_id} expired before this request ran")
     return TransientError("malformed", f"batch {batch_id} ended ({status.state}) without a result for this request")
