@@ -219,3 +219,34 @@ def test_batch_with_the_local_backend_is_refused_in_one_line(tmp_path, corpus):
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "batch" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_anthropic_message_batches_build_equals_the_live_build(tmp_path, corpus):
+    live_out, batch_out = tmp_path / "live", tmp_path / "batch"
+    with FakeServer(reply=persona) as server:
+        run(args(corpus, live_out, server, "--swap-check", backend="anthropic"), server)
+    with FakeServer(reply=persona, batch_delay=0.05) as server:
+        run(args(corpus, batch_out, server, "--swap-check", *BATCH, backend="anthropic"), server)
+        assert server.batches and all(h.path.startswith("batch:") for h in server.snapshot())
+        assert all(b["id"].startswith("msgbatch_") for b in server.batches.values())
+    assert data_digests(batch_out) == data_digests(live_out)
+
+
+def test_ctrl_c_while_waiting_stops_at_once_with_a_resume_hint(tmp_path, corpus, live):
+    out = tmp_path / "out"
+    with FakeServer(reply=persona, batch_delay=60.0) as server:
+        cmd = args(corpus, out, server, "--swap-check", "--batch", "--batch-poll", "30")
+        proc = subprocess.Popen(cmd, env=env(server), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while not server.batches and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.02)
+        time.sleep(0.3)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert time.monotonic() - sent < 10  # not after the 30 s poll interval
+        assert proc.returncode == 130 and "re-run the same command" in err
+        server.batch_delay = 0.05
+        run(args(corpus, out, server, "--swap-check", *BATCH), server)
+        assert max(submitted_bodies(server).values()) == 1
+    assert data_digests(out) == data_digests(live)
