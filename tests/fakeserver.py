@@ -14,23 +14,6 @@ Faults: 400 401 403 404 429 500 502 503 529, ``hang`` (sleep past the client tim
 repeats the credential header the client sent, as some servers and proxies do), ``html``
 (200 with an HTML page), ``badutf8`` (200, a JSON body with bytes that are not UTF-8),
 ``huge`` (200, a valid reply of ``huge_bytes`` sent chunked, without Content-Length).
-
-Batches (section "batch APIs" below): OpenAI's Files (``POST /v1/files``, ``GET
-/v1/files/{id}/content``) and Batches (``POST /v1/batches``, ``GET /v1/batches[/{id}]``,
-``POST /v1/batches/{id}/cancel``), and Anthropic's Message Batches (``POST
-/v1/messages/batches``, ``GET .../{id}``, ``GET .../{id}/results``, ``POST .../{id}/cancel``).
-A batch is ``in_progress`` until ``batch_delay`` seconds after its creation; the first
-status read after that processes every line at once, as the live endpoint would answer
-its body (same ``reply``, same usage), logs each as a :class:`Hit` with path
-``batch:<url>`` and counts it in ``batch_processed`` (request body id -> times processed),
-then reports the batch ended (OpenAI ``completed`` with output and error files, Anthropic
-``ended`` with a ``results_url``). Per line, ``batch_fault_for(rid, text, n)`` (the n-th
-processing of that body; from ``batch_schedule`` or a ``[[batch:error,expired]]`` marker
-in the text) makes it ``error`` (a 500 / ``api_error`` line), ``refused`` (400 /
-``invalid_request_error``) or ``expired``. ``batch_fail`` > 0 makes that many next OpenAI
-batches end ``failed`` (nothing processed) with a message that repeats the Authorization
-header they were created with (a provider echoing the key). A cancelled batch processes
-nothing: OpenAI ``cancelled`` without output, Anthropic ``ended`` with every line ``canceled``.
 """
 
 from __future__ import annotations
@@ -67,8 +50,34 @@ class Hit:
 _BATCH_MARKER = re.compile(r"\[\[batch:([\w,]+)\]\]")
 
 
+@dataclass
 class _BatchAPIs:
-    """The batch endpoints of :class:`FakeServer` (mixed in; semantics in the module docstring)."""
+    """The batch endpoints of :class:`FakeServer` (a base class, its own section to merge easily).
+
+    OpenAI's Files (``POST /v1/files``, ``GET
+    /v1/files/{id}/content``) and Batches (``POST /v1/batches``, ``GET /v1/batches[/{id}]``,
+    ``POST /v1/batches/{id}/cancel``), and Anthropic's Message Batches (``POST
+    /v1/messages/batches``, ``GET .../{id}``, ``GET .../{id}/results``, ``POST .../{id}/cancel``).
+    A batch is ``in_progress`` until ``batch_delay`` seconds after its creation; the first
+    status read after that processes every line at once, as the live endpoint would answer
+    its body (same ``reply``, same usage), logs each as a :class:`Hit` with path
+    ``batch:<url>`` and counts it in ``batch_processed`` (request body id -> times processed),
+    then reports the batch ended (OpenAI ``completed`` with output and error files, Anthropic
+    ``ended`` with a ``results_url``). Per line, ``batch_fault_for(rid, text, n)`` (the n-th
+    processing of that body; from ``batch_schedule`` or a ``[[batch:error,expired]]`` marker
+    in the text) makes it ``error`` (a 500 / ``api_error`` line), ``refused`` (400 /
+    ``invalid_request_error``) or ``expired``. ``batch_fail`` > 0 makes that many next OpenAI
+    batches end ``failed`` (nothing processed) with a message that repeats the Authorization
+    header they were created with (a provider echoing the key). A cancelled batch processes
+    nothing: OpenAI ``cancelled`` without output, Anthropic ``ended`` with every line ``canceled``.
+    """
+
+    batch_delay: float = 0.2
+    batch_schedule: dict[str, list[str | None]] = field(default_factory=dict)  # rid -> line faults by processing
+    batch_fail: int = 0
+    batch_processed: Counter[str] = field(default_factory=Counter, init=False)
+    files: dict[str, bytes] = field(default_factory=dict, init=False, repr=False)
+    batches: dict[str, dict] = field(default_factory=dict, init=False, repr=False)  # id -> batch (+ our "_" fields)
 
     def _add_batch_routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/files", self._file_upload)
@@ -291,18 +300,11 @@ class FakeServer(_BatchAPIs):
     reply: Callable[[dict, str], str] | None = None
     key: str = KEY  # the API key the server accepts
     fault_all: str | None = None  # a fault for every arrival no schedule names (e.g. "echo_auth")
-    # batch APIs (see the module docstring)
-    batch_delay: float = 0.2
-    batch_schedule: dict[str, list[str | None]] = field(default_factory=dict)  # rid -> line faults by processing
-    batch_fail: int = 0
 
     def __post_init__(self) -> None:
         self._arrivals: Counter[str] = Counter()
         self._in_flight = 0
         self._lock = threading.Lock()
-        self.batch_processed: Counter[str] = Counter()
-        self.files: dict[str, bytes] = {}
-        self.batches: dict[str, dict] = {}  # id -> the batch (provider objects plus our own "_" fields)
 
     # ---- lifecycle ----------------------------------------------------------------
 

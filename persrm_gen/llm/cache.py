@@ -43,20 +43,8 @@ _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, {_COLUMNS});
 CREATE TABLE IF NOT EXISTS rejected (key TEXT NOT NULL, {_COLUMNS});
 CREATE INDEX IF NOT EXISTS rejected_by_key ON rejected (key);
-""" + """
-CREATE TABLE IF NOT EXISTS batches (
-    batch_id TEXT PRIMARY KEY, provider TEXT NOT NULL, endpoint TEXT, scope TEXT NOT NULL,
-    state TEXT NOT NULL, done INTEGER NOT NULL, requests INTEGER NOT NULL, round INTEGER NOT NULL,
-    message TEXT NOT NULL, created REAL NOT NULL, updated REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS batch_requests (
-    custom_id TEXT PRIMARY KEY, batch_id TEXT NOT NULL, key TEXT NOT NULL, state TEXT NOT NULL, result TEXT
-);
-CREATE INDEX IF NOT EXISTS batch_requests_by_key ON batch_requests (key);
-CREATE INDEX IF NOT EXISTS batch_requests_by_batch ON batch_requests (batch_id);
 """
-# batches, batch_requests: the provider batches of ``--batch`` (persrm_gen.llm.batches.store).
-_TABLES = ("responses", "rejected", "batches", "batch_requests")
+_TABLES = ("responses", "rejected")
 # Errors in our own use of sqlite (a closed cache, a bad statement): bugs, not a damaged file.
 _BUGS = (sqlite3.ProgrammingError, sqlite3.InterfaceError, sqlite3.IntegrityError, sqlite3.NotSupportedError)
 _COLS = "text, input_tokens, output_tokens, finish_reason"
@@ -78,6 +66,21 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
     wal = path.with_name(path.name + "-wal").exists()
     uri = path.resolve().as_uri() + ("?mode=ro" if wal else "?mode=ro&immutable=1")
     return sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
+
+
+# The provider batches of ``--batch`` and their lines (persrm_gen.llm.batches.store).
+_BATCH_SCHEMA = """
+CREATE TABLE IF NOT EXISTS batches (
+    batch_id TEXT PRIMARY KEY, provider TEXT NOT NULL, endpoint TEXT, scope TEXT NOT NULL,
+    state TEXT NOT NULL, done INTEGER NOT NULL, requests INTEGER NOT NULL, round INTEGER NOT NULL,
+    message TEXT NOT NULL, created REAL NOT NULL, updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS batch_requests (
+    custom_id TEXT PRIMARY KEY, batch_id TEXT NOT NULL, key TEXT NOT NULL, state TEXT NOT NULL, result TEXT
+);
+CREATE INDEX IF NOT EXISTS batch_requests_by_key ON batch_requests (key);
+CREATE INDEX IF NOT EXISTS batch_requests_by_batch ON batch_requests (batch_id);
+"""
 
 
 def unusable_cache(path: Path, error: BaseException) -> UsageError:
@@ -132,6 +135,7 @@ class RequestCache:
             # NORMAL is durable against process death (SIGKILL) in WAL mode; only an OS
             # crash can lose the last transactions, which the re-run then simply re-sends.
             db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_BATCH_SCHEMA)
             db.executescript(_SCHEMA)
             for table in _TABLES:  # reads the schema and each table's rightmost pages: cheap
                 db.execute(f"SELECT max(rowid) FROM {table}").fetchone()

@@ -75,7 +75,7 @@ class StageUsage:
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
-    retries: int = 0  # attempts sent again (live: after a fault; batch: a line sent in a new batch)
+    retries: int = 0
     failures: int = 0  # requests given up on (fatal, or retries exhausted)
     rate_limited: int = 0
     server_errors: int = 0
@@ -92,7 +92,6 @@ class StageUsage:
 @dataclass
 class Accounting:
     stages: dict[str, StageUsage] = field(default_factory=lambda: defaultdict(StageUsage))
-    batches: object | None = None  # the batch runner's counts (--batch), shown by summary()
 
     def total(self) -> StageUsage:
         t = StageUsage()
@@ -120,9 +119,18 @@ class Accounting:
     def summary(self) -> str:
         """One line for the live progress display."""
         t = self.total()
-        line = (f"{t.requests} sent, {t.cache_hits} cached, {t.input_tokens + t.output_tokens:,} tok, "
+        return (f"{t.requests} sent, {t.cache_hits} cached, {t.input_tokens + t.output_tokens:,} tok, "
                 f"${t.cost_usd:.4f}, {t.retries} retries, {t.failures} failed")
-        return line if self.batches is None else f"{line}; {self.batches}"
+
+
+@dataclass
+class BatchAccounting(Accounting):
+    """Accounting of a ``--batch`` client: the summary adds the batches' counts."""
+
+    batches: object = None  # the runner's BatchCounts
+
+    def summary(self) -> str:
+        return f"{super().summary()}; {self.batches}"
 
 
 @dataclass(frozen=True)
@@ -191,7 +199,7 @@ class LLMClient:
         self.batch = batch
         if batch is not None:
             batch.bind(cache, self.key_scope)
-            self.accounting.batches = batch.counts
+            self.accounting = BatchAccounting(batches=batch.counts)
 
     # ---- public API -------------------------------------------------------------------
 

@@ -120,14 +120,14 @@ class BuildOptions:
     rpm: Annotated[float | None, Field(gt=0)] = None
     tpm: Annotated[float | None, Field(gt=0)] = None
     timeout: Annotated[float, Field(gt=0)] = 120.0
+    batch: bool = False  # the provider's batch API (about half price; results within its window)
+    batch_poll: Annotated[float, Field(gt=0)] = 60.0  # seconds between status polls (back-off up to it)
     max_cost: Annotated[float | None, Field(ge=0)] = None
     max_requests: Annotated[int | None, Field(ge=0)] = None
     max_attempts: Annotated[int, Field(ge=1)] = 3
     max_failure_rate: Annotated[float, Field(ge=0, le=1)] = DEFAULT_MAX_FAILURE_RATE
     new_cache: bool = False
     swap_check: bool = False
-    batch: bool = False  # the provider's batch API (about half price; results within its window)
-    batch_poll: Annotated[float, Field(gt=0)] = 60.0  # seconds between status polls (back-off up to it)
     dry_run: bool = False
     # card
     license: str | None = None
