@@ -91,6 +91,11 @@ class _BatchAPIs:
         app.router.add_get("/v1/messages/batches/{id}/results", self._an_results)
         app.router.add_post("/v1/messages/batches/{id}/cancel", self._an_cancel)
 
+    def _next_batch(self) -> int:
+        """Batch ids are never reused, even after a test clears ``batches`` (a lost batch)."""
+        self._batch_serial = getattr(self, "_batch_serial", 0) + 1
+        return self._batch_serial
+
     def batch_fault_for(self, rid: str, text: str, n: int) -> str | None:
         plan = self.batch_schedule.get(rid)
         if plan is None and (m := _BATCH_MARKER.search(text)):
@@ -139,7 +144,7 @@ class _BatchAPIs:
         data = self.files.get(p.get("input_file_id", ""))
         if data is None:
             return _error("openai", 404, None)
-        bid = f"batch_{len(self.batches) + 1:06d}"
+        bid = f"batch_{self._next_batch():06d}"
         lines = [json.loads(x) for x in data.decode().splitlines() if x.strip()]
         b = {"id": bid, "object": "batch", "endpoint": p["endpoint"], "input_file_id": p["input_file_id"],
              "completion_window": p["completion_window"], "status": "in_progress", "created_at": int(time.time()),
@@ -175,7 +180,7 @@ class _BatchAPIs:
         if not self._authed(request):
             return _error("anthropic", 401, None)
         p = await request.json()
-        bid = f"msgbatch_{len(self.batches) + 1:06d}"
+        bid = f"msgbatch_{self._next_batch():06d}"
         b = {"id": bid, "type": "message_batch", "processing_status": "in_progress",
              "created_at": _iso(time.time()), "expires_at": _iso(time.time() + 86400), "ended_at": None,
              "cancel_initiated_at": None, "archived_at": None, "results_url": None,

@@ -23,7 +23,7 @@ import pytest
 from example_corpus import write_example_slice
 from fakeserver import MODELS, FakeServer, make_test_transport
 from test_build_api import args, data_digests, env, persona, run
-from persrm_gen.errors import FatalProviderError
+from persrm_gen.errors import BudgetExceeded, FatalProviderError
 from persrm_gen.llm.batches import make_batch_api
 from persrm_gen.llm.batches.runner import BatchRunner
 from persrm_gen.llm.batches.store import BatchStore
@@ -130,6 +130,44 @@ def test_a_batch_created_but_never_recorded_is_found_by_its_tag(tmp_path):
         out = asyncio.run(rerun())
         assert len(server.batches) == 1 and max(server.batch_processed.values()) == 1
     assert [o.text for o in out] == [f"Thinking about: {t}. <answer>A</answer>" for t in ("one", "two")]
+
+
+def test_max_requests_in_batch_mode_sends_what_fits_then_a_rerun_sends_the_rest(tmp_path):
+    reqs = chat("sdk", [f"q{i}" for i in range(5)])
+    with FakeServer(batch_delay=0.05) as server:
+        async def go(limit):
+            client = client_for("sdk", server, tmp_path / "cache.sqlite")
+            client.budget.max_requests = limit
+            async with client:
+                return await client.complete_many(reqs, return_exceptions=True)
+
+        with pytest.raises(BudgetExceeded):
+            asyncio.run(go(3))
+        assert sum(server.batch_processed.values()) == 3  # the admitted lines were awaited and cached
+        out = asyncio.run(go(None))
+        assert [o.text for o in out] == [f"Thinking about: q{i}. <answer>A</answer>" for i in range(5)]
+        assert sum(server.batch_processed.values()) == 5 and max(server.batch_processed.values()) == 1
+
+
+def test_a_batch_the_provider_lost_is_sent_again(tmp_path):
+    reqs = chat("sdk", ["lost one", "lost two"])
+    with FakeServer(batch_delay=0.5) as server:
+        client = client_for("sdk", server, tmp_path / "cache.sqlite")
+
+        async def go():
+            async def forget():
+                while not server.batches:
+                    await asyncio.sleep(0.01)
+                server.batches.clear()  # a 404 from now on for that batch
+
+            async with client:
+                results, _ = await asyncio.gather(client.complete_many(reqs), forget())
+                return results
+
+        out = asyncio.run(go())
+        assert len(server.batches) == 1  # the new one; the lost one never ran
+    assert [o.text for o in out] == [f"Thinking about: {t}. <answer>A</answer>" for t in ("lost one", "lost two")]
+    assert client.accounting.total().retries == 2
 
 
 # ---- the CLI ------------------------------------------------------------------------------

@@ -515,8 +515,14 @@ class LLMClient:
             except Exception as e:  # the budget or a stop: this one is not sent
                 self._settle(results, slots, e, failures, on_done)
                 del items[key]
+        def should_stop() -> bool:
+            # A budget stop sends nothing new but waits for the lines it admitted (as live requests
+            # in flight finish); an interruption or a failing stage stops waiting: the lines stay
+            # recorded at the provider and the same command collects them.
+            return self._stopped is not None and not isinstance(self._stopped, BudgetExceeded)
+
         try:
-            await self.batch.run(items, on_result, should_stop=lambda: self._stopped is not None)  # type: ignore[union-attr]
+            await self.batch.run(items, on_result, should_stop=should_stop)  # type: ignore[union-attr]
         except FatalProviderError as e:  # a batch could not be submitted (or polled): nothing more is sent
             self.request_stop(e)
         finally:

@@ -82,7 +82,8 @@ class BatchRunner:
         tries: Counter[str] = Counter()
         await self._recover()
         self._hand_over_waiting(pending, on_result)
-        await self._submit(self._strays(pending), pending, on_result)
+        if not should_stop():
+            await self._submit(self._strays(pending), pending, on_result)
         delay = min(1.0, self.poll)
         while pending and not should_stop():
             await _nap(delay, should_stop)
@@ -196,6 +197,12 @@ class BatchRunner:
         except TransientError as e:  # polled again next round
             self.log(f"batch {batch.batch_id}: {e} (polling again)")
             return []
+        except ProviderRejected as e:
+            if e.is_auth:  # a wrong key: nothing else will work either
+                raise
+            # The batch or its files are gone (404, another account...): its lines go again.
+            self.log(f"batch {batch.batch_id}: {e} (its requests are sent again)")
+            status, outcomes = BatchStatus(state="unreadable", ended=True, message=str(e)), {}
         lines = self.store.lines_of(batch.batch_id)
         replies = [(cid, o.response) for cid, o in outcomes.items() if o.response is not None and cid in lines]
         self.store.finish(batch.batch_id, status.state, status.message, replies)  # type: ignore[arg-type]
