@@ -81,6 +81,7 @@ CREATE TABLE IF NOT EXISTS batch_requests (
 CREATE INDEX IF NOT EXISTS batch_requests_by_key ON batch_requests (key);
 CREATE INDEX IF NOT EXISTS batch_requests_by_batch ON batch_requests (batch_id);
 """
+_BATCH_TABLES = ("batches", "batch_requests")
 
 
 def unusable_cache(path: Path, error: BaseException) -> UsageError:
@@ -135,9 +136,11 @@ class RequestCache:
             # NORMAL is durable against process death (SIGKILL) in WAL mode; only an OS
             # crash can lose the last transactions, which the re-run then simply re-sends.
             db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(_BATCH_SCHEMA)
             db.executescript(_SCHEMA)
             for table in _TABLES:  # reads the schema and each table's rightmost pages: cheap
+                db.execute(f"SELECT max(rowid) FROM {table}").fetchone()
+            db.executescript(_BATCH_SCHEMA)
+            for table in _BATCH_TABLES:
                 db.execute(f"SELECT max(rowid) FROM {table}").fetchone()
             if self.path.exists() and not os.access(self.path, os.W_OK):
                 # sqlite opens a read-only file read-only and fails at the first write: say it now.
