@@ -66,6 +66,7 @@ class BatchRunner:
         self.store: BatchStore | None = None
         self._lock = asyncio.Lock()  # one run at a time: two would download the same batches
         self._cancelled_before: set[str] = set()  # batches cancelled before this run saw them: their lines go again
+        self._recovered = False  # what an earlier process left is looked at once, by the first call
 
     def bind(self, cache: RequestCache, scope: str) -> None:
         """The client's cache and key scope (the batches of one server are looked up by it)."""
@@ -105,7 +106,11 @@ class BatchRunner:
     # ---- steps --------------------------------------------------------------------------
 
     async def _recover(self) -> None:
-        """Batches recorded but maybe never created (a kill between the two writes)."""
+        """What an earlier process left: batches recorded but maybe never created (a kill
+        between the two writes), and batches cancelled since (their lines go again)."""
+        if self._recovered:
+            return
+        self._recovered = True
         for b in self.store.open_batches():
             if b.state != SUBMITTING:
                 continue
@@ -119,8 +124,10 @@ class BatchRunner:
             try:
                 if (await self.api.status(b.batch_id)).state in CANCEL_STATES:
                     self._cancelled_before.add(b.batch_id)
-            except TransientError:
-                pass  # polled again in the loop
+            except (TransientError, ProviderRejected) as e:
+                if isinstance(e, ProviderRejected) and e.is_auth:
+                    raise
+                # polled again in the loop, which knows what to do
         self.counts.in_progress = len(self.store.open_batches())
 
     def _hand_over_waiting(self, pending: dict[str, LLMRequest], on_result: OnResult) -> None:
