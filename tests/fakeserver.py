@@ -334,7 +334,7 @@ class FakeServer(_BatchAPIs):
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _start(self) -> None:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app = web.Application(client_max_size=300 * 1024 * 1024)  # a batch input file may be 200 MB
         app.router.add_post("/v1/chat/completions", self._openai)
         app.router.add_post("/v1/completions", self._openai)
         app.router.add_post("/v1/messages", self._anthropic)
