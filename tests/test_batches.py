@@ -288,3 +288,9 @@ def test_ctrl_c_while_waiting_stops_at_once_with_a_resume_hint(tmp_path, corpus)
     # the batch stays recorded as pending: the same command re-attaches (as after SIGKILL, above)
     listed = subprocess.run([sys.executable, "-m", "persrm_gen.cli", "batches", str(out)], capture_output=True, text=True)
     assert "batch_000001" in listed.stdout and "pending" in listed.stdout
+
+
+def test_batches_of_a_folder_without_a_cache_is_one_line_and_exit_2(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "persrm_gen.cli", "batches", str(tmp_path / "nowhere")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "cache.sqlite" in proc.stderr
