@@ -285,9 +285,12 @@ def test_ctrl_c_while_waiting_stops_at_once_with_a_resume_hint(tmp_path, corpus)
         _, err = proc.communicate(timeout=60)
         assert time.monotonic() - sent < 10  # not after the 30 s poll interval
         assert proc.returncode == 130 and "re-run the same command" in err
-    # the batch stays recorded as pending: the same command re-attaches (as after SIGKILL, above)
-    listed = subprocess.run([sys.executable, "-m", "persrm_gen.cli", "batches", str(out)], capture_output=True, text=True)
-    assert "batch_000001" in listed.stdout and "pending" in listed.stdout
+        # the batch stays recorded as pending: the same command re-attaches (as after SIGKILL, above);
+        # a build without --batch says it would pay for those requests again
+        listed = subprocess.run([sys.executable, "-m", "persrm_gen.cli", "batches", str(out)], capture_output=True, text=True)
+        assert "batch_000001" in listed.stdout and "pending" in listed.stdout
+        live_run = run(args(corpus, out, server, *SMALL, "--max-requests", "0"), server, check=False)
+    assert "provider batches not collected yet" in live_run.stderr and "--batch" in live_run.stderr
 
 
 def test_batches_of_a_folder_without_a_cache_is_one_line_and_exit_2(tmp_path):
