@@ -451,70 +451,10 @@ class LLMClient:
     async def _complete_in_batches(self, requests: Sequence[LLMRequest], keys: list[tuple[str, str]],
                                    todo: dict[str, list[int]], validate: Validator | None, results: list,
                                    failures: FailureRate | None, on_done: Callable[[], None] | None) -> None:
-        """The cache misses ``todo`` (key -> slots) through the batch runner; each outcome is
-        handled as :meth:`_attempt` handles a live reply."""
-        held: dict[str, Reservation] = {}
-        items: dict[str, LLMRequest] = {}
+        """The cache misses ``todo`` (key -> slots) through the batch runner (see :class:`_BatchCall`)."""
+        call = _BatchCall(self, requests, keys, todo, validate, results, failures, on_done)
+        items = call.admit()
 
-        def settle(key: str, res: object, cost: float = 0.0) -> bool:
-            self.budget.settle(held.pop(key), cost)
-            self._settle(results, todo[key], res, failures, on_done)
-            return True
-
-        def reserve_again(key: str) -> bool:
-            """False (send again) when the budget still allows it; else settled with the stop."""
-            try:
-                held[key] = self._reserve(items[key], self._input_tokens(items[key]))
-            except BudgetExceeded as e:
-                self._settle(results, todo[key], e, failures, on_done)
-                return True
-            return False
-
-        def on_result(key: str, outcome: LLMResponse | Exception, may_retry: bool) -> bool:
-            request, slot = items[key], todo[key][0]
-            usage = self.accounting.stages[request.stage]
-            usage.requests += 1
-            if not isinstance(outcome, LLMResponse):
-                if isinstance(outcome, TransientError):
-                    self._fault(request, outcome)
-                    if may_retry and not outcome.final:
-                        usage.retries += 1
-                        return False
-                elif isinstance(outcome, FatalProviderError):
-                    self._on_fatal(outcome)
-                usage.failures += 1
-                return settle(key, outcome)
-            cost = self._account(request, outcome, outcome.input_tokens + outcome.output_tokens)  # no tpm pacing
-            valid = False
-            try:
-                valid = validate is None or validate(outcome.text)
-            finally:  # recorded valid or not, before anything else can happen (see _attempt)
-                if valid:
-                    self.cache.put_soon(key, self.provider, request, outcome, keys[slot][1])
-                else:
-                    self.cache.put_rejected_soon(key, self.provider, request, outcome, keys[slot][1])
-                    self._rejected[key] = self._rejected.get(key, 0) + 1
-            if valid:
-                usage.completed += 1
-                return settle(key, outcome, cost)
-            final = self._rejected[key] >= IDENTICAL_TRIES or not may_retry
-            fault = self._fault(request, _invalid(outcome, final=final))
-            self.budget.settle(held.pop(key), cost)
-            if final:
-                usage.failures += 1
-                self._settle(results, todo[key], fault, failures, on_done)
-                return True
-            usage.retries += 1
-            return reserve_again(key)
-
-        for key, slots in todo.items():
-            items[key] = requests[slots[0]]
-            try:
-                self._check_stop()
-                held[key] = self._reserve(items[key], self._input_tokens(items[key]))
-            except Exception as e:  # the budget or a stop: this one is not sent
-                self._settle(results, slots, e, failures, on_done)
-                del items[key]
         def should_stop() -> bool:
             # A budget stop sends nothing new but waits for the lines it admitted (as live requests
             # in flight finish); an interruption or a failing stage stops waiting: the lines stay
@@ -522,15 +462,11 @@ class LLMClient:
             return self._stopped is not None and not isinstance(self._stopped, BudgetExceeded)
 
         try:
-            await self.batch.run(items, on_result, should_stop=should_stop)  # type: ignore[union-attr]
+            await self.batch.run(items, call.on_result, should_stop=should_stop)  # type: ignore[union-attr]
         except FatalProviderError as e:  # a batch could not be submitted (or polled): nothing more is sent
             self.request_stop(e)
         finally:
-            # Lines still out (a stop, an interruption): they wait at the provider and a re-run collects them.
-            for key in list(held):
-                self.budget.settle(held.pop(key), 0.0, sent=False)
-                self._settle(results, todo[key], self._stopped or RunInterrupted("batch wait interrupted"),
-                             failures, on_done)
+            call.release()
 
     # ---- helpers ----------------------------------------------------------------------
 
@@ -611,6 +547,90 @@ class LLMClient:
             for r in results:
                 if isinstance(r, BaseException):
                     raise r
+
+
+class _BatchCall:
+    """One ``complete_many`` call's lines in batch mode: each outcome the runner hands over is
+    handled as :meth:`LLMClient._attempt` handles a live reply (budget, accounting, validation,
+    the cache write before anything else can happen, one identical retry of a rejected reply)."""
+
+    def __init__(self, client: LLMClient, requests: Sequence[LLMRequest], keys: list[tuple[str, str]],
+                 todo: dict[str, list[int]], validate: Validator | None, results: list,
+                 failures: FailureRate | None, on_done: Callable[[], None] | None):
+        self.c, self.keys, self.todo, self.validate = client, keys, todo, validate
+        self.results, self.failures, self.on_done = results, failures, on_done
+        self.items = {key: requests[slots[0]] for key, slots in todo.items()}
+        self.held: dict[str, Reservation] = {}
+
+    def admit(self) -> dict[str, LLMRequest]:
+        """The lines the budget admits (each reserved at its worst case); the rest settle with the stop."""
+        for key in list(self.items):
+            try:
+                self.c._check_stop()
+                self.held[key] = self.c._reserve(self.items[key], self.c._input_tokens(self.items[key]))
+            except Exception as e:  # the budget, or a stop: this one is not sent
+                self.c._settle(self.results, self.todo[key], e, self.failures, self.on_done)
+                del self.items[key]
+        return dict(self.items)
+
+    def on_result(self, key: str, outcome: LLMResponse | Exception, may_retry: bool) -> bool:
+        """True: ``key`` is settled; False: send it again (a transient fault, a rejected reply)."""
+        request = self.items[key]
+        usage = self.c.accounting.stages[request.stage]
+        usage.requests += 1
+        if not isinstance(outcome, LLMResponse):
+            if isinstance(outcome, TransientError):
+                self.c._fault(request, outcome)
+                if may_retry and not outcome.final:
+                    usage.retries += 1
+                    return False
+            elif isinstance(outcome, FatalProviderError):
+                self.c._on_fatal(outcome)
+            usage.failures += 1
+            return self._settle(key, outcome, 0.0)
+        cost = self.c._account(request, outcome, outcome.input_tokens + outcome.output_tokens)  # no tpm pacing
+        if self._record(key, request, outcome):
+            usage.completed += 1
+            return self._settle(key, outcome, cost)
+        final = self.c._rejected[key] >= IDENTICAL_TRIES or not may_retry
+        fault = self.c._fault(request, _invalid(outcome, final=final))
+        if final:
+            usage.failures += 1
+            return self._settle(key, fault, cost)
+        usage.retries += 1
+        self.c.budget.settle(self.held.pop(key), cost)
+        try:  # the next send is reserved like the first
+            self.held[key] = self.c._reserve(request, self.c._input_tokens(request))
+        except BudgetExceeded as e:
+            self.c._settle(self.results, self.todo[key], e, self.failures, self.on_done)
+            return True
+        return False
+
+    def _record(self, key: str, request: LLMRequest, reply: LLMResponse) -> bool:
+        """Validate and queue the paid reply for the cache, valid or not; whether it is valid."""
+        valid = False
+        blob = self.keys[self.todo[key][0]][1]
+        try:
+            valid = self.validate is None or self.validate(reply.text)
+        finally:  # even when the validator itself fails: a paid reply is never lost
+            if valid:
+                self.c.cache.put_soon(key, self.c.provider, request, reply, blob)
+            else:
+                self.c.cache.put_rejected_soon(key, self.c.provider, request, reply, blob)
+                self.c._rejected[key] = self.c._rejected.get(key, 0) + 1
+        return valid
+
+    def _settle(self, key: str, res: object, cost: float) -> bool:
+        self.c.budget.settle(self.held.pop(key), cost)
+        self.c._settle(self.results, self.todo[key], res, self.failures, self.on_done)
+        return True
+
+    def release(self) -> None:
+        """Lines still out (a stop, an interruption): they wait at the provider and a re-run collects them."""
+        for key in list(self.held):
+            self.c.budget.settle(self.held.pop(key), 0.0, sent=False)
+            self.c._settle(self.results, self.todo[key], self.c.stopped or RunInterrupted("batch wait interrupted"),
+                           self.failures, self.on_done)
 
 
 def _count_retry(usage: StageUsage) -> None:
