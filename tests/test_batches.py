@@ -23,6 +23,7 @@ import pytest
 from example_corpus import write_example_slice
 from fakeserver import MODELS, FakeServer, make_test_transport
 from test_build_api import args, data_digests, env, persona, run
+from test_cost_ledger import LIST_PRICES
 from persrm_gen.errors import BudgetExceeded, FatalProviderError
 from persrm_gen.llm.batches import make_batch_api
 from persrm_gen.llm.batches.runner import BatchRunner
@@ -189,16 +190,23 @@ def live(tmp_path_factory, corpus) -> Path:
 
 def test_a_batch_build_equals_the_live_build(tmp_path, corpus, live):
     out = tmp_path / "out"
-    with FakeServer(reply=persona, batch_delay=0.05) as server:
+    with FakeServer(reply=persona, batch_delay=0.05, prices=LIST_PRICES) as server:
         run(args(corpus, out, server, *SMALL, *BATCH), server)
         live_hits = [h for h in server.snapshot() if not h.path.startswith("batch:")]
         assert not live_hits  # every request went through a batch
         assert max(submitted_bodies(server).values()) == 1
         assert {b["endpoint"] for b in server.batches.values()} == {"/v1/chat/completions"}
+        billed = server.billed()
+        first = (out / "manifest.json").read_text()
+        run(args(corpus, out, server, *SMALL, *BATCH), server)  # from the cache: the same bill
+        assert server.billed() == billed and (out / "manifest.json").read_text() == first
     assert data_digests(out) == data_digests(live)
     live_usage = json.loads((live / "manifest.json").read_text())["usage"]["total"]
-    usage = json.loads((out / "manifest.json").read_text())["usage"]["total"]
+    usage = json.loads(first)["usage"]["total"]
     assert (usage["requests"], usage["input_tokens"]) == (live_usage["requests"], live_usage["input_tokens"])
+    assert usage["cost_usd"] == pytest.approx(billed, abs=1e-5)  # the ledger is the server's bill
+    assert usage["cost_usd"] == pytest.approx(live_usage["cost_usd"] / 2, abs=1e-5)  # at the batch price
+    assert usage["list_cost_usd"] == pytest.approx(live_usage["cost_usd"], abs=1e-6)
     listed = subprocess.run([sys.executable, "-m", "persrm_gen.cli", "batches", str(out)], capture_output=True,
                             text=True, env=env(server))
     assert listed.returncode == 0 and listed.stdout.count("downloaded") == len(server.batches) >= 3
