@@ -75,8 +75,258 @@ class Hit:
     cached: CacheLookup | None = field(default=None, repr=False)  # its prompt-cache lookup (caching on)
 
 
+# ---- batch APIs (OpenAI Files + Batches, Anthropic Message Batches) ------------------------
+
+_BATCH_MARKER = re.compile(r"\[\[batch:([\w,]+)\]\]")
+
+
 @dataclass
-class FakeServer:
+class _BatchAPIs:
+    """The batch endpoints of :class:`FakeServer` (a base class, its own section to merge easily).
+
+    OpenAI's Files (``POST /v1/files``, ``GET
+    /v1/files/{id}/content``) and Batches (``POST /v1/batches``, ``GET /v1/batches[/{id}]``,
+    ``POST /v1/batches/{id}/cancel``), and Anthropic's Message Batches (``POST
+    /v1/messages/batches``, ``GET .../{id}``, ``GET .../{id}/results``, ``POST .../{id}/cancel``).
+    A batch is ``in_progress`` until ``batch_delay`` seconds after its creation; the first
+    status read after that processes every line at once, as the live endpoint would answer
+    its body (same ``reply``, same usage, the same prompt cache; billed by ``settle_reply`` at
+    the price's batch multiplier), logs each as a :class:`Hit` with path
+    ``batch:<url>`` and counts it in ``batch_processed`` (request body id -> times processed),
+    then reports the batch ended (OpenAI ``completed`` with output and error files, Anthropic
+    ``ended`` with a ``results_url``). Per line, ``batch_fault_for(rid, text, n)`` (the n-th
+    processing of that body; from ``batch_schedule`` or a ``[[batch:error,expired]]`` marker
+    in the text) makes it ``error`` (a 500 / ``api_error`` line), ``refused`` (400 /
+    ``invalid_request_error``) or ``expired``. ``batch_fail`` > 0 makes that many next OpenAI
+    batches end ``failed`` (nothing processed) with a message that repeats the Authorization
+    header they were created with (a provider echoing the key). A cancelled batch processes
+    nothing: OpenAI ``cancelled`` without output, Anthropic ``ended`` with every line ``canceled``.
+    """
+
+    batch_delay: float = 0.2
+    batch_schedule: dict[str, list[str | None]] = field(default_factory=dict)  # rid -> line faults by processing
+    batch_fail: int = 0
+    batch_processed: Counter[str] = field(default_factory=Counter, init=False)
+    files: dict[str, bytes] = field(default_factory=dict, init=False, repr=False)
+    batches: dict[str, dict] = field(default_factory=dict, init=False, repr=False)  # id -> batch (+ our "_" fields)
+
+    def _add_batch_routes(self, app: web.Application) -> None:
+        app.router.add_post("/v1/files", self._file_upload)
+        app.router.add_get("/v1/files/{id}/content", self._file_content)
+        app.router.add_post("/v1/batches", self._oa_create)
+        app.router.add_get("/v1/batches", self._oa_list)
+        app.router.add_get("/v1/batches/{id}", self._oa_get)
+        app.router.add_post("/v1/batches/{id}/cancel", self._oa_cancel)
+        app.router.add_post("/v1/messages/batches", self._an_create)
+        app.router.add_get("/v1/messages/batches/{id}", self._an_get)
+        app.router.add_get("/v1/messages/batches/{id}/results", self._an_results)
+        app.router.add_post("/v1/messages/batches/{id}/cancel", self._an_cancel)
+
+    def _next_batch(self) -> int:
+        """Batch ids are never reused, even after a test clears ``batches`` (a lost batch)."""
+        self._batch_serial = getattr(self, "_batch_serial", 0) + 1
+        return self._batch_serial
+
+    def batch_fault_for(self, rid: str, text: str, n: int) -> str | None:
+        plan = self.batch_schedule.get(rid)
+        if plan is None and (m := _BATCH_MARKER.search(text)):
+            plan = m.group(1).split(",")
+        return plan[n] if plan is not None and n < len(plan) else None
+
+    def _authed(self, request: web.Request) -> bool:
+        return self.key in (request.headers.get("x-api-key"), request.headers.get("Authorization", "")[7:])
+
+    def _process(self, flavour: str, url: str, body: dict) -> tuple[str, dict | None]:
+        """(fault or "", reply body) of one line, processed now."""
+        text = _text_of(body)
+        rid = hashlib.sha1(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+        with self._lock:
+            n = self.batch_processed[rid]
+            self.batch_processed[rid] += 1
+            fault = self.batch_fault_for(rid, text, n)
+            hit = Hit(time.monotonic(), f"batch:{url}", rid, text, fault, body, 500 if fault else 200,
+                      cache_key=body.get("prompt_cache_key"))
+            self.hits.append(hit)
+        if fault:
+            return fault, None
+        reply = self.reply(body, text) if self.reply is not None else None
+        payload = _ok_body(flavour, url, body, text, self.answer, empty=False, reply=reply)
+        self.settle_reply(hit, flavour, body, payload, batch=True)  # prompt cache and bill, as a live reply
+        return "", payload
+
+    # ---- OpenAI -------------------------------------------------------------------
+
+    async def _file_upload(self, request: web.Request) -> web.Response:
+        if not self._authed(request):
+            return _error("openai", 401, None)
+        form = await request.post()
+        upload = form["file"]
+        data = upload.file.read()  # type: ignore[union-attr]
+        fid = f"file-{len(self.files) + 1:06d}"
+        self.files[fid] = data
+        return web.json_response(_file_obj(fid, data, upload.filename, str(form.get("purpose"))))  # type: ignore[union-attr]
+
+    async def _file_content(self, request: web.Request) -> web.Response:
+        data = self.files.get(request.match_info["id"])
+        if data is None:
+            return _error("openai", 404, None)
+        return web.Response(body=data, content_type="application/octet-stream")
+
+    async def _oa_create(self, request: web.Request) -> web.Response:
+        if not self._authed(request):
+            return _error("openai", 401, None)
+        p = await request.json()
+        data = self.files.get(p.get("input_file_id", ""))
+        if data is None:
+            return _error("openai", 404, None)
+        bid = f"batch_{self._next_batch():06d}"
+        lines = [json.loads(x) for x in data.decode().splitlines() if x.strip()]
+        b = {"id": bid, "object": "batch", "endpoint": p["endpoint"], "input_file_id": p["input_file_id"],
+             "completion_window": p["completion_window"], "status": "in_progress", "created_at": int(time.time()),
+             "metadata": p.get("metadata"), "output_file_id": None, "error_file_id": None, "errors": None,
+             "request_counts": {"total": len(lines), "completed": 0, "failed": 0},
+             "_lines": lines, "_t": time.monotonic(), "_flavour": "openai"}
+        if self.batch_fail > 0:
+            self.batch_fail -= 1
+            b["_fail"] = f"injected batch failure; the request carried {request.headers.get('Authorization')}"
+        self.batches[bid] = b
+        return web.json_response(_public(b))
+
+    async def _oa_list(self, request: web.Request) -> web.Response:
+        data = [_public(self._advance(b)) for b in reversed(self.batches.values()) if b["_flavour"] == "openai"]
+        return web.json_response({"object": "list", "data": data, "has_more": False,
+                                  "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None})
+
+    async def _oa_get(self, request: web.Request) -> web.Response:
+        b = self.batches.get(request.match_info["id"])
+        return _error("openai", 404, None) if b is None else web.json_response(_public(self._advance(b)))
+
+    async def _oa_cancel(self, request: web.Request) -> web.Response:
+        b = self.batches.get(request.match_info["id"])
+        if b is None:
+            return _error("openai", 404, None)
+        if b["status"] == "in_progress":
+            b["status"] = "cancelling"
+        return web.json_response(_public(b))
+
+    # ---- Anthropic ----------------------------------------------------------------
+
+    async def _an_create(self, request: web.Request) -> web.Response:
+        if not self._authed(request):
+            return _error("anthropic", 401, None)
+        p = await request.json()
+        bid = f"msgbatch_{self._next_batch():06d}"
+        b = {"id": bid, "type": "message_batch", "processing_status": "in_progress",
+             "created_at": _iso(time.time()), "expires_at": _iso(time.time() + 86400), "ended_at": None,
+             "cancel_initiated_at": None, "archived_at": None, "results_url": None,
+             "request_counts": {"processing": len(p["requests"]), "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0},
+             "_lines": p["requests"], "_t": time.monotonic(), "_flavour": "anthropic"}
+        self.batches[bid] = b
+        return web.json_response(_public(b))
+
+    async def _an_get(self, request: web.Request) -> web.Response:
+        b = self.batches.get(request.match_info["id"])
+        if b is None:
+            return _error("anthropic", 404, None)
+        self._advance(b)
+        if b["processing_status"] == "ended":
+            b["results_url"] = f"{self.url}/v1/messages/batches/{b['id']}/results"
+        return web.json_response(_public(b))
+
+    async def _an_results(self, request: web.Request) -> web.Response:
+        b = self.batches.get(request.match_info["id"])
+        if b is None or b["processing_status"] != "ended":
+            return _error("anthropic", 404, None)
+        return web.Response(body="".join(json.dumps(r) + "\n" for r in b["_results"]), content_type="application/binary")
+
+    async def _an_cancel(self, request: web.Request) -> web.Response:
+        b = self.batches.get(request.match_info["id"])
+        if b is None:
+            return _error("anthropic", 404, None)
+        if b["processing_status"] == "in_progress":
+            b["processing_status"], b["cancel_initiated_at"] = "canceling", _iso(time.time())
+        return web.json_response(_public(b))
+
+    # ---- the batch clock ----------------------------------------------------------
+
+    def _advance(self, b: dict) -> dict:
+        """Move a batch on: cancellations finish at once, others end ``batch_delay`` after creation."""
+        with self._lock:
+            if b.get("_ended") or (time.monotonic() - b["_t"] < self.batch_delay and not self._cancelling(b)):
+                return b
+            b["_ended"] = True
+        if b["_flavour"] == "openai":
+            self._end_openai(b)
+        else:
+            self._end_anthropic(b)
+        return b
+
+    @staticmethod
+    def _cancelling(b: dict) -> bool:
+        return b.get("status") == "cancelling" or b.get("processing_status") == "canceling"
+
+    def _end_openai(self, b: dict) -> None:
+        if b["status"] == "cancelling":
+            b["status"] = "cancelled"
+            return
+        if b.get("_fail"):
+            b["status"] = "failed"
+            b["errors"] = {"object": "list", "data": [{"code": "invalid_request", "message": b["_fail"], "line": None, "param": None}]}
+            return
+        out, err = [], []
+        for line in b["_lines"]:
+            fault, reply = self._process("openai", line["url"], line["body"])
+            rec = {"id": f"req_{len(out) + len(err)}", "custom_id": line["custom_id"], "response": None, "error": None}
+            if fault == "expired":
+                rec["error"] = {"code": "batch_expired", "message": "This request could not be executed before the completion window expired."}
+                err.append(rec)
+            elif fault:
+                status = 400 if fault == "refused" else 500
+                rec["response"] = {"status_code": status, "request_id": "r", "body": {"error": {"message": f"injected line fault {fault}", "type": "fake_error"}}}
+                err.append(rec)
+            else:
+                rec["response"] = {"status_code": 200, "request_id": "r", "body": reply}
+                out.append(rec)
+        for name, recs in (("output_file_id", out), ("error_file_id", err)):
+            if recs:
+                fid = f"file-{len(self.files) + 1:06d}"
+                self.files[fid] = "".join(json.dumps(r) + "\n" for r in recs).encode()
+                b[name] = fid
+        b["status"] = "completed"
+        b["request_counts"] = {"total": len(b["_lines"]), "completed": len(out), "failed": len(err)}
+
+    def _end_anthropic(self, b: dict) -> None:
+        results, counts = [], {"processing": 0, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}
+        for line in b["_lines"]:
+            if b["processing_status"] == "canceling":
+                kind, result = "canceled", {"type": "canceled"}
+            else:
+                fault, reply = self._process("anthropic", "/v1/messages", line["params"])
+                kind = "expired" if fault == "expired" else "errored" if fault else "succeeded"
+                etype = "invalid_request_error" if fault == "refused" else "api_error"
+                result = ({"type": "succeeded", "message": reply} if not fault else {"type": "expired"} if kind == "expired"
+                          else {"type": "errored", "error": {"type": "error", "error": {"type": etype, "message": f"injected line fault {fault}"}}})
+            counts[kind] += 1
+            results.append({"custom_id": line["custom_id"], "result": result})
+        b["_results"], b["request_counts"] = results, counts
+        b["processing_status"], b["ended_at"] = "ended", _iso(time.time())
+
+
+def _public(b: dict) -> dict:
+    return {k: v for k, v in b.items() if not k.startswith("_")}
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def _file_obj(fid: str, data: bytes, filename: str, purpose: str) -> dict:
+    return {"id": fid, "object": "file", "bytes": len(data), "created_at": int(time.time()), "filename": filename,
+            "purpose": purpose, "status": "processed", "status_details": None}
+
+
+@dataclass
+class FakeServer(_BatchAPIs):
     delay: float = 0.0  # seconds before each normal reply
     retry_after: str | None = "0.2"  # Retry-After sent with 429/503 (None: no header)
     hang_s: float = 5.0
@@ -126,10 +376,11 @@ class FakeServer:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _start(self) -> None:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app = web.Application(client_max_size=300 * 1024 * 1024)  # a batch input file may be 200 MB
         app.router.add_post("/v1/chat/completions", self._openai)
         app.router.add_post("/v1/completions", self._openai)
         app.router.add_post("/v1/messages", self._anthropic)
+        self._add_batch_routes(app)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.2)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)

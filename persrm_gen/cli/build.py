@@ -46,6 +46,8 @@ def build(
     rpm: Optional[float] = typer.Option(None, help="Requests per minute limit."),
     tpm: Optional[float] = typer.Option(None, help="Tokens per minute limit."),
     timeout: float = typer.Option(120.0, help="Per-request timeout in seconds."),
+    batch: bool = typer.Option(False, "--batch", help="Send the requests through the provider's batch API (openai, anthropic): about half price, results within its 24 h window. Interrupted? Re-run the same command: it re-attaches to the batches in flight."),
+    batch_poll: float = typer.Option(60.0, help="With --batch: seconds between status polls (backing off from 1 s up to this)."),
     max_cost: Optional[float] = typer.Option(None, help="Stop cleanly before spending more than this many USD."),
     max_requests: Optional[int] = typer.Option(None, help="Stop cleanly before sending more requests than this."),
     max_attempts: int = typer.Option(3, help="Samples of an LLM output whose format or verdict is rejected (each after one identical retry)."),

@@ -91,6 +91,22 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
 
 
+# The provider batches of ``--batch`` and their lines (persrm_gen.llm.batches.store).
+_BATCH_SCHEMA = """
+CREATE TABLE IF NOT EXISTS batches (
+    batch_id TEXT PRIMARY KEY, provider TEXT NOT NULL, endpoint TEXT, scope TEXT NOT NULL,
+    state TEXT NOT NULL, done INTEGER NOT NULL, requests INTEGER NOT NULL, round INTEGER NOT NULL,
+    message TEXT NOT NULL, created REAL NOT NULL, updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS batch_requests (
+    custom_id TEXT PRIMARY KEY, batch_id TEXT NOT NULL, key TEXT NOT NULL, state TEXT NOT NULL, result TEXT
+);
+CREATE INDEX IF NOT EXISTS batch_requests_by_key ON batch_requests (key);
+CREATE INDEX IF NOT EXISTS batch_requests_by_batch ON batch_requests (batch_id);
+"""
+_BATCH_TABLES = ("batches", "batch_requests")
+
+
 def unusable_cache(path: Path, error: BaseException) -> UsageError:
     """One line that says what is wrong with the cache file and how to get going again."""
     msg = str(error).lower()
@@ -148,6 +164,9 @@ class RequestCache:
             _migrate(db)
             for table in _TABLES:  # reads the schema and each table's rightmost pages: cheap
                 db.execute(f"SELECT max(rowid) FROM {table}").fetchone()
+            db.executescript(_BATCH_SCHEMA)
+            for table in _BATCH_TABLES:
+                db.execute(f"SELECT max(rowid) FROM {table}").fetchone()
             if self.path.exists() and not os.access(self.path, os.W_OK):
                 # sqlite opens a read-only file read-only and fails at the first write: say it now.
                 raise sqlite3.OperationalError("attempt to write a readonly database")
@@ -169,6 +188,29 @@ class RequestCache:
                 raise
             except sqlite3.DatabaseError as e:
                 raise unusable_cache(self.path, e) from None
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """The connection, under the lock, inside one transaction (committed on exit, rolled
+        back on an error): for the tables other modules keep in this file (llm.batches.store)."""
+        with self._io() as db:
+            db.execute("BEGIN")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def read(self, sql: str, params: tuple | list = ()) -> list[tuple]:
+        """Rows of one query (the tables other modules keep here); a missing table reads as empty."""
+        with self._io() as db:
+            try:
+                return db.execute(sql, params).fetchall()
+            except sqlite3.OperationalError as e:
+                if "no such table" in str(e):  # an older cache opened read-only, not migrated
+                    return []
+                raise
 
     def get(self, key: str) -> LLMResponse | None:
         if key in self._pending:

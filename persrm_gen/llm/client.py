@@ -18,6 +18,11 @@ Faults the transports raise (:mod:`persrm_gen.llm.faults`), the only per-request
   send to...): never retried. After ``max_auth_errors`` consecutive 401/403 the whole run
   stops instead of draining the queue.
 
+With a :class:`~persrm_gen.llm.batches.runner.BatchRunner` (``--batch``), the cache misses
+of each ``complete_many`` call go to the provider's batch API instead, and each line's
+outcome is handled as a live reply would be (accounted, validated, cached, retried in a
+new batch when transient or refused by the validator).
+
 Anything else is a bug or a configuration error: nothing new is sent, the requests in
 flight finish and are cached, and the error is raised. Run-stopping conditions (budget,
 repeated auth errors, a stage whose :class:`FailureRate` passed its limit, SIGINT) work
@@ -41,7 +46,8 @@ from typing import TypeVar
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from persrm_gen.errors import BudgetExceeded, FatalProviderError, RunInterrupted
-from persrm_gen.llm.budget import Budget
+from persrm_gen.llm.batches.runner import BatchRunner
+from persrm_gen.llm.budget import Budget, Reservation
 from persrm_gen.llm.cache_projection import project
 from persrm_gen.llm.cache import RequestCache
 from persrm_gen.llm.failure_rate import FailureRate
@@ -129,6 +135,16 @@ class Accounting:
                 + f", {t.retries} retries, {t.failures} failed")
 
 
+@dataclass
+class BatchAccounting(Accounting):
+    """Accounting of a ``--batch`` client: the summary adds the batches' counts."""
+
+    batches: object = None  # the runner's BatchCounts
+
+    def summary(self) -> str:
+        return f"{super().summary()}; {self.batches}"
+
+
 @dataclass(frozen=True)
 class Estimate:
     """What a run would send: only requests not yet in the cache count."""
@@ -173,6 +189,7 @@ class LLMClient:
         max_auth_errors: int = 3,
         validate: Validator | None = None,
         token_counter: Callable[[str], int] = estimate_tokens,
+        batch: BatchRunner | None = None,
     ):
         check_timeout(timeout)
         self.transport = transport
@@ -199,6 +216,10 @@ class LLMClient:
         self._signals: list[int] = []
         self._out_ratio: dict[str, float] = {}  # stage -> share of max_tokens really used
         self._rejected: dict[str, int] = {}  # key -> replies recorded as rejected (cache + this run)
+        self.batch = batch
+        if batch is not None:
+            batch.bind(cache, self.key_scope)
+            self.accounting = BatchAccounting(batches=batch.counts)
 
     # ---- public API -------------------------------------------------------------------
 
@@ -263,7 +284,10 @@ class LLMClient:
             self._settle(results, slots, res, failures, on_done)
 
         try:
-            await asyncio.gather(*(one(s) for s in todo.values()))
+            if self.batch is not None and todo:
+                await self._complete_in_batches(requests, keys, todo, validate, results, failures, on_done)
+            else:
+                await asyncio.gather(*(one(s) for s in todo.values()))
         finally:
             self.cache.flush()
         self._raise_failures(results, return_exceptions)
@@ -352,6 +376,8 @@ class LLMClient:
             loop.remove_signal_handler(sig)
         self._signals.clear()
         self.cache.flush()
+        if self.batch is not None:
+            await self.batch.aclose()
         await self.transport.aclose()
 
     async def __aenter__(self) -> LLMClient:
@@ -449,6 +475,28 @@ class LLMClient:
             self.limiter.pause(pause)
         return response
 
+    # ---- batches (--batch) --------------------------------------------------------------
+
+    async def _complete_in_batches(self, requests: Sequence[LLMRequest], keys: list[tuple[str, str]],
+                                   todo: dict[str, list[int]], validate: Validator | None, results: list,
+                                   failures: FailureRate | None, on_done: Callable[[], None] | None) -> None:
+        """The cache misses ``todo`` (key -> slots) through the batch runner (see :class:`_BatchCall`)."""
+        call = _BatchCall(self, requests, keys, todo, validate, results, failures, on_done)
+        items = call.admit()
+
+        def should_stop() -> bool:
+            # A budget stop sends nothing new but waits for the lines it admitted (as live requests
+            # in flight finish); an interruption or a failing stage stops waiting: the lines stay
+            # recorded at the provider and the same command collects them.
+            return self._stopped is not None and not isinstance(self._stopped, BudgetExceeded)
+
+        try:
+            await self.batch.run(items, call.on_result, should_stop=should_stop)  # type: ignore[union-attr]
+        except FatalProviderError as e:  # a batch could not be submitted (or polled): nothing more is sent
+            self.request_stop(e)
+        finally:
+            call.release()
+
     # ---- helpers ----------------------------------------------------------------------
 
     def _input_tokens(self, request: LLMRequest) -> int:
@@ -531,6 +579,90 @@ class LLMClient:
             for r in results:
                 if isinstance(r, BaseException):
                     raise r
+
+
+class _BatchCall:
+    """One ``complete_many`` call's lines in batch mode: each outcome the runner hands over is
+    handled as :meth:`LLMClient._attempt` handles a live reply (budget, accounting, validation,
+    the cache write before anything else can happen, one identical retry of a rejected reply)."""
+
+    def __init__(self, client: LLMClient, requests: Sequence[LLMRequest], keys: list[tuple[str, str]],
+                 todo: dict[str, list[int]], validate: Validator | None, results: list,
+                 failures: FailureRate | None, on_done: Callable[[], None] | None):
+        self.c, self.keys, self.todo, self.validate = client, keys, todo, validate
+        self.results, self.failures, self.on_done = results, failures, on_done
+        self.items = {key: requests[slots[0]] for key, slots in todo.items()}
+        self.held: dict[str, Reservation] = {}
+
+    def admit(self) -> dict[str, LLMRequest]:
+        """The lines the budget admits (each reserved at its worst case); the rest settle with the stop."""
+        for key in list(self.items):
+            try:
+                self.c._check_stop()
+                self.held[key] = self.c._reserve(self.items[key], self.c._input_tokens(self.items[key]))
+            except Exception as e:  # the budget, or a stop: this one is not sent
+                self.c._settle(self.results, self.todo[key], e, self.failures, self.on_done)
+                del self.items[key]
+        return dict(self.items)
+
+    def on_result(self, key: str, outcome: LLMResponse | Exception, may_retry: bool) -> bool:
+        """True: ``key`` is settled; False: send it again (a transient fault, a rejected reply)."""
+        request = self.items[key]
+        usage = self.c.accounting.stages[request.stage]
+        usage.requests += 1
+        if not isinstance(outcome, LLMResponse):
+            if isinstance(outcome, TransientError):
+                self.c._fault(request, outcome)
+                if may_retry and not outcome.final:
+                    usage.retries += 1
+                    return False
+            elif isinstance(outcome, FatalProviderError):
+                self.c._on_fatal(outcome)
+            usage.failures += 1
+            return self._settle(key, outcome, 0.0)
+        cost = self.c._account(request, outcome, outcome.input_tokens + outcome.output_tokens)  # no tpm pacing
+        if self._record(key, request, outcome):
+            usage.completed += 1
+            return self._settle(key, outcome, cost)
+        final = self.c._rejected[key] >= IDENTICAL_TRIES or not may_retry
+        fault = self.c._fault(request, _invalid(outcome, final=final))
+        if final:
+            usage.failures += 1
+            return self._settle(key, fault, cost)
+        usage.retries += 1
+        self.c.budget.settle(self.held.pop(key), cost)
+        try:  # the next send is reserved like the first
+            self.held[key] = self.c._reserve(request, self.c._input_tokens(request))
+        except BudgetExceeded as e:
+            self.c._settle(self.results, self.todo[key], e, self.failures, self.on_done)
+            return True
+        return False
+
+    def _record(self, key: str, request: LLMRequest, reply: LLMResponse) -> bool:
+        """Validate and queue the paid reply for the cache, valid or not; whether it is valid."""
+        valid = False
+        blob = self.keys[self.todo[key][0]][1]
+        try:
+            valid = self.validate is None or self.validate(reply.text)
+        finally:  # even when the validator itself fails: a paid reply is never lost
+            if valid:
+                self.c.cache.put_soon(key, self.c.provider, request, reply, blob)
+            else:
+                self.c.cache.put_rejected_soon(key, self.c.provider, request, reply, blob)
+                self.c._rejected[key] = self.c._rejected.get(key, 0) + 1
+        return valid
+
+    def _settle(self, key: str, res: object, cost: float) -> bool:
+        self.c.budget.settle(self.held.pop(key), cost)
+        self.c._settle(self.results, self.todo[key], res, self.failures, self.on_done)
+        return True
+
+    def release(self) -> None:
+        """Lines still out (a stop, an interruption): they wait at the provider and a re-run collects them."""
+        for key in list(self.held):
+            self.c.budget.settle(self.held.pop(key), 0.0, sent=False)
+            self.c._settle(self.results, self.todo[key], self.c.stopped or RunInterrupted("batch wait interrupted"),
+                           self.failures, self.on_done)
 
 
 def _count_retry(usage: StageUsage) -> None:

@@ -126,6 +126,8 @@ class BuildOptions:
     rpm: Annotated[float | None, Field(gt=0)] = None
     tpm: Annotated[float | None, Field(gt=0)] = None
     timeout: Annotated[float, Field(gt=0)] = 120.0
+    batch: bool = False  # the provider's batch API (about half price; results within its window)
+    batch_poll: Annotated[float, Field(gt=0)] = 60.0  # seconds between status polls (back-off up to it)
     max_cost: Annotated[float | None, Field(ge=0)] = None
     max_requests: Annotated[int | None, Field(ge=0)] = None
     max_attempts: Annotated[int, Field(ge=1)] = 3
@@ -152,6 +154,8 @@ class BuildOptions:
         if self.shard_index >= self.num_shards:
             raise PydanticCustomError("option", f"must be below --num-shards ({self.num_shards}): shards are numbered from 0",
                                       {"field": "shard_index"})
+        if self.batch and self.backend == "local":
+            raise PydanticCustomError("option", "needs --backend openai or anthropic (the local backend has no batch API)", {"field": "batch"})
         return self
 
     def rationale_mode(self, chat: bool) -> str:

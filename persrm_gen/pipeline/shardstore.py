@@ -32,7 +32,7 @@ STATE = "state.json"
 SUMMARY = "summary.json"
 # Options that change how a build runs, never which rows it makes.
 _RUNTIME = frozenset({"out", "command", "concurrency", "rpm", "tpm", "timeout", "max_cost", "max_requests",
-                      "max_failure_rate", "dry_run", "new_cache"})
+                      "max_failure_rate", "dry_run", "new_cache", "batch", "batch_poll"})
 
 
 def fingerprint(opts: BuildOptions, templates: dict) -> str:
