@@ -83,7 +83,7 @@ async def _generate(opts: BuildOptions, prepared: Prepared, client: LLMClient, m
         factory = CandidateFactory(prepared.renderer, opts.candidate_options(model), chat=chat, corpus=prepared.corpus)
         drops: Counter = Counter()
         chosen, negatives = await make_candidates(opts, client, factory, prepared.tasks, progress, usage, drops)
-        pairs, screened = screen(make_pairs(prepared.tasks, chosen, negatives, opts, model), progress)
+        pairs, screened = screen(make_pairs(prepared.tasks, chosen, negatives, opts, model), progress, opts.validator_config())
         drops.update(screened)
         place_labels(pairs, opts.seed)
         ropt = opts.rationale_options(chat, model)

@@ -126,6 +126,8 @@ class BuildOptions:
     max_failure_rate: Annotated[float, Field(ge=0, le=1)] = DEFAULT_MAX_FAILURE_RATE
     new_cache: bool = False
     swap_check: bool = False
+    # validator blind_shortcut (dataset.validators, dataset.blind_audit); None: off
+    max_blind_confidence: Annotated[float | None, Field(gt=0.5, le=1)] = None
     dry_run: bool = False
     # card
     license: str | None = None
@@ -156,6 +158,11 @@ class BuildOptions:
             mode=self.rationale_mode(chat), model=model, max_attempts=self.max_attempts, swap_check=self.swap_check,
             seed=self.seed, max_failure_rate=self.max_failure_rate,
         )
+
+    def validator_config(self):
+        from persrm_gen.dataset.validators import ValidatorConfig
+
+        return ValidatorConfig(max_blind_confidence=self.max_blind_confidence)
 
     def candidate_options(self, model: str):
         from persrm_gen.generator.candidates import CandidateOptions

@@ -21,10 +21,11 @@ from persrm_gen.progress import stage
 from persrm_gen.records import Pair
 
 
-def screen(pairs: list[Pair], progress) -> tuple[list[Pair], Counter]:
-    """(pairs kept, rejections per reason), from every content check on the provisional rows."""
+def screen(pairs: list[Pair], progress, config: ValidatorConfig | None = None) -> tuple[list[Pair], Counter]:
+    """(pairs kept, rejections per reason), from every content check on the provisional rows
+    (the blind-shortcut check too: it reads chosen/rejected only, never the A/B placement)."""
     with stage(progress, "screen candidates", 1) as tick:
-        report = validate_pairs([pair_row(p) for p in pairs], ValidatorConfig())
+        report = validate_pairs([pair_row(p) for p in pairs], config or ValidatorConfig())
         tick()
     kept_ids = {r["id"] for r in report.kept}
     return [p for p in pairs if p.id in kept_ids], Counter(report.counts())

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from persrm_gen.dataset.writer import config_rows, write_data, write_json
 from persrm_gen.llm.usage import DatasetUsage
-from persrm_gen.pipeline.manifest import build_manifest
+from persrm_gen.pipeline.manifest import build_manifest, shortcut_summary
 from persrm_gen.pipeline.options import BuildOptions
 from persrm_gen.pipeline.prepare import Prepared
 from persrm_gen.prompts.judge import judge_messages, preference_messages
@@ -28,8 +28,9 @@ def write_outputs(opts: BuildOptions, prepared: Prepared, model: str, staging: P
         preference_prompt=lambda r: preference_messages(r["context"], r["query"], renderer=renderer),
     )
     counts = write_data(staging, by_config)
-    manifest = build_manifest(opts, renderer, prepared.plan, model, counts, rejections, prepared.skipped, usage.to_dict())
-    write_json(staging / "manifest.json", manifest)
     stats = compute_stats(kept, rejections, predicted=predicted)
+    manifest = build_manifest(opts, renderer, prepared.plan, model, counts, rejections, prepared.skipped, usage.to_dict(),
+                              shortcuts=shortcut_summary(stats))
+    write_json(staging / "manifest.json", manifest)
     write_dataset_card(staging, manifest, stats, previous=opts.out / "README.md")
     return counts, manifest
