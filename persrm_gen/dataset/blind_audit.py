@@ -97,6 +97,8 @@ def word_len(text: str) -> int:
 
 def pair_features(chosen: Sequence[str], rejected: Sequence[str], extra: Extra | None = None) -> np.ndarray:
     """One row per pair: features of the chosen minus those of the rejected."""
+    if extra is not None and hasattr(extra, "prime"):  # a batched scorer (llm.fluency) scores all at once
+        extra.prime([*chosen, *rejected])
     def f(t: str) -> list[float]:
         return [*text_features(t), *(extra(t) if extra else ())]
 
@@ -207,7 +209,7 @@ def audit(rows: Sequence[dict], extra: Extra | None = None) -> dict | None:
             "longer_chosen": _rate(longer[sel]),
         }
     return {
-        "weights": {name: round(float(w), 4) for name, w in zip(_names(x.shape[1]), judge.weights)},
+        "weights": {name: round(float(w), 4) for name, w in zip(_names(x.shape[1], extra), judge.weights)},
         "train_accuracy": _rate(hits[is_train]),
         "by_split": by_split,
         "by_strategy": by_strategy,
@@ -217,8 +219,9 @@ def audit(rows: Sequence[dict], extra: Extra | None = None) -> dict | None:
     }
 
 
-def _names(width: int) -> list[str]:
-    return [*FEATURES, *(f"extra_{i}" for i in range(width - len(FEATURES)))]
+def _names(width: int, extra: Extra | None) -> list[str]:
+    named = list(getattr(extra, "names", ()))
+    return [*FEATURES, *(named[i] if i < len(named) else f"extra_{i}" for i in range(width - len(FEATURES)))]
 
 
 def confident_shortcuts(rows: Sequence[dict], threshold: float, extra: Extra | None = None) -> dict[int, float]:
