@@ -93,3 +93,31 @@ def test_stats_and_card_report_the_audit_beside_the_baseline(with_rows):
         assert "stylometric" in card
     else:
         assert "Not measured" in card
+
+
+def test_a_build_reports_the_audit_and_counts_blind_drops(tmp_path, monkeypatch):
+    import json
+
+    from example_corpus import write_example_slice
+    from fakeserver import KEY, FakeServer
+    from test_build_api import persona
+
+    from persrm_gen.pipeline.build import run_build
+    from persrm_gen.pipeline.options import BuildOptions
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    authors = write_example_slice(tmp_path / "authors.jsonl", first=3, last=2, samples=4)
+    out = tmp_path / "out"
+    with FakeServer(reply=persona) as server:
+        opts = BuildOptions(authors=authors, out=out, backend="openai", model="gpt-4.1-mini", base_url=server.openai_base,
+                            context_size=2, test_authors="1", timeout=5, max_blind_confidence=0.9)
+        result = run_build(opts, quiet=True)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["max_blind_confidence"] == 0.9
+    assert manifest["rejections"]["blind_shortcut"] == result.rejections["blind_shortcut"] > 0
+    audit_after = manifest["shortcuts"]["blind_audit"]  # measured on the pairs kept
+    assert sum(v["n"] for v in audit_after["by_strategy"].values()) == sum(result.counts["pairs"].values())
+    assert audit_after["by_split"]["test_unseen_authors"]["n"] == result.counts["pairs"]["test_unseen_authors"]
+    assert "test_unseen_authors" in manifest["shortcuts"]["stylometric_baseline"]["by_split"]
+    card = (out / "README.md").read_text()
+    assert "## Shortcuts (read before training)" in card and "| blind_shortcut |" in card

@@ -182,7 +182,7 @@ def cross_validated(rows: Sequence[dict], x: np.ndarray, folds: int = CV_FOLDS) 
 def audit(rows: Sequence[dict], extra: Extra | None = None) -> dict | None:
     """The audit of a dataset's ``pairs`` rows (``chosen``, ``rejected``, ``split``,
     ``strategy``, ``genre``, ``author_id``); None when ``train`` has too few pairs to fit."""
-    rows = list(rows)
+    rows = sorted(rows, key=lambda r: (r["split"], str(r["author_id"]), str(r.get("id"))))  # any order, same numbers
     train = [r for r in rows if r["split"] == "train"]
     if len(train) < MIN_TRAIN_PAIRS:
         return None
