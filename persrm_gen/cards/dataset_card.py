@@ -199,6 +199,9 @@ def _config_table(manifest: dict, data: dict[str, ConfigData] | None) -> dict:
     }
 
 
+_SPLIT_LABEL = {"train": "train (the pairs it was fitted on)", TEST_SPLITS_ALL: "all test splits"}
+
+
 def _shortcuts(stats: dict) -> dict | None:
     """The card's "Shortcuts" section: the context-blind judge per split and per strategy,
     beside the pick-the-longer rate and the stylometric baseline (which sees the author)."""
@@ -208,7 +211,7 @@ def _shortcuts(stats: dict) -> dict | None:
     baseline = stats.get("baseline_by_strategy") or {}
     splits = blind.get("by_split") or {}
     return {
-        "splits": [{"split": k, "n": splits[k]["n"], "accuracy": _fmt(splits[k]["accuracy"])}
+        "splits": [{"split": _SPLIT_LABEL.get(k, k), "n": splits[k]["n"], "accuracy": _fmt(splits[k]["accuracy"])}
                    for k in in_contract_order(splits, SPLITS)],
         "strategies": [
             {"name": name, "n": row["n"], "n_test": row["n_test"], "test": _fmt(row["accuracy"]),
