@@ -13,17 +13,23 @@ TEXTS = ["the quick brown fox jumps over the lazy dog", "a proposal", "readabili
 
 
 @pytest.fixture(scope="module")
-def scorer(tmp_path_factory):
+def folder(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tiny-fluency")
     build_random_model(folder, TEXTS)
-    return FluencyScorer(str(folder), batch_size=3)
+    return str(folder)
 
 
-def test_a_score_is_the_same_alone_or_batched_with_longer_texts(scorer):
-    alone = FluencyScorer.__call__(scorer, TEXTS[1])[0]  # scored on its own: no padding
-    batched = dict(zip(TEXTS, scorer._score_batch(TEXTS)))  # padded to the longest
-    assert batched[TEXTS[1]] == pytest.approx(alone, abs=1e-4)
-    assert all(scorer(t)[0] < 0 for t in TEXTS)  # a mean log-probability
+@pytest.fixture(scope="module")
+def scorer(folder):
+    return FluencyScorer(folder, batch_size=3)
+
+
+def test_a_score_is_the_same_alone_or_batched_with_longer_texts(folder, scorer):
+    scorer.prime(TEXTS)  # one batch, padded to the longest
+    alone = FluencyScorer(folder, batch_size=1)
+    for t in TEXTS:
+        assert scorer(t)[0] == pytest.approx(alone(t)[0], abs=1e-4)
+        assert scorer(t)[0] < 0  # a mean log-probability
 
 
 def test_the_audit_takes_the_cue_as_one_more_named_feature(scorer):
