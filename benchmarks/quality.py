@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from persrm_gen.dataset.blind_audit import audit  # noqa: E402
 from persrm_gen.dataset.reader import load_split_rows  # noqa: E402
+from persrm_gen.dataset.validators import ValidatorConfig, in_split_order, validate_pairs  # noqa: E402
 from persrm_gen.style import baseline_judge  # noqa: E402
 
 EXAMPLES = ROOT / "examples" / "authors.jsonl"
@@ -61,8 +62,14 @@ def build(code: Path, authors: Path, out: Path, extra: list[str]) -> float:
 
 
 def rows_of(out: Path, name: str) -> list[dict]:
-    rows = [r for split in load_split_rows(out, "pairs").values() for r in split]
+    rows = in_split_order(load_split_rows(out, "pairs"))
     return [dict(r, author_id=f"{name}:{r['author_id']}") for r in rows]
+
+
+def with_validator(builds: dict[str, list[dict]], threshold: float) -> dict[str, list[dict]]:
+    """Each build's pairs after ``--max-blind-confidence threshold`` (the build runs the same
+    validator on the same rows before traces are written; the other validators pass them)."""
+    return {name: validate_pairs(rows, ValidatorConfig(max_blind_confidence=threshold)).kept for name, rows in builds.items()}
 
 
 def stylometric_unseen(rows: list[dict]) -> tuple[float | None, int]:
@@ -90,6 +97,8 @@ def report(builds: dict[str, list[dict]], fluency) -> dict:
 
 def markdown(result: dict, tag: str) -> str:
     pooled = result["pooled"]
+    if pooled is None:
+        return f"### {tag}\n\ntoo few train pairs left to fit the blind judge"
     lines = [f"### {tag}", "", "| strategy | pairs | blind, cv | blind, test (pairs) | pick-longer |", "|---|---:|---:|---:|---:|"]
     for name, row in pooled["by_strategy"].items():
         lines.append(f"| {name} | {row['n']} | {_f(row['cv_accuracy'])} | {_f(row['accuracy'])} ({row['n_test']}) | {_f(row['longer_chosen'])} |")
@@ -117,6 +126,7 @@ def main() -> None:
     ap.add_argument("--peps-targets", type=int, default=2, help="--max-targets-per-author of the PEPs build")
     ap.add_argument("--build-args", default="", help="extra build flags for both builds, e.g. '--max-blind-confidence 0.8'")
     ap.add_argument("--fluency", action="store_true", help="add the embedded model's per-token log-likelihood cue")
+    ap.add_argument("--thresholds", default="0.9,0.8,0.7", help="also report the pairs left by --max-blind-confidence at each")
     ap.add_argument("--json", type=Path, help="also write the numbers here")
     args = ap.parse_args()
     extra = args.build_args.split()
@@ -136,6 +146,11 @@ def main() -> None:
     result = report(builds, fluency)
     result["seconds"] = seconds
     print(markdown(result, args.tag))
+    result["validator"] = {}
+    for threshold in [float(t) for t in args.thresholds.split(",") if t.strip()]:
+        after = report(with_validator(builds, threshold), fluency)
+        result["validator"][str(threshold)] = after
+        print("\n" + markdown(after, f"{args.tag}, --max-blind-confidence {threshold}"))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
 
