@@ -121,3 +121,13 @@ def test_a_build_reports_the_audit_and_counts_blind_drops(tmp_path, monkeypatch)
     assert "test_unseen_authors" in manifest["shortcuts"]["stylometric_baseline"]["by_split"]
     card = (out / "README.md").read_text()
     assert "## Shortcuts (read before training)" in card and "| blind_shortcut |" in card
+
+
+def test_the_config_key_reaches_the_validator(tmp_path):
+    from persrm_gen.pipeline.options import load_build_options
+
+    config = tmp_path / "build.yaml"
+    config.write_text("max_blind_confidence: 0.85\n")
+    opts = load_build_options({"authors": tmp_path / "authors.jsonl"}, config)
+    assert opts.validator_config().max_blind_confidence == 0.85
+    assert load_build_options({"authors": tmp_path / "a.jsonl"}, None).validator_config().max_blind_confidence is None
