@@ -4,8 +4,8 @@
     python benchmarks/quality.py --code /tmp/main-copy --tag before # build with another checkout's code
     python benchmarks/quality.py --fluency                          # add the embedded model's log-likelihood cue
 
-Builds the example corpus (``examples/authors.jsonl``) and a PEPs build
-(``../shared/corpora/peps.jsonl``, ``--peps-targets`` targets per author) with the
+Builds the example corpus (``examples/authors.jsonl``) and a PEPs build (the first
+``--peps-authors`` authors of ``../shared/corpora/peps.jsonl``, ``--peps-targets`` targets per author) with the
 embedded model (``--backend local``, offline), each into ``OUT_ROOT/<tag>-<corpus>``. The
 builds run as subprocesses with ``PYTHONPATH=--code`` (default: this checkout), so a copy of
 an older checkout builds the "before" data; the measuring is always this checkout's
@@ -59,6 +59,18 @@ def build(code: Path, authors: Path, out: Path, extra: list[str]) -> float:
     if proc.returncode != 0:
         raise SystemExit(f"build failed (exit {proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-4000:]}")
     return time.perf_counter() - t0
+
+
+def peps_slice(peps: Path, n: int, folder: Path) -> Path:
+    """The first ``n`` authors of the PEPs corpus as a file of their own (a build of all 26 takes
+    about an hour on a shared 2-core machine)."""
+    if not n:
+        return peps
+    path = folder / f"peps-{n}.jsonl"
+    lines = peps.read_text(encoding="utf-8").splitlines(keepends=True)[:n]
+    if not path.is_file() or path.read_text(encoding="utf-8") != "".join(lines):
+        path.write_text("".join(lines), encoding="utf-8")
+    return path
 
 
 def rows_of(out: Path, name: str) -> list[dict]:
@@ -123,6 +135,7 @@ def main() -> None:
     ap.add_argument("--out-root", type=Path, default=Path("/tmp/persrm-quality"))
     ap.add_argument("--tag", default="current")
     ap.add_argument("--peps", type=Path, default=PEPS if PEPS.is_file() else SHARED_PEPS)
+    ap.add_argument("--peps-authors", type=int, default=10, help="the first N authors of the PEPs corpus (0: all 26)")
     ap.add_argument("--peps-targets", type=int, default=2, help="--max-targets-per-author of the PEPs build")
     ap.add_argument("--build-args", default="", help="extra build flags for both builds, e.g. '--max-blind-confidence 0.8'")
     ap.add_argument("--fluency", action="store_true", help="add the embedded model's per-token log-likelihood cue")
@@ -130,8 +143,9 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write the numbers here")
     args = ap.parse_args()
     extra = args.build_args.split()
+    args.out_root.mkdir(parents=True, exist_ok=True)
     corpora = {"examples": (args.code / "examples" / "authors.jsonl", []),
-               "peps": (args.peps, ["--max-targets-per-author", str(args.peps_targets)])}
+               "peps": (peps_slice(args.peps, args.peps_authors, args.out_root), ["--max-targets-per-author", str(args.peps_targets)])}
     builds, seconds = {}, {}
     for name, (authors, flags) in corpora.items():
         out = args.out_root / f"{args.tag}-{name}"
