@@ -66,8 +66,9 @@ def show_stats(out: Path, *, as_json: bool = False, fluency=None) -> None:
     if blind is None:
         console.print("context-blind audit: too few train pairs to fit the blind judge")
         return
-    console.print(_table("context-blind judge (fitted on train): accuracy per split; near 0.5 is good",
-                         {k: v["accuracy"] for k, v in blind["by_split"].items()}, "accuracy"))
+    names = {"train": "train (fitted on)", "test": "all test splits"}
+    console.print(_table("context-blind judge: accuracy per split; near 0.5 is good",
+                         {names.get(k, k): v["accuracy"] for k, v in blind["by_split"].items()}, "accuracy"))
     console.print(_shortcut_table(stats))
     console.print(_table("context-blind judge: accuracy per genre (test splits)",
                          {k: v["accuracy"] for k, v in blind["by_genre"].items()} or {"none": "n/a"}, "accuracy"))
