@@ -138,6 +138,7 @@ def main() -> None:
     ap.add_argument("--peps-authors", type=int, default=10, help="the first N authors of the PEPs corpus (0: all 26)")
     ap.add_argument("--peps-targets", type=int, default=2, help="--max-targets-per-author of the PEPs build")
     ap.add_argument("--build-args", default="", help="extra build flags for both builds, e.g. '--max-blind-confidence 0.8'")
+    ap.add_argument("--no-build", action="store_true", help="measure the folders built already, skip the rest")
     ap.add_argument("--fluency", action="store_true", help="add the embedded model's per-token log-likelihood cue")
     ap.add_argument("--thresholds", default="0.9,0.8,0.7", help="also report the pairs left by --max-blind-confidence at each")
     ap.add_argument("--json", type=Path, help="also write the numbers here")
@@ -149,9 +150,14 @@ def main() -> None:
     builds, seconds = {}, {}
     for name, (authors, flags) in corpora.items():
         out = args.out_root / f"{args.tag}-{name}"
-        seconds[name] = round(build(args.code.resolve(), authors.resolve(), out, [*flags, *extra]), 1)
+        if args.no_build:
+            if not (out / "manifest.json").is_file():
+                print(f"{name}: not built in {out}, skipped", flush=True)
+                continue
+        else:
+            seconds[name] = round(build(args.code.resolve(), authors.resolve(), out, [*flags, *extra]), 1)
         builds[name] = rows_of(out, name)
-        print(f"{name}: {len(builds[name])} pairs in {out} ({seconds[name]} s)", flush=True)
+        print(f"{name}: {len(builds[name])} pairs in {out} ({seconds.get(name, 'not re-run')} s)", flush=True)
     fluency = None
     if args.fluency:
         from persrm_gen.llm.fluency import FluencyScorer
