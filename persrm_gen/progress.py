@@ -55,14 +55,26 @@ def make_progress(quiet: bool = False) -> Progress:
     )
 
 
+class _LiveText:
+    """``info`` re-read at every refresh of the display, not only at a tick: a stage waiting on
+    provider batches (``--batch``) shows their state while no request completes."""
+
+    def __init__(self, read: Callable[[], str]):
+        self.read = read
+
+    def __rich__(self) -> str:
+        return self.read()
+
+
 @contextmanager
 def stage(progress: Progress, description: str, total: int, info: Callable[[], str] | None = None) -> Iterator:
-    """A progress task; yields ``tick(n=1)``. ``info`` is re-read on every tick."""
-    text = info or str  # str() is ""
-    task = progress.add_task(description, total=total, info=text())
+    """A progress task; yields ``tick(n=1)``. ``info`` is re-read whenever the display refreshes."""
+    text = _LiveText(info) if info is not None else ""
+    task = progress.add_task(description, total=total, info=text)
 
     def tick(n: int = 1) -> None:
-        progress.update(task, advance=n, info=text())
+        progress.update(task, advance=n)
 
     yield tick
-    progress.update(task, completed=total, info=text())
+    # The last words stay as they were when the stage ended.
+    progress.update(task, completed=total, info=info() if info is not None else "")

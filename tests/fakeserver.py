@@ -14,6 +14,32 @@ Faults: 400 401 403 404 429 500 502 503 529, ``hang`` (sleep past the client tim
 repeats the credential header the client sent, as some servers and proxies do), ``html``
 (200 with an HTML page), ``badutf8`` (200, a JSON body with bytes that are not UTF-8),
 ``huge`` (200, a valid reply of ``huge_bytes`` sent chunked, without Content-Length).
+
+Prompt caching (``caching=True``; section "prompt caching and the bill" below). Tokens are
+counted as characters // 4 of the prompt serialised block by block (role markers included),
+and a prefix is cached when the request that sent it has been answered, so identical
+prefixes sent at the same moment all miss, as on the real services. Entries never expire.
+
+- OpenAI (``/v1/chat/completions``, ``/v1/completions``): automatic prefix caching. A prompt
+  of at least 1,024 tokens (``min_cached_tokens``) reads the longest prefix, in steps of 128
+  tokens from 1,024 on,
+  that an answered request sent before; ``usage.prompt_tokens_details.cached_tokens`` says
+  how many (a subset of ``prompt_tokens``). ``prompt_cache_key`` is recorded per hit
+  (``Hit.cache_key``) but changes nothing here: it only routes on the real service.
+- Anthropic (``/v1/messages``): explicit ``cache_control`` breakpoints on system or message
+  text blocks. The longest breakpoint prefix already cached is read
+  (``cache_read_input_tokens``); the prefix up to the last breakpoint, when it is at least
+  ``min_cached_tokens``, is written beyond what was read (``cache_creation_input_tokens``);
+  ``input_tokens`` counts only the rest, as the real API does (it excludes reads and writes).
+
+The bill (``prices={model: {input, output, cached_input, cache_write, batch_multiplier}}`` in
+USD per 1M tokens, list prices): every 200 reply that carries usage (normal, ``badtag``) is
+charged from the usage it reports, cached reads at ``cached_input`` and writes at
+``cache_write`` (each defaults to ``input``), a batch line at ``batch_multiplier`` times that
+(default 1); ``Hit.billed_usd`` per request, :meth:`FakeServer.billed` in total. Both the
+live handlers and batch line processing settle a reply through
+:meth:`FakeServer.settle_reply` (cache, usage, bill).
+Errors and broken bodies are not charged (the client could not have counted them either).
 """
 
 from __future__ import annotations
@@ -43,10 +69,264 @@ class Hit:
     fault: str | None
     body: dict = field(default_factory=dict, repr=False)
     status: int = 200
+    cache_key: str | None = None  # the request's prompt_cache_key (OpenAI)
+    billed_usd: float = 0.0  # what the server charged for this reply (0 unless ``prices`` has the model)
+    usage: dict = field(default_factory=dict, repr=False)  # the usage block of the reply sent
+    cached: CacheLookup | None = field(default=None, repr=False)  # its prompt-cache lookup (caching on)
+
+
+# ---- batch APIs (OpenAI Files + Batches, Anthropic Message Batches) ------------------------
+
+_BATCH_MARKER = re.compile(r"\[\[batch:([\w,]+)\]\]")
 
 
 @dataclass
-class FakeServer:
+class _BatchAPIs:
+    """The batch endpoints of :class:`FakeServer` (a base class, its own section to merge easily).
+
+    OpenAI's Files (``POST /v1/files``, ``GET
+    /v1/files/{id}/content``) and Batches (``POST /v1/batches``, ``GET /v1/batches[/{id}]``,
+    ``POST /v1/batches/{id}/cancel``), and Anthropic's Message Batches (``POST
+    /v1/messages/batches``, ``GET .../{id}``, ``GET .../{id}/results``, ``POST .../{id}/cancel``).
+    A batch is ``in_progress`` until ``batch_delay`` seconds after its creation; the first
+    status read after that processes every line at once, as the live endpoint would answer
+    its body (same ``reply``, same usage, the same prompt cache; billed by ``settle_reply`` at
+    the price's batch multiplier), logs each as a :class:`Hit` with path
+    ``batch:<url>`` and counts it in ``batch_processed`` (request body id -> times processed),
+    then reports the batch ended (OpenAI ``completed`` with output and error files, Anthropic
+    ``ended`` with a ``results_url``). Per line, ``batch_fault_for(rid, text, n)`` (the n-th
+    processing of that body; from ``batch_schedule`` or a ``[[batch:error,expired]]`` marker
+    in the text) makes it ``error`` (a 500 / ``api_error`` line), ``refused`` (400 /
+    ``invalid_request_error``) or ``expired``. ``batch_fail`` > 0 makes that many next OpenAI
+    batches end ``failed`` (nothing processed) with a message that repeats the Authorization
+    header they were created with (a provider echoing the key). A cancelled batch processes
+    nothing: OpenAI ``cancelled`` without output, Anthropic ``ended`` with every line ``canceled``.
+    """
+
+    batch_delay: float = 0.2
+    batch_schedule: dict[str, list[str | None]] = field(default_factory=dict)  # rid -> line faults by processing
+    batch_fail: int = 0
+    batch_processed: Counter[str] = field(default_factory=Counter, init=False)
+    files: dict[str, bytes] = field(default_factory=dict, init=False, repr=False)
+    batches: dict[str, dict] = field(default_factory=dict, init=False, repr=False)  # id -> batch (+ our "_" fields)
+
+    def _add_batch_routes(self, app: web.Application) -> None:
+        app.router.add_post("/v1/files", self._file_upload)
+        app.router.add_get("/v1/files/{id}/content", self._file_content)
+        app.router.add_post("/v1/batches", self._oa_create)
+        app.router.add_get("/v1/batches", self._oa_list)
+        app.router.add_get("/v1/batches/{id}", self._oa_get)
+        app.router.add_post("/v1/batches/{id}/cancel", self._oa_cancel)
+        app.router.add_post("/v1/messages/batches", self._an_create)
+        app.router.add_get("/v1/messages/batches/{id}", self._an_get)
+        app.router.add_get("/v1/messages/batches/{id}/results", self._an_results)
+        app.router.add_post("/v1/messages/batches/{id}/cancel", self._an_cancel)
+
+    def _next_batch(self) -> int:
+        """Batch ids are never reused, even after a test clears ``batches`` (a lost batch)."""
+        self._batch_serial = getattr(self, "_batch_serial", 0) + 1
+        return self._batch_serial
+
+    def batch_fault_for(self, rid: str, text: str, n: int) -> str | None:
+        plan = self.batch_schedule.get(rid)
+        if plan is None and (m := _BATCH_MARKER.search(text)):
+            plan = m.group(1).split(",")
+        return plan[n] if plan is not None and n < len(plan) else None
+
+    def _authed(self, request: web.Request) -> bool:
+        return self.key in (request.headers.get("x-api-key"), request.headers.get("Authorization", "")[7:])
+
+    def _process(self, flavour: str, url: str, body: dict) -> tuple[str, dict | None]:
+        """(fault or "", reply body) of one line, processed now."""
+        text = _text_of(body)
+        rid = hashlib.sha1(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+        with self._lock:
+            n = self.batch_processed[rid]
+            self.batch_processed[rid] += 1
+            fault = self.batch_fault_for(rid, text, n)
+            hit = Hit(time.monotonic(), f"batch:{url}", rid, text, fault, body, 500 if fault else 200,
+                      cache_key=body.get("prompt_cache_key"))
+            self.hits.append(hit)
+        if fault:
+            return fault, None
+        reply = self.reply(body, text) if self.reply is not None else None
+        payload = _ok_body(flavour, url, body, text, self.answer, empty=False, reply=reply)
+        self.settle_reply(hit, flavour, body, payload, batch=True)  # prompt cache and bill, as a live reply
+        return "", payload
+
+    # ---- OpenAI -------------------------------------------------------------------
+
+    async def _file_upload(self, request: web.Request) -> web.Response:
+        if not self._authed(request):
+            return _error("openai", 401, None)
+        form = await request.post()
+        upload = form["file"]
+        data = upload.file.read()  # type: ignore[union-attr]
+        fid = f"file-{len(self.files) + 1:06d}"
+        self.files[fid] = data
+        return web.json_response(_file_obj(fid, data, upload.filename, str(form.get("purpose"))))  # type: ignore[union-attr]
+
+    async def _file_content(self, request: web.Request) -> web.Response:
+        data = self.files.get(request.match_info["id"])
+        if data is None:
+            return _error("openai", 404, None)
+        return web.Response(body=data, content_type="application/octet-stream")
+
+    async def _oa_create(self, request: web.Request) -> web.Response:
+        if not self._authed(request):
+            return _error("openai", 401, None)
+        p = await request.json()
+        data = self.files.get(p.get("input_file_id", ""))
+        if data is None:
+            return _error("openai", 404, None)
+        bid = f"batch_{self._next_batch():06d}"
+        lines = [json.loads(x) for x in data.decode().splitlines() if x.strip()]
+        b = {"id": bid, "object": "batch", "endpoint": p["endpoint"], "input_file_id": p["input_file_id"],
+             "completion_window": p["completion_window"], "status": "in_progress", "created_at": int(time.time()),
+             "metadata": p.get("metadata"), "output_file_id": None, "error_file_id": None, "errors": None,
+             "request_counts": {"total": len(lines), "completed": 0, "failed": 0},
+             "_lines": lines, "_t": time.monotonic(), "_flavour": "openai"}
+        if self.batch_fail > 0:
+            self.batch_fail -= 1
+            b["_fail"] = f"injected batch failure; the request carried {request.headers.get('Authorization')}"
+        self.batches[bid] = b
+        return web.json_response(_public(b))
+
+    async def _oa_list(self, request: web.Request) -> web.Response:
+        data = [_public(self._advance(b)) for b in reversed(self.batches.values()) if b["_flavour"] == "openai"]
+        return web.json_response({"object": "list", "data": data, "has_more": False,
+                                  "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None})
+
+    async def _oa_get(self, request: web.Request) -> web.Response:
+        b = self.batches.get(request.match_info["id"])
+        return _error("openai", 404, None) if b is None else web.json_response(_public(self._advance(b)))
+
+    async def _oa_cancel(self, request: web.Request) -> web.Response:
+        b = self.batches.get(request.match_info["id"])
+        if b is None:
+            return _error("openai", 404, None)
+        if b["status"] == "in_progress":
+            b["status"] = "cancelling"
+        return web.json_response(_public(b))
+
+    # ---- Anthropic ----------------------------------------------------------------
+
+    async def _an_create(self, request: web.Request) -> web.Response:
+        if not self._authed(request):
+            return _error("anthropic", 401, None)
+        p = await request.json()
+        bid = f"msgbatch_{self._next_batch():06d}"
+        b = {"id": bid, "type": "message_batch", "processing_status": "in_progress",
+             "created_at": _iso(time.time()), "expires_at": _iso(time.time() + 86400), "ended_at": None,
+             "cancel_initiated_at": None, "archived_at": None, "results_url": None,
+             "request_counts": {"processing": len(p["requests"]), "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0},
+             "_lines": p["requests"], "_t": time.monotonic(), "_flavour": "anthropic"}
+        self.batches[bid] = b
+        return web.json_response(_public(b))
+
+    async def _an_get(self, request: web.Request) -> web.Response:
+        b = self.batches.get(request.match_info["id"])
+        if b is None:
+            return _error("anthropic", 404, None)
+        self._advance(b)
+        if b["processing_status"] == "ended":
+            b["results_url"] = f"{self.url}/v1/messages/batches/{b['id']}/results"
+        return web.json_response(_public(b))
+
+    async def _an_results(self, request: web.Request) -> web.Response:
+        b = self.batches.get(request.match_info["id"])
+        if b is None or b["processing_status"] != "ended":
+            return _error("anthropic", 404, None)
+        return web.Response(body="".join(json.dumps(r) + "\n" for r in b["_results"]), content_type="application/binary")
+
+    async def _an_cancel(self, request: web.Request) -> web.Response:
+        b = self.batches.get(request.match_info["id"])
+        if b is None:
+            return _error("anthropic", 404, None)
+        if b["processing_status"] == "in_progress":
+            b["processing_status"], b["cancel_initiated_at"] = "canceling", _iso(time.time())
+        return web.json_response(_public(b))
+
+    # ---- the batch clock ----------------------------------------------------------
+
+    def _advance(self, b: dict) -> dict:
+        """Move a batch on: cancellations finish at once, others end ``batch_delay`` after creation."""
+        with self._lock:
+            if b.get("_ended") or (time.monotonic() - b["_t"] < self.batch_delay and not self._cancelling(b)):
+                return b
+            b["_ended"] = True
+        if b["_flavour"] == "openai":
+            self._end_openai(b)
+        else:
+            self._end_anthropic(b)
+        return b
+
+    @staticmethod
+    def _cancelling(b: dict) -> bool:
+        return b.get("status") == "cancelling" or b.get("processing_status") == "canceling"
+
+    def _end_openai(self, b: dict) -> None:
+        if b["status"] == "cancelling":
+            b["status"] = "cancelled"
+            return
+        if b.get("_fail"):
+            b["status"] = "failed"
+            b["errors"] = {"object": "list", "data": [{"code": "invalid_request", "message": b["_fail"], "line": None, "param": None}]}
+            return
+        out, err = [], []
+        for line in b["_lines"]:
+            fault, reply = self._process("openai", line["url"], line["body"])
+            rec = {"id": f"req_{len(out) + len(err)}", "custom_id": line["custom_id"], "response": None, "error": None}
+            if fault == "expired":
+                rec["error"] = {"code": "batch_expired", "message": "This request could not be executed before the completion window expired."}
+                err.append(rec)
+            elif fault:
+                status = 400 if fault == "refused" else 500
+                rec["response"] = {"status_code": status, "request_id": "r", "body": {"error": {"message": f"injected line fault {fault}", "type": "fake_error"}}}
+                err.append(rec)
+            else:
+                rec["response"] = {"status_code": 200, "request_id": "r", "body": reply}
+                out.append(rec)
+        for name, recs in (("output_file_id", out), ("error_file_id", err)):
+            if recs:
+                fid = f"file-{len(self.files) + 1:06d}"
+                self.files[fid] = "".join(json.dumps(r) + "\n" for r in recs).encode()
+                b[name] = fid
+        b["status"] = "completed"
+        b["request_counts"] = {"total": len(b["_lines"]), "completed": len(out), "failed": len(err)}
+
+    def _end_anthropic(self, b: dict) -> None:
+        results, counts = [], {"processing": 0, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}
+        for line in b["_lines"]:
+            if b["processing_status"] == "canceling":
+                kind, result = "canceled", {"type": "canceled"}
+            else:
+                fault, reply = self._process("anthropic", "/v1/messages", line["params"])
+                kind = "expired" if fault == "expired" else "errored" if fault else "succeeded"
+                etype = "invalid_request_error" if fault == "refused" else "api_error"
+                result = ({"type": "succeeded", "message": reply} if not fault else {"type": "expired"} if kind == "expired"
+                          else {"type": "errored", "error": {"type": "error", "error": {"type": etype, "message": f"injected line fault {fault}"}}})
+            counts[kind] += 1
+            results.append({"custom_id": line["custom_id"], "result": result})
+        b["_results"], b["request_counts"] = results, counts
+        b["processing_status"], b["ended_at"] = "ended", _iso(time.time())
+
+
+def _public(b: dict) -> dict:
+    return {k: v for k, v in b.items() if not k.startswith("_")}
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def _file_obj(fid: str, data: bytes, filename: str, purpose: str) -> dict:
+    return {"id": fid, "object": "file", "bytes": len(data), "created_at": int(time.time()), "filename": filename,
+            "purpose": purpose, "status": "processed", "status_details": None}
+
+
+@dataclass
+class FakeServer(_BatchAPIs):
     delay: float = 0.0  # seconds before each normal reply
     retry_after: str | None = "0.2"  # Retry-After sent with 429/503 (None: no header)
     hang_s: float = 5.0
@@ -60,8 +340,15 @@ class FakeServer:
     reply: Callable[[dict, str], str] | None = None
     key: str = KEY  # the API key the server accepts
     fault_all: str | None = None  # a fault for every arrival no schedule names (e.g. "echo_auth")
+    caching: bool = False  # prompt caching, as the module docstring describes
+    # Count input tokens as caching does (serialised prompt // 4) even with caching off, so a
+    # benchmark compares the same token counts with and without a cache.
+    exact_usage: bool = False
+    min_cached_tokens: int = 1024  # shortest prefix cached (lower it to cache a tiny test corpus)
+    prices: dict[str, dict[str, float]] = field(default_factory=dict)  # model -> list prices: the bill
 
     def __post_init__(self) -> None:
+        self._cache = PromptCache(self.min_cached_tokens)
         self._arrivals: Counter[str] = Counter()
         self._in_flight = 0
         self._lock = threading.Lock()
@@ -89,10 +376,11 @@ class FakeServer:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _start(self) -> None:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app = web.Application(client_max_size=300 * 1024 * 1024)  # a batch input file may be 200 MB
         app.router.add_post("/v1/chat/completions", self._openai)
         app.router.add_post("/v1/completions", self._openai)
         app.router.add_post("/v1/messages", self._anthropic)
+        self._add_batch_routes(app)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.2)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -116,6 +404,10 @@ class FakeServer:
     def arrivals(self) -> Counter[str]:
         """How many times each request (by text) reached the server."""
         return Counter(h.text for h in self.snapshot())
+
+    def billed(self) -> float:
+        """USD the server charged in total (the invoice the client's ledger must match)."""
+        return sum(h.billed_usd for h in self.snapshot())
 
     def served(self) -> Counter[str]:
         """How many successful (200, non-faulty) replies each request (by text) got."""
@@ -142,17 +434,36 @@ class FakeServer:
             self._arrivals[rid] += 1
             if fault is None:
                 fault = self._fault_for(rid, text, n)
-            hit = Hit(time.monotonic(), request.path, rid, text, fault, body)
+            hit = Hit(time.monotonic(), request.path, rid, text, fault, body, cache_key=body.get("prompt_cache_key"))
+            if (self.caching or self.exact_usage) and fault in (None, "badtag"):
+                hit.cached = self._cache.lookup(flavour, body, enabled=self.caching)
             self.hits.append(hit)
             self._in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
         try:
-            resp = await self._reply(request, flavour, body, text, fault)
+            resp = await self._reply(request, flavour, body, text, fault, hit)
             hit.status = resp.status if isinstance(resp, web.Response) else 200
             return resp
         finally:
             with self._lock:
                 self._in_flight -= 1
+
+    def settle_reply(self, hit: Hit, flavour: str, body: dict, payload: dict, *, batch: bool = False) -> None:
+        """One answered request: its prompt-cache reads and writes go into ``payload``'s usage
+        and the cache, and it is billed (``batch``: at the price's ``batch_multiplier``). The
+        live handlers look the cache up on arrival (``hit.cached``); a batch line, processed
+        at once, looks it up here, so later lines of a batch read what earlier ones cached."""
+        usage = payload.get("usage")
+        if not usage:
+            return
+        if hit.cached is None and (self.caching or self.exact_usage):
+            hit.cached = self._cache.lookup(flavour, body, enabled=self.caching)
+        if hit.cached is not None:
+            self._cache.commit(hit.cached, usage)
+        hit.usage = dict(usage)
+        price = self.prices.get(str(body.get("model")))
+        if price is not None:
+            hit.billed_usd = _charge(flavour, hit.usage, price, batch=batch)
 
     def _fault_for(self, rid: str, text: str, n: int) -> str | None:
         plan = self.schedule.get(rid)
@@ -163,7 +474,7 @@ class FakeServer:
         return plan[n] if n < len(plan) else None
 
     async def _reply(self, request: web.Request, flavour: str, body: dict, text: str,
-                     fault: str | None) -> web.StreamResponse:
+                     fault: str | None, hit: Hit) -> web.StreamResponse:
         if fault is not None and fault.isdigit():
             return _error(flavour, int(fault), self.retry_after)
         if fault == "echo_auth":
@@ -178,6 +489,8 @@ class FakeServer:
         answer = "C" if fault == "badtag" else self.answer
         reply = self.reply(body, text) if self.reply is not None and fault != "badtag" else None
         payload = _ok_body(flavour, request.path, body, text, answer, empty=fault == "empty", reply=reply)
+        if fault in (None, "badtag"):
+            self.settle_reply(hit, flavour, body, payload)
         raw = json.dumps(payload).encode()
         if fault == "html":
             return web.Response(body=b"<html><body><h1>Welcome to nginx!</h1></body></html>", content_type="text/html")
@@ -196,11 +509,18 @@ def _text_of(body: dict) -> str:
     if "prompt" in body:
         return str(body["prompt"])
     msgs = body.get("messages") or []
-    return str(msgs[-1]["content"]) if msgs else ""
+    return _plain(msgs[-1]["content"]) if msgs else ""
+
+
+def _plain(content: object) -> str:
+    """A message's text: a string, or the text of its content blocks (Anthropic) joined."""
+    if isinstance(content, list):
+        return "".join(str(b.get("text", "")) for b in content if isinstance(b, dict))
+    return str(content)
 
 
 def _usage_in(body: dict, text: str) -> int:
-    return sum(len(str(m.get("content", ""))) for m in body.get("messages", [])) // 4 + len(text) // 4 + 5
+    return sum(len(_plain(m.get("content", ""))) for m in body.get("messages", [])) // 4 + len(text) // 4 + 5
 
 
 def _ok_body(flavour: str, path: str, body: dict, text: str, answer: str, *, empty: bool, reply: str | None = None) -> dict:
@@ -273,6 +593,105 @@ async def _huge(request: web.Request, flavour: str, body: dict, text: str, size:
     except ConnectionError:  # the client stopped reading: what a bounded reader does
         pass
     return resp
+
+
+# ---- prompt caching and the bill (see the module docstring) ------------------------------
+
+MIN_CACHED_TOKENS = 1024  # shortest prefix either provider caches
+OPENAI_CACHE_STEP = 128  # OpenAI's cache hits grow in steps of this many tokens
+
+
+def _blocks(body: dict) -> list[tuple[str, bool]]:
+    """The prompt as (serialised text, breakpoint after it?) blocks, in the provider's order:
+    system, then each message's content blocks. A prompt (completions) is one block."""
+    if "prompt" in body:
+        return [(str(body["prompt"]), False)]
+    out: list[tuple[str, bool]] = []
+    system = body.get("system")
+    for b in system if isinstance(system, list) else ([{"text": system}] if system else []):
+        out.append((f"<system>{b.get('text', '')}", bool(b.get("cache_control"))))
+    for m in body.get("messages") or []:
+        content = m.get("content")
+        parts = content if isinstance(content, list) else [{"text": content}]
+        for i, b in enumerate(parts):
+            marker = f"<{m.get('role')}>" if i == 0 else ""
+            out.append((marker + str(b.get("text", "")), bool(b.get("cache_control"))))
+    return out
+
+
+@dataclass
+class CacheLookup:
+    """What one request found in the prompt cache on arrival; stored when it is answered."""
+
+    flavour: str
+    text: str
+    prefixes: list[int]  # character lengths of the prefixes it may read and will cache
+    read: int  # tokens read from the cache
+
+    @property
+    def total(self) -> int:
+        return len(self.text) // 4
+
+
+class PromptCache:
+    """Prefixes (by hash of their text) that answered requests have cached."""
+
+    def __init__(self, min_tokens: int = MIN_CACHED_TOKENS) -> None:
+        self.min_tokens = min_tokens
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+
+    def lookup(self, flavour: str, body: dict, *, enabled: bool = True) -> CacheLookup:
+        """On arrival: the longest cached prefix this request reads (none when not ``enabled``)."""
+        text, breaks = "", []
+        for chunk, brk in _blocks(body):
+            text += chunk
+            if brk:
+                breaks.append(len(text))
+        if flavour == "anthropic":
+            prefixes = [n for n in breaks if n // 4 >= self.min_tokens]
+        else:
+            prefixes = [n * 4 for n in range(self.min_tokens, len(text) // 4 + 1, OPENAI_CACHE_STEP)]
+        if not enabled:
+            prefixes = []
+        with self._lock:
+            read = max((n for n in prefixes if _h(text[:n]) in self._seen), default=0) // 4
+        return CacheLookup(flavour, text, prefixes, read)
+
+    def commit(self, found: CacheLookup, usage: dict) -> None:
+        """On answering: rewrite ``usage`` as the provider reports it, and cache the prefixes."""
+        with self._lock:
+            self._seen.update(_h(found.text[:n]) for n in found.prefixes)
+        if found.flavour == "anthropic":
+            written = max(0, max(found.prefixes, default=0) // 4 - found.read)
+            usage["cache_read_input_tokens"] = found.read
+            usage["cache_creation_input_tokens"] = written
+            usage["input_tokens"] = found.total - found.read - written
+        else:
+            usage["prompt_tokens"] = found.total
+            usage["total_tokens"] = found.total + usage["completion_tokens"]
+            usage["prompt_tokens_details"] = {"cached_tokens": found.read}
+
+
+def _h(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+def _charge(flavour: str, usage: dict, price: dict[str, float], *, batch: bool = False) -> float:
+    """USD for one reply's usage at ``price`` (USD per 1M tokens; ``batch``: times its
+    ``batch_multiplier``, default 1)."""
+    inp = price["input"]
+    read_p, write_p = price.get("cached_input", inp), price.get("cache_write", inp)
+    if flavour == "anthropic":
+        read = usage.get("cache_read_input_tokens", 0)
+        write = usage.get("cache_creation_input_tokens", 0)
+        plain, out = usage["input_tokens"], usage["output_tokens"]
+    else:
+        read = (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0)
+        write = 0
+        plain, out = usage["prompt_tokens"] - read, usage["completion_tokens"]
+    usd = (plain * inp + read * read_p + write * write_p + out * price["output"]) / 1e6
+    return usd * (price.get("batch_multiplier", 1.0) if batch else 1.0)
 
 
 # ---- helpers the client tests share ----------------------------------------------------

@@ -1,6 +1,6 @@
 """The ``persrm-gen`` command line: the typer app, its command modules, and the one exit path.
 
-Each command module (build, dataset, authors, train, push) exposes ``register(app)`` and
+Each command module (build, batches, dataset, authors, train, push) exposes ``register(app)`` and
 never imports this module back, so commands can be read, imported and tested on their own;
 the order of registration is the order ``--help`` lists them in.
 """
@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from persrm_gen.cli import authors, build, dataset, push, train
+from persrm_gen.cli import authors, batches, build, dataset, push, train
 from persrm_gen.errors import UsageError
 from persrm_gen.exitcodes import run_cli
 
@@ -22,7 +22,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for command_module in (build, dataset, authors, train, push):
+for command_module in (build, batches, dataset, authors, train, push):
     command_module.register(app)
 
 

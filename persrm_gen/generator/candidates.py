@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 from persrm_gen.generator.edits import AXIS_DIRECTIONS, axis_rewrite, minimal_edit
 from persrm_gen.generator.parsing import CONTINUATION_STOPS, UnparseableOutput, clean_continuation, clean_rewrite
-from persrm_gen.llm.types import LLMRequest
+from persrm_gen.llm.types import LLMRequest, cache_group_for
 from persrm_gen.records import AXES, Candidate, Task
 from persrm_gen.prompts.renderer import PromptRenderer
 from persrm_gen.textutil import rng_for
@@ -68,6 +68,7 @@ class CandidateFactory:
         common = dict(
             model=self.opt.model, max_tokens=budget, temperature=self.opt.temperature, top_p=self.opt.top_p,
             seed=seed, stage=stage, template_hashes=(self.r.template_hash(template),),
+            cache_group=cache_group_for(task.author_id),
         )
         if self.chat:
             msgs = self.r.messages(template, **variables)

@@ -18,6 +18,11 @@ Faults the transports raise (:mod:`persrm_gen.llm.faults`), the only per-request
   send to...): never retried. After ``max_auth_errors`` consecutive 401/403 the whole run
   stops instead of draining the queue.
 
+With a :class:`~persrm_gen.llm.batches.runner.BatchRunner` (``--batch``), the cache misses
+of each ``complete_many`` call go to the provider's batch API instead, and each line's
+outcome is handled as a live reply would be (accounted, validated, cached, retried in a
+new batch when transient or refused by the validator).
+
 Anything else is a bug or a configuration error: nothing new is sent, the requests in
 flight finish and are cached, and the error is raised. Run-stopping conditions (budget,
 repeated auth errors, a stage whose :class:`FailureRate` passed its limit, SIGINT) work
@@ -35,13 +40,15 @@ import random
 import signal
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import TypeVar
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from persrm_gen.errors import BudgetExceeded, FatalProviderError, RunInterrupted
-from persrm_gen.llm.budget import Budget
+from persrm_gen.llm.batches.runner import BatchRunner
+from persrm_gen.llm.budget import Budget, Reservation
+from persrm_gen.llm.cache_projection import project
 from persrm_gen.llm.cache import RequestCache
 from persrm_gen.llm.failure_rate import FailureRate
 from persrm_gen.llm.faults import FAULT_KINDS, REQUEST_FAULTS, TransientError
@@ -67,8 +74,11 @@ class StageUsage:
     completed: int = 0  # fresh valid responses obtained and cached
     cache_hits: int = 0  # answered from the cache (a valid response, or a request whose replies were all rejected)
     input_tokens: int = 0
+    cached_input_tokens: int = 0  # of input_tokens, read from the provider's prompt cache
+    cache_write_tokens: int = 0  # of input_tokens, written to it
     output_tokens: int = 0
-    cost_usd: float = 0.0
+    cost_usd: float = 0.0  # billed (Pricing.bill: cache and batch discounts applied)
+    list_cost_usd: float = 0.0  # the same tokens at list price
     retries: int = 0
     failures: int = 0  # requests given up on (fatal, or retries exhausted)
     rate_limited: int = 0
@@ -105,16 +115,34 @@ class Accounting:
     def cost_usd(self) -> float:
         return sum(s.cost_usd for s in self.stages.values())
 
+    @property
+    def saved_usd(self) -> float:
+        """What the cache and batch discounts saved this run, against list prices."""
+        return sum(s.list_cost_usd - s.cost_usd for s in self.stages.values())
+
     def to_dict(self) -> dict:
         """For manifest.json: per-stage and total tokens, cost, requests and fault counts."""
         per_stage = {k: vars(v).copy() for k, v in sorted(self.stages.items())}
         return {"stages": per_stage, "total": vars(self.total()).copy()}
 
     def summary(self) -> str:
-        """One line for the live progress display."""
+        """One line for the live progress display: billed cost, what discounts saved, cached share."""
         t = self.total()
-        return (f"{t.requests} sent, {t.cache_hits} cached, {t.input_tokens + t.output_tokens:,} tok, "
-                f"${t.cost_usd:.4f}, {t.retries} retries, {t.failures} failed")
+        cached = f" ({t.cached_input_tokens / t.input_tokens:.0%} from prompt cache)" if t.cached_input_tokens else ""
+        saved = t.list_cost_usd - t.cost_usd
+        return (f"{t.requests} sent, {t.cache_hits} cached, {t.input_tokens + t.output_tokens:,} tok{cached}, "
+                f"${t.cost_usd:.4f}" + (f" (saved ${saved:.4f})" if saved > 0.00005 else "")
+                + f", {t.retries} retries, {t.failures} failed")
+
+
+@dataclass
+class BatchAccounting(Accounting):
+    """Accounting of a ``--batch`` client: the summary adds the batches' counts."""
+
+    batches: object = None  # the runner's BatchCounts
+
+    def summary(self) -> str:
+        return f"{super().summary()}; {self.batches}"
 
 
 @dataclass(frozen=True)
@@ -125,8 +153,16 @@ class Estimate:
     cached: int
     input_tokens: int
     output_tokens: int  # upper bound: every request's max_tokens
-    cost_usd: float
+    cost_usd: float  # at list price: no prompt cache, no batch
     unpriced_models: tuple[str, ...] = ()
+    cached_input_tokens: int = 0  # expected from the provider's prompt cache (cache_projection)
+    cache_write_tokens: int = 0
+    live_usd: float = 0.0  # billed live, with the expected prompt caching
+    batch_usd: float = 0.0  # billed through a batch API, with the expected prompt caching
+
+    @property
+    def cached_share(self) -> float:
+        return self.cached_input_tokens / self.input_tokens if self.input_tokens else 0.0
 
 
 def estimate_tokens(text: str) -> int:
@@ -153,6 +189,7 @@ class LLMClient:
         max_auth_errors: int = 3,
         validate: Validator | None = None,
         token_counter: Callable[[str], int] = estimate_tokens,
+        batch: BatchRunner | None = None,
     ):
         check_timeout(timeout)
         self.transport = transport
@@ -179,6 +216,10 @@ class LLMClient:
         self._signals: list[int] = []
         self._out_ratio: dict[str, float] = {}  # stage -> share of max_tokens really used
         self._rejected: dict[str, int] = {}  # key -> replies recorded as rejected (cache + this run)
+        self.batch = batch
+        if batch is not None:
+            batch.bind(cache, self.key_scope)
+            self.accounting = BatchAccounting(batches=batch.counts)
 
     # ---- public API -------------------------------------------------------------------
 
@@ -243,7 +284,10 @@ class LLMClient:
             self._settle(results, slots, res, failures, on_done)
 
         try:
-            await asyncio.gather(*(one(s) for s in todo.values()))
+            if self.batch is not None and todo:
+                await self._complete_in_batches(requests, keys, todo, validate, results, failures, on_done)
+            else:
+                await asyncio.gather(*(one(s) for s in todo.values()))
         finally:
             self.cache.flush()
         self._raise_failures(results, return_exceptions)
@@ -283,10 +327,19 @@ class LLMClient:
         tin = [self._input_tokens(r) for r in todo]
         cost = sum(self.pricing.cost(r.model, t, r.max_tokens) for r, t in zip(todo, tin))
         unpriced = sorted({r.model for r in todo if self.pricing.price(r.model) is None})
+        shared = project(todo, self.provider, self.count_tokens)
+        live = batch = 0.0
+        for r, t, (read, written) in zip(todo, tin, shared):
+            expected = LLMResponse("", input_tokens=t, output_tokens=r.max_tokens, cached_input_tokens=min(read, t),
+                                   cache_write_tokens=min(written, t - min(read, t)))
+            live += self.pricing.bill(r.model, expected).billed
+            batch += self.pricing.bill(r.model, replace(expected, batch=True)).billed
         return Estimate(
             requests=len(todo), cached=len(requests) - len(todo), input_tokens=sum(tin),
             output_tokens=sum(r.max_tokens for r in todo), cost_usd=cost,
             unpriced_models=tuple(unpriced) if self.provider != "local" else (),
+            cached_input_tokens=sum(min(a, t) for (a, _), t in zip(shared, tin)),
+            cache_write_tokens=sum(w for _, w in shared), live_usd=live, batch_usd=batch,
         )
 
     def request_stop(self, reason: BaseException | None = None) -> None:
@@ -323,6 +376,8 @@ class LLMClient:
             loop.remove_signal_handler(sig)
         self._signals.clear()
         self.cache.flush()
+        if self.batch is not None:
+            await self.batch.aclose()
         await self.transport.aclose()
 
     async def __aenter__(self) -> LLMClient:
@@ -420,6 +475,28 @@ class LLMClient:
             self.limiter.pause(pause)
         return response
 
+    # ---- batches (--batch) --------------------------------------------------------------
+
+    async def _complete_in_batches(self, requests: Sequence[LLMRequest], keys: list[tuple[str, str]],
+                                   todo: dict[str, list[int]], validate: Validator | None, results: list,
+                                   failures: FailureRate | None, on_done: Callable[[], None] | None) -> None:
+        """The cache misses ``todo`` (key -> slots) through the batch runner (see :class:`_BatchCall`)."""
+        call = _BatchCall(self, requests, keys, todo, validate, results, failures, on_done)
+        items = call.admit()
+
+        def should_stop() -> bool:
+            # A budget stop sends nothing new but waits for the lines it admitted (as live requests
+            # in flight finish); an interruption or a failing stage stops waiting: the lines stay
+            # recorded at the provider and the same command collects them.
+            return self._stopped is not None and not isinstance(self._stopped, BudgetExceeded)
+
+        try:
+            await self.batch.run(items, call.on_result, should_stop=should_stop)  # type: ignore[union-attr]
+        except FatalProviderError as e:  # a batch could not be submitted (or polled): nothing more is sent
+            self.request_stop(e)
+        finally:
+            call.release()
+
     # ---- helpers ----------------------------------------------------------------------
 
     def _input_tokens(self, request: LLMRequest) -> int:
@@ -453,12 +530,15 @@ class LLMClient:
     def _account(self, request: LLMRequest, response: LLMResponse, est_tokens: int) -> float:
         usage = self.accounting.stages[request.stage]
         usage.input_tokens += response.input_tokens
+        usage.cached_input_tokens += response.cached_input_tokens
+        usage.cache_write_tokens += response.cache_write_tokens
         usage.output_tokens += response.output_tokens
-        cost = self.pricing.cost(request.model, response.input_tokens, response.output_tokens)
-        usage.cost_usd += cost
+        bill = self.pricing.bill(request.model, response)
+        usage.cost_usd += bill.billed
+        usage.list_cost_usd += bill.list
         self.limiter.correct_tokens(est_tokens, response.input_tokens + response.output_tokens)
         self._learn_output(request, response)
-        return cost
+        return bill.billed  # the budget settles on what the provider bills
 
     def _fault(self, request: LLMRequest, e: TransientError) -> TransientError:
         usage = self.accounting.stages[request.stage]
@@ -499,6 +579,90 @@ class LLMClient:
             for r in results:
                 if isinstance(r, BaseException):
                     raise r
+
+
+class _BatchCall:
+    """One ``complete_many`` call's lines in batch mode: each outcome the runner hands over is
+    handled as :meth:`LLMClient._attempt` handles a live reply (budget, accounting, validation,
+    the cache write before anything else can happen, one identical retry of a rejected reply)."""
+
+    def __init__(self, client: LLMClient, requests: Sequence[LLMRequest], keys: list[tuple[str, str]],
+                 todo: dict[str, list[int]], validate: Validator | None, results: list,
+                 failures: FailureRate | None, on_done: Callable[[], None] | None):
+        self.c, self.keys, self.todo, self.validate = client, keys, todo, validate
+        self.results, self.failures, self.on_done = results, failures, on_done
+        self.items = {key: requests[slots[0]] for key, slots in todo.items()}
+        self.held: dict[str, Reservation] = {}
+
+    def admit(self) -> dict[str, LLMRequest]:
+        """The lines the budget admits (each reserved at its worst case); the rest settle with the stop."""
+        for key in list(self.items):
+            try:
+                self.c._check_stop()
+                self.held[key] = self.c._reserve(self.items[key], self.c._input_tokens(self.items[key]))
+            except Exception as e:  # the budget, or a stop: this one is not sent
+                self.c._settle(self.results, self.todo[key], e, self.failures, self.on_done)
+                del self.items[key]
+        return dict(self.items)
+
+    def on_result(self, key: str, outcome: LLMResponse | Exception, may_retry: bool) -> bool:
+        """True: ``key`` is settled; False: send it again (a transient fault, a rejected reply)."""
+        request = self.items[key]
+        usage = self.c.accounting.stages[request.stage]
+        usage.requests += 1
+        if not isinstance(outcome, LLMResponse):
+            if isinstance(outcome, TransientError):
+                self.c._fault(request, outcome)
+                if may_retry and not outcome.final:
+                    usage.retries += 1
+                    return False
+            elif isinstance(outcome, FatalProviderError):
+                self.c._on_fatal(outcome)
+            usage.failures += 1
+            return self._settle(key, outcome, 0.0)
+        cost = self.c._account(request, outcome, outcome.input_tokens + outcome.output_tokens)  # no tpm pacing
+        if self._record(key, request, outcome):
+            usage.completed += 1
+            return self._settle(key, outcome, cost)
+        final = self.c._rejected[key] >= IDENTICAL_TRIES or not may_retry
+        fault = self.c._fault(request, _invalid(outcome, final=final))
+        if final:
+            usage.failures += 1
+            return self._settle(key, fault, cost)
+        usage.retries += 1
+        self.c.budget.settle(self.held.pop(key), cost)
+        try:  # the next send is reserved like the first
+            self.held[key] = self.c._reserve(request, self.c._input_tokens(request))
+        except BudgetExceeded as e:
+            self.c._settle(self.results, self.todo[key], e, self.failures, self.on_done)
+            return True
+        return False
+
+    def _record(self, key: str, request: LLMRequest, reply: LLMResponse) -> bool:
+        """Validate and queue the paid reply for the cache, valid or not; whether it is valid."""
+        valid = False
+        blob = self.keys[self.todo[key][0]][1]
+        try:
+            valid = self.validate is None or self.validate(reply.text)
+        finally:  # even when the validator itself fails: a paid reply is never lost
+            if valid:
+                self.c.cache.put_soon(key, self.c.provider, request, reply, blob)
+            else:
+                self.c.cache.put_rejected_soon(key, self.c.provider, request, reply, blob)
+                self.c._rejected[key] = self.c._rejected.get(key, 0) + 1
+        return valid
+
+    def _settle(self, key: str, res: object, cost: float) -> bool:
+        self.c.budget.settle(self.held.pop(key), cost)
+        self.c._settle(self.results, self.todo[key], res, self.failures, self.on_done)
+        return True
+
+    def release(self) -> None:
+        """Lines still out (a stop, an interruption): they wait at the provider and a re-run collects them."""
+        for key in list(self.held):
+            self.c.budget.settle(self.held.pop(key), 0.0, sent=False)
+            self.c._settle(self.results, self.todo[key], self.c.stopped or RunInterrupted("batch wait interrupted"),
+                           self.failures, self.on_done)
 
 
 def _count_retry(usage: StageUsage) -> None:

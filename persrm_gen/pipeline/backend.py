@@ -88,6 +88,27 @@ def describe_backend(opts: BuildOptions) -> tuple[DryTransport, str]:
     return DryTransport("local", supports_chat=chat), str(folder)
 
 
+def make_batch_runner(opts: BuildOptions, cache: RequestCache):
+    """With ``--batch``: the runner that sends each stage's requests through the provider's batch API.
+    Without it, a warning when an interrupted ``--batch`` build left batches pending: a live
+    build would pay again for what they will return."""
+    if not opts.batch:
+        from persrm_gen.llm.batches.store import BatchStore
+
+        pending = [b for b in BatchStore(cache).all_batches() if not b.done]
+        if pending:
+            console.print(f"[yellow]warning[/yellow]: {cache.path} records {sum(b.requests for b in pending)} requests "
+                          f"in {len(pending)} provider batches not collected yet (an interrupted --batch build): add "
+                          f"--batch to collect them instead of paying again, or cancel them: persrm-gen batches "
+                          f"{opts.out} --cancel", highlight=False)
+        return None
+    from persrm_gen.llm.batches import make_batch_api
+    from persrm_gen.llm.batches.runner import BatchRunner
+
+    api = make_batch_api(opts.backend, opts.base_url, timeout=opts.timeout)
+    return BatchRunner(api, poll=opts.batch_poll, log=lambda msg: console.log(msg, highlight=False))
+
+
 def make_client(opts: BuildOptions, transport, cache: RequestCache) -> LLMClient:
     local = opts.backend == "local"
     return LLMClient(
@@ -95,7 +116,7 @@ def make_client(opts: BuildOptions, transport, cache: RequestCache) -> LLMClient
         rpm=opts.rpm, tpm=opts.tpm, max_cost=opts.max_cost, max_requests=opts.max_requests,
         # a CPU batch can take minutes: the local backend has no per-request timeout
         timeout=None if local else opts.timeout,
-        pricing=Pricing(opts.pricing),
+        pricing=Pricing(opts.pricing), batch=make_batch_runner(opts, cache),
     )
 
 

@@ -1,7 +1,8 @@
 """``persrm-gen build`` options: what each one may hold, checked once whatever its source.
 
 A value comes from a flag, from ``--config FILE`` (a YAML or JSON mapping of option names,
-plus ``pricing: {model: {input, output}}`` in USD per 1M tokens) or from the defaults
+plus ``pricing: {model: {input, output[, cached_input, cache_write, batch_multiplier]}}``
+in USD per 1M tokens) or from the defaults
 below; the command line wins over the file. :class:`BuildOptions` validates itself on
 construction (pydantic, strict: ``context_size: "2"`` is refused, not guessed), so a
 config file cannot slip past a check that a flag gets, and a typo such as
@@ -19,7 +20,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, ConfigDict, Field, model_validator
 from pydantic.dataclasses import dataclass
 from pydantic_core import PydanticCustomError
-from typing_extensions import TypedDict
+from typing_extensions import NotRequired, TypedDict
 
 from persrm_gen.llm.base_url import BaseUrl
 from persrm_gen.llm.failure_rate import DEFAULT_MAX_FAILURE_RATE
@@ -82,11 +83,16 @@ def _split(value: Any) -> Any:
 
 
 class ModelPrice(TypedDict):
-    """USD per 1M tokens, as the ``pricing:`` table of a config file gives it."""
+    """USD per 1M tokens, as the ``pricing:`` table of a config file gives it (llm.pricing):
+    ``cached_input`` (prompt-cache reads), ``cache_write`` (cache writes) and
+    ``batch_multiplier`` (share paid through a batch API) are optional."""
 
     __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
     input: Annotated[float, Field(ge=0)]
     output: Annotated[float, Field(ge=0)]
+    cached_input: NotRequired[Annotated[float, Field(ge=0)]]
+    cache_write: NotRequired[Annotated[float, Field(ge=0)]]
+    batch_multiplier: NotRequired[Annotated[float, Field(ge=0, le=1)]]
 
 
 PathValue = Annotated[Path, BeforeValidator(_path)]
@@ -120,12 +126,15 @@ class BuildOptions:
     rpm: Annotated[float | None, Field(gt=0)] = None
     tpm: Annotated[float | None, Field(gt=0)] = None
     timeout: Annotated[float, Field(gt=0)] = 120.0
+    batch: bool = False  # the provider's batch API (about half price; results within its window)
+    batch_poll: Annotated[float, Field(gt=0)] = 60.0  # seconds between status polls (back-off up to it)
     max_cost: Annotated[float | None, Field(ge=0)] = None
     max_requests: Annotated[int | None, Field(ge=0)] = None
     max_attempts: Annotated[int, Field(ge=1)] = 3
     max_failure_rate: Annotated[float, Field(ge=0, le=1)] = DEFAULT_MAX_FAILURE_RATE
     new_cache: bool = False
     swap_check: bool = False
+    trace_hint: bool = False
     # validator blind_shortcut (dataset.validators, dataset.blind_audit); None: off
     max_blind_confidence: Annotated[float | None, Field(gt=0.5, le=1)] = None
     dry_run: bool = False
@@ -139,6 +148,8 @@ class BuildOptions:
     def _combinations(self) -> BuildOptions:
         if self.base_url and self.backend != "openai":
             raise PydanticCustomError("option", "works with --backend openai (any OpenAI-compatible server)", {"field": "base_url"})
+        if self.batch and self.backend == "local":
+            raise PydanticCustomError("option", "needs --backend openai or anthropic (the local backend has no batch API)", {"field": "batch"})
         return self
 
     def rationale_mode(self, chat: bool) -> str:
@@ -156,7 +167,7 @@ class BuildOptions:
 
         return RationaleOptions(
             mode=self.rationale_mode(chat), model=model, max_attempts=self.max_attempts, swap_check=self.swap_check,
-            seed=self.seed, max_failure_rate=self.max_failure_rate,
+            seed=self.seed, max_failure_rate=self.max_failure_rate, trace_hint=self.trace_hint,
         )
 
     def validator_config(self):
