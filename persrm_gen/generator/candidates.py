@@ -25,6 +25,7 @@ from persrm_gen.generator.form import (
     cap_length,
     ends_clean,
     fit,
+    fits,
     n_words,
     token_budget,
 )
@@ -135,7 +136,7 @@ class CandidateFactory:
             elif strategy == "minimal-edit":
                 jobs.append(self._minimal_edit(task, chosen.text, form))
             elif strategy == "other-author":
-                text = self.corpus.other_author_text(task)
+                text = self.corpus.other_author_text(task, fits=lambda t: fits(t, form))
                 if text is not None:
                     jobs.append(Job(task, "other-author", "other-author", text=text))
             elif strategy == "axes":

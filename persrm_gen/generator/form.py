@@ -89,9 +89,13 @@ class Form:
                    listed=len(_LIST_LINE.findall(text)) >= 2)
 
 
-def within(text: str, form: Form) -> bool:
-    lo, hi = bounds(form.words)
-    return lo <= n_words(text) <= hi
+def fits(text: str, form: Form) -> bool:
+    """True when ``fit`` can bring ``text`` to ``form``."""
+    try:
+        fit(text, form, layout=False)
+    except FormMismatch:
+        return False
+    return True
 
 
 def fit(text: str, form: Form, *, layout: bool = True) -> str:
