@@ -63,7 +63,7 @@ def _task(i: int) -> Task:
 
 
 class _NoCorpus:
-    def other_author_text(self, task):
+    def other_author_text(self, task, fits=None):
         return None
 
     def random_style_samples(self, task, k, max_words=None):
@@ -96,3 +96,10 @@ def test_requests_carry_the_chosen_texts_word_budget_and_negatives_follow_a_gene
     cand = to_candidate(randomize, reply)
     assert isinstance(cand, Candidate) and bounds(60)[0] <= n_words(cand.text) <= bounds(60)[1]
     assert to_candidate(randomize, "Far too short a reply here.").reason == "length_mismatch"
+
+
+def test_a_generated_positive_ends_cleanly_and_is_laid_out_like_the_authors_target():
+    (job,) = _factory("style-matched").positive_jobs([_task(0)])
+    assert "about 15 words in one paragraph" in job.request.messages[-1].content
+    cand = to_candidate(job, "Sure, here it is:\n\nThe first part is here.\n\nThe second part is also here. And a tail")
+    assert cand.text == "The first part is here. The second part is also here."

@@ -26,6 +26,7 @@ from persrm_gen.generator.form import (
     ends_clean,
     fit,
     fits,
+    lay_out,
     n_words,
     token_budget,
 )
@@ -183,9 +184,13 @@ def clean_positive(text: str) -> str:
 
 
 def _positive_parse(parse: Callable[[str], str], form: Form) -> Callable[[str], str]:
-    """A generated positive: ending cleanly, and no longer than the author's target allows
-    (the negatives are then brought to its form)."""
-    return lambda raw: cap_length(clean_positive(parse(raw)), form.words)
+    """A generated positive: ending cleanly, laid out like the author's target and no longer
+    than it allows (the negatives are then brought to its form)."""
+    def wrapped(raw: str) -> str:
+        text = cap_length(clean_positive(parse(raw)), form.words)
+        return text if form.listed else lay_out(text, form)
+
+    return wrapped
 
 
 def _require_text(parse: Callable[[str], str]) -> Callable[[str], str]:
