@@ -1,8 +1,8 @@
 """The candidates stage: send the positive jobs, then the negative jobs written against the
 positives that came back; a sampled API output that cannot be parsed, or cannot be brought
 to the chosen text's length at a sentence end, is sampled again (a new attempt index, so a
-new cache key) up to ``--max-attempts``. Local generation gets one sample: what is still
-unusable is dropped and counted by reason (``unusable_<strategy>``, ``length_mismatch_<strategy>``).
+new cache key) up to ``--max-attempts``; what is still unusable is dropped and counted by
+reason (``unusable_<strategy>``, ``length_mismatch_<strategy>``).
 What the jobs ask for is decided in :mod:`persrm_gen.generator.candidates`; this module only runs them.
 """
 
@@ -54,12 +54,12 @@ async def _run_jobs(client: LLMClient, jobs: list[Job], progress, label: str, us
     responses: list = []
     failures = FailureRate(label, opts.max_failure_rate)
     if asked:
-        # Sampled API outputs that cannot be used are re-sampled (up to --max-attempts).
-        # Local generation gets one sample per job (a build on the CPU stays minutes long).
+        # Outputs that cannot be used (unparseable, or not in the chosen text's form) are
+        # re-sampled, up to --max-attempts: a base model that stops early gets another try.
         validate = _rewrite_ok if client.transport.provider != "local" and client.transport.supports_chat else None
         with stage(progress, label, len(asked), info=client.accounting.summary) as tick:
             responses = await _sample(client, [j.request for j in asked], tick, validate, failures, usage,
-                                      opts.max_attempts if validate else 1,
+                                      opts.max_attempts,
                                       usable=lambda i, text: not isinstance(to_candidate(asked[i], text), Unusable))
     it = iter(responses)
     out: list[Candidate | Unusable] = []
