@@ -130,9 +130,10 @@ def cap_length(text: str, words: int) -> str:
 
 def _cut(text: str, lo: int, hi: int) -> str:
     """The longest prefix ending a sentence with at most ``hi`` words (at least ``lo``)."""
-    best = None
+    best, words, start = None, 0, 0
     for m in _SENTENCE_END.finditer(text):
-        words = n_words(text[: m.end()])
+        words += n_words(text[start:m.end()])  # sentence ends never split a word
+        start = m.end()
         if words > hi:
             break
         best = m.end()

@@ -20,7 +20,7 @@ from persrm_gen.records import Task
 from persrm_gen.textutil import cap_words, rng_for
 
 _TRAIN_GROUP = ("train", "test_seen_authors")
-OTHER_AUTHOR_TRIES = 50  # other authors' texts looked at for one that fits the chosen text's length
+OTHER_AUTHOR_TRIES = 20  # other authors' texts looked at for one that fits the chosen text's length
 
 
 class _Row(NamedTuple):
