@@ -14,6 +14,32 @@ Faults: 400 401 403 404 429 500 502 503 529, ``hang`` (sleep past the client tim
 repeats the credential header the client sent, as some servers and proxies do), ``html``
 (200 with an HTML page), ``badutf8`` (200, a JSON body with bytes that are not UTF-8),
 ``huge`` (200, a valid reply of ``huge_bytes`` sent chunked, without Content-Length).
+
+Prompt caching (``caching=True``; section "prompt caching and the bill" below). Tokens are
+counted as characters // 4 of the prompt serialised block by block (role markers included),
+and a prefix is cached when the request that sent it has been answered, so identical
+prefixes sent at the same moment all miss, as on the real services. Entries never expire.
+
+- OpenAI (``/v1/chat/completions``, ``/v1/completions``): automatic prefix caching. A prompt
+  of at least 1,024 tokens (``min_cached_tokens``) reads the longest prefix, in steps of 128
+  tokens from 1,024 on,
+  that an answered request sent before; ``usage.prompt_tokens_details.cached_tokens`` says
+  how many (a subset of ``prompt_tokens``). ``prompt_cache_key`` is recorded per hit
+  (``Hit.cache_key``) but changes nothing here: it only routes on the real service.
+- Anthropic (``/v1/messages``): explicit ``cache_control`` breakpoints on system or message
+  text blocks. The longest breakpoint prefix already cached is read
+  (``cache_read_input_tokens``); the prefix up to the last breakpoint, when it is at least
+  ``min_cached_tokens``, is written beyond what was read (``cache_creation_input_tokens``);
+  ``input_tokens`` counts only the rest, as the real API does (it excludes reads and writes).
+
+The bill (``prices={model: {input, output, cached_input, cache_write, batch_multiplier}}`` in
+USD per 1M tokens, list prices): every 200 reply that carries usage (normal, ``badtag``) is
+charged from the usage it reports, cached reads at ``cached_input`` and writes at
+``cache_write`` (each defaults to ``input``), a batch line at ``batch_multiplier`` times that
+(default 1); ``Hit.billed_usd`` per request, :meth:`FakeServer.billed` in total. Both the
+live handlers and batch line processing settle a reply through
+:meth:`FakeServer.settle_reply` (cache, usage, bill).
+Errors and broken bodies are not charged (the client could not have counted them either).
 """
 
 from __future__ import annotations
@@ -43,6 +69,10 @@ class Hit:
     fault: str | None
     body: dict = field(default_factory=dict, repr=False)
     status: int = 200
+    cache_key: str | None = None  # the request's prompt_cache_key (OpenAI)
+    billed_usd: float = 0.0  # what the server charged for this reply (0 unless ``prices`` has the model)
+    usage: dict = field(default_factory=dict, repr=False)  # the usage block of the reply sent
+    cached: CacheLookup | None = field(default=None, repr=False)  # its prompt-cache lookup (caching on)
 
 
 @dataclass
@@ -60,8 +90,15 @@ class FakeServer:
     reply: Callable[[dict, str], str] | None = None
     key: str = KEY  # the API key the server accepts
     fault_all: str | None = None  # a fault for every arrival no schedule names (e.g. "echo_auth")
+    caching: bool = False  # prompt caching, as the module docstring describes
+    # Count input tokens as caching does (serialised prompt // 4) even with caching off, so a
+    # benchmark compares the same token counts with and without a cache.
+    exact_usage: bool = False
+    min_cached_tokens: int = 1024  # shortest prefix cached (lower it to cache a tiny test corpus)
+    prices: dict[str, dict[str, float]] = field(default_factory=dict)  # model -> list prices: the bill
 
     def __post_init__(self) -> None:
+        self._cache = PromptCache(self.min_cached_tokens)
         self._arrivals: Counter[str] = Counter()
         self._in_flight = 0
         self._lock = threading.Lock()
@@ -117,6 +154,10 @@ class FakeServer:
         """How many times each request (by text) reached the server."""
         return Counter(h.text for h in self.snapshot())
 
+    def billed(self) -> float:
+        """USD the server charged in total (the invoice the client's ledger must match)."""
+        return sum(h.billed_usd for h in self.snapshot())
+
     def served(self) -> Counter[str]:
         """How many successful (200, non-faulty) replies each request (by text) got."""
         return Counter(h.text for h in self.snapshot() if h.fault is None and h.status == 200)
@@ -142,17 +183,36 @@ class FakeServer:
             self._arrivals[rid] += 1
             if fault is None:
                 fault = self._fault_for(rid, text, n)
-            hit = Hit(time.monotonic(), request.path, rid, text, fault, body)
+            hit = Hit(time.monotonic(), request.path, rid, text, fault, body, cache_key=body.get("prompt_cache_key"))
+            if (self.caching or self.exact_usage) and fault in (None, "badtag"):
+                hit.cached = self._cache.lookup(flavour, body, enabled=self.caching)
             self.hits.append(hit)
             self._in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
         try:
-            resp = await self._reply(request, flavour, body, text, fault)
+            resp = await self._reply(request, flavour, body, text, fault, hit)
             hit.status = resp.status if isinstance(resp, web.Response) else 200
             return resp
         finally:
             with self._lock:
                 self._in_flight -= 1
+
+    def settle_reply(self, hit: Hit, flavour: str, body: dict, payload: dict, *, batch: bool = False) -> None:
+        """One answered request: its prompt-cache reads and writes go into ``payload``'s usage
+        and the cache, and it is billed (``batch``: at the price's ``batch_multiplier``). The
+        live handlers look the cache up on arrival (``hit.cached``); a batch line, processed
+        at once, looks it up here, so later lines of a batch read what earlier ones cached."""
+        usage = payload.get("usage")
+        if not usage:
+            return
+        if hit.cached is None and (self.caching or self.exact_usage):
+            hit.cached = self._cache.lookup(flavour, body, enabled=self.caching)
+        if hit.cached is not None:
+            self._cache.commit(hit.cached, usage)
+        hit.usage = dict(usage)
+        price = self.prices.get(str(body.get("model")))
+        if price is not None:
+            hit.billed_usd = _charge(flavour, hit.usage, price, batch=batch)
 
     def _fault_for(self, rid: str, text: str, n: int) -> str | None:
         plan = self.schedule.get(rid)
@@ -163,7 +223,7 @@ class FakeServer:
         return plan[n] if n < len(plan) else None
 
     async def _reply(self, request: web.Request, flavour: str, body: dict, text: str,
-                     fault: str | None) -> web.StreamResponse:
+                     fault: str | None, hit: Hit) -> web.StreamResponse:
         if fault is not None and fault.isdigit():
             return _error(flavour, int(fault), self.retry_after)
         if fault == "echo_auth":
@@ -178,6 +238,8 @@ class FakeServer:
         answer = "C" if fault == "badtag" else self.answer
         reply = self.reply(body, text) if self.reply is not None and fault != "badtag" else None
         payload = _ok_body(flavour, request.path, body, text, answer, empty=fault == "empty", reply=reply)
+        if fault in (None, "badtag"):
+            self.settle_reply(hit, flavour, body, payload)
         raw = json.dumps(payload).encode()
         if fault == "html":
             return web.Response(body=b"<html><body><h1>Welcome to nginx!</h1></body></html>", content_type="text/html")
@@ -196,11 +258,18 @@ def _text_of(body: dict) -> str:
     if "prompt" in body:
         return str(body["prompt"])
     msgs = body.get("messages") or []
-    return str(msgs[-1]["content"]) if msgs else ""
+    return _plain(msgs[-1]["content"]) if msgs else ""
+
+
+def _plain(content: object) -> str:
+    """A message's text: a string, or the text of its content blocks (Anthropic) joined."""
+    if isinstance(content, list):
+        return "".join(str(b.get("text", "")) for b in content if isinstance(b, dict))
+    return str(content)
 
 
 def _usage_in(body: dict, text: str) -> int:
-    return sum(len(str(m.get("content", ""))) for m in body.get("messages", [])) // 4 + len(text) // 4 + 5
+    return sum(len(_plain(m.get("content", ""))) for m in body.get("messages", [])) // 4 + len(text) // 4 + 5
 
 
 def _ok_body(flavour: str, path: str, body: dict, text: str, answer: str, *, empty: bool, reply: str | None = None) -> dict:
@@ -273,6 +342,105 @@ async def _huge(request: web.Request, flavour: str, body: dict, text: str, size:
     except ConnectionError:  # the client stopped reading: what a bounded reader does
         pass
     return resp
+
+
+# ---- prompt caching and the bill (see the module docstring) ------------------------------
+
+MIN_CACHED_TOKENS = 1024  # shortest prefix either provider caches
+OPENAI_CACHE_STEP = 128  # OpenAI's cache hits grow in steps of this many tokens
+
+
+def _blocks(body: dict) -> list[tuple[str, bool]]:
+    """The prompt as (serialised text, breakpoint after it?) blocks, in the provider's order:
+    system, then each message's content blocks. A prompt (completions) is one block."""
+    if "prompt" in body:
+        return [(str(body["prompt"]), False)]
+    out: list[tuple[str, bool]] = []
+    system = body.get("system")
+    for b in system if isinstance(system, list) else ([{"text": system}] if system else []):
+        out.append((f"<system>{b.get('text', '')}", bool(b.get("cache_control"))))
+    for m in body.get("messages") or []:
+        content = m.get("content")
+        parts = content if isinstance(content, list) else [{"text": content}]
+        for i, b in enumerate(parts):
+            marker = f"<{m.get('role')}>" if i == 0 else ""
+            out.append((marker + str(b.get("text", "")), bool(b.get("cache_control"))))
+    return out
+
+
+@dataclass
+class CacheLookup:
+    """What one request found in the prompt cache on arrival; stored when it is answered."""
+
+    flavour: str
+    text: str
+    prefixes: list[int]  # character lengths of the prefixes it may read and will cache
+    read: int  # tokens read from the cache
+
+    @property
+    def total(self) -> int:
+        return len(self.text) // 4
+
+
+class PromptCache:
+    """Prefixes (by hash of their text) that answered requests have cached."""
+
+    def __init__(self, min_tokens: int = MIN_CACHED_TOKENS) -> None:
+        self.min_tokens = min_tokens
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+
+    def lookup(self, flavour: str, body: dict, *, enabled: bool = True) -> CacheLookup:
+        """On arrival: the longest cached prefix this request reads (none when not ``enabled``)."""
+        text, breaks = "", []
+        for chunk, brk in _blocks(body):
+            text += chunk
+            if brk:
+                breaks.append(len(text))
+        if flavour == "anthropic":
+            prefixes = [n for n in breaks if n // 4 >= self.min_tokens]
+        else:
+            prefixes = [n * 4 for n in range(self.min_tokens, len(text) // 4 + 1, OPENAI_CACHE_STEP)]
+        if not enabled:
+            prefixes = []
+        with self._lock:
+            read = max((n for n in prefixes if _h(text[:n]) in self._seen), default=0) // 4
+        return CacheLookup(flavour, text, prefixes, read)
+
+    def commit(self, found: CacheLookup, usage: dict) -> None:
+        """On answering: rewrite ``usage`` as the provider reports it, and cache the prefixes."""
+        with self._lock:
+            self._seen.update(_h(found.text[:n]) for n in found.prefixes)
+        if found.flavour == "anthropic":
+            written = max(0, max(found.prefixes, default=0) // 4 - found.read)
+            usage["cache_read_input_tokens"] = found.read
+            usage["cache_creation_input_tokens"] = written
+            usage["input_tokens"] = found.total - found.read - written
+        else:
+            usage["prompt_tokens"] = found.total
+            usage["total_tokens"] = found.total + usage["completion_tokens"]
+            usage["prompt_tokens_details"] = {"cached_tokens": found.read}
+
+
+def _h(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+def _charge(flavour: str, usage: dict, price: dict[str, float], *, batch: bool = False) -> float:
+    """USD for one reply's usage at ``price`` (USD per 1M tokens; ``batch``: times its
+    ``batch_multiplier``, default 1)."""
+    inp = price["input"]
+    read_p, write_p = price.get("cached_input", inp), price.get("cache_write", inp)
+    if flavour == "anthropic":
+        read = usage.get("cache_read_input_tokens", 0)
+        write = usage.get("cache_creation_input_tokens", 0)
+        plain, out = usage["input_tokens"], usage["output_tokens"]
+    else:
+        read = (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0)
+        write = 0
+        plain, out = usage["prompt_tokens"] - read, usage["completion_tokens"]
+    usd = (plain * inp + read * read_p + write * write_p + out * price["output"]) / 1e6
+    return usd * (price.get("batch_multiplier", 1.0) if batch else 1.0)
 
 
 # ---- helpers the client tests share ----------------------------------------------------

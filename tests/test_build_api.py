@@ -28,6 +28,8 @@ WORDS = "apple river quietly monument engine velvet harbor lantern orbit saddle 
 def _system(body: dict) -> str:
     if isinstance(body.get("system"), str):
         return body["system"]
+    if isinstance(body.get("system"), list):  # Anthropic text blocks (with a cache breakpoint)
+        return " ".join(b.get("text", "") for b in body["system"])
     return " ".join(m["content"] for m in body.get("messages", []) if m.get("role") == "system")
 
 
@@ -36,6 +38,8 @@ def persona(body: dict, text: str) -> str:
     digest = int(hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest(), 16)
     if "<answer>" in _system(body):  # the judge: a well-formed trace, right about two times in three
         verdict = "AB"[digest % 3 == 0]
+        if hint := re.search(r"The author wrote Response ([AB])\.", text):  # --trace-hint: follows it
+            verdict = hint.group(1)
         return ("<think>\nThe samples use long sentences and few contractions; one response keeps that "
                 f"rhythm and vocabulary, the other does not.\n</think>\n<answer>{verdict}</answer>")
     if "# Text\n" in text:  # minimal edit or axis rewrite of a given text

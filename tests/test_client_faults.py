@@ -317,8 +317,11 @@ def test_anthropic_splits_the_system_message_and_refuses_raw_prompts(tmp_path):
         with pytest.raises(FatalProviderError, match="chat messages only"):
             run_client("anthropic", server, tmp_path,
                        lambda c: c.complete(LLMRequest(model="claude-sonnet-4-5", prompt="raw")))
-    assert hit.body["system"] == "You are terse."
-    assert hit.body["messages"] == [{"role": "user", "content": "hello"}]
+    # a cache breakpoint after the system prompt (prompt caching)
+    assert hit.body["system"] == [{"type": "text", "text": "You are terse.", "cache_control": {"type": "ephemeral"}}]
+    # and one at the end of the prompt (a re-sample reads it whole)
+    assert hit.body["messages"] == [{"role": "user", "content": [
+        {"type": "text", "text": "hello", "cache_control": {"type": "ephemeral"}}]}]
     assert res.input_tokens > 0 and res.output_tokens > 0
 
 

@@ -9,7 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from email.utils import formatdate
 from pathlib import Path
 
@@ -166,10 +166,18 @@ def test_request_keys_stay_what_existing_caches_hold(req, keys):
     own, other_server = keys
     assert req.cache_key("openai") == own
     assert req.cache_key("openai@http://127.0.0.1:8000/v1") == other_server
-    # the definition: SHA-256 of the request's fields plus the scope, as canonical JSON
-    blob = json.dumps({**asdict(req), "provider": "openai"}, sort_keys=True, ensure_ascii=False,
-                      separators=(",", ":"))
+    # the definition: SHA-256 of the request's fields plus the scope, as canonical JSON; the
+    # routing hints added later (cache_group, a message's cache_prefix) are left out
+    d = asdict(req)
+    del d["cache_group"]
+    if d["messages"] is not None:
+        d["messages"] = [{"role": m["role"], "content": m["content"]} for m in d["messages"]]
+    blob = json.dumps({**d, "provider": "openai"}, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     assert own == hashlib.sha256(blob.encode("utf-8")).hexdigest()
+    # hints change nothing: the same key with a group and a samples breakpoint
+    hinted = replace(req, cache_group="author-1", messages=None if req.messages is None else tuple(
+        replace(m, cache_prefix=1) for m in req.messages))
+    assert hinted.cache_key("openai") == own
 
 
 def test_messages_go_on_the_wire_as_role_content_dicts_in_order():

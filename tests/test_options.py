@@ -74,6 +74,8 @@ def test_strategies_from_a_config_file_reach_the_dry_run(tmp_path):
     ("seed: 1\nseed: 2\n", 2, ["seed", "duplicate"]),
     ("pricing:\n  my-model:\n    input: 1\n    output: -2\n", 4, ["pricing.my-model.output", "greater than or equal to 0"]),
     ("pricing:\n  my-model: {input: 1}\n", 2, ["pricing.my-model.output", "missing"]),
+    ("pricing:\n  m: {input: 1, output: 2, batch_multiplier: 1.5}\n", 2, ["pricing.m.batch_multiplier", "less than or equal to 1"]),
+    ("pricing:\n  m: {input: 1, output: 2, cache_reads: 1}\n", 2, ["pricing.m.cache_reads"]),
 ])  # fmt: skip
 def test_a_bad_value_in_a_config_file_names_the_file_and_line(tmp_path, text, line, words):
     config = tmp_path / "build.yaml"
@@ -172,10 +174,12 @@ def test_the_command_line_beats_the_file_and_the_file_beats_the_defaults(tmp_pat
     from persrm_gen.pipeline.options import load_build_options
 
     config = tmp_path / "build.yaml"
-    config.write_text("seed: 5\ncontext_size: 2\nnegatives: mimic, axes\npricing: {m: {input: 1, output: 2}}\n")
+    config.write_text("seed: 5\ncontext_size: 2\nnegatives: mimic, axes\npricing: {m: {input: 1, output: 2}, "
+                      "n: {input: 1, output: 2, cached_input: 0.1, cache_write: 1.25, batch_multiplier: 0.5}}\n")
     opts = load_build_options({"authors": EXAMPLES, "seed": 3}, config, command="persrm-gen build")
     assert (opts.seed, opts.context_size, opts.negatives, opts.concurrency) == (3, 2, ("mimic", "axes"), 16)
-    assert opts.pricing == {"m": {"input": 1, "output": 2}}
+    assert opts.pricing == {"m": {"input": 1, "output": 2},
+                            "n": {"input": 1, "output": 2, "cached_input": 0.1, "cache_write": 1.25, "batch_multiplier": 0.5}}
     assert opts.command == "persrm-gen build"
 
 

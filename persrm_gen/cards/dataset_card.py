@@ -148,6 +148,17 @@ def _share_rows(counts: dict, total: int) -> list[dict]:
     return [{"name": k, "n": v, "pct": f"{100 * v / total:.1f}%" if total else "n/a"} for k, v in rows]
 
 
+def _cost(manifest: dict) -> dict | None:
+    """The usage total's billed cost, list cost, savings and cached share (None: no priced usage).
+    Manifests of builds before the ledger have only ``cost_usd``."""
+    total = (manifest.get("usage") or {}).get("total") or {}
+    if not isinstance(total.get("cost_usd"), (int, float)) or not total["cost_usd"]:
+        return None
+    keys = ("list_cost_usd", "saved_usd", "cached_share")
+    full = all(isinstance(total.get(k), (int, float)) for k in keys)
+    return {"cost_usd": total["cost_usd"], **{k: total[k] if full else None for k in keys}}
+
+
 def _flatten(d: dict, prefix: str = "") -> dict:
     """Nested usage dicts -> dotted keys (``stages.judge.requests``) for a two-column table."""
     out = {}
@@ -224,6 +235,7 @@ def _context(manifest: dict, stats: dict, meta: dict, data) -> dict:
         "test_authors": list(splits.get("test_authors") or []),
         "holdout_genre": splits.get("holdout_genre"),
         "usage": sorted(_flatten(manifest.get("usage") or {}).items()),
+        "cost": _cost(manifest),
         "extra_settings": _extra_settings(manifest),
         "strategy_split": _strategy_split(stats.get("by_strategy_split") or {}),
         "sft_usable": stats.get("sft_usable"),

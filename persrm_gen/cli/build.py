@@ -52,11 +52,12 @@ def build(
     max_failure_rate: float = typer.Option(DEFAULT_MAX_FAILURE_RATE, help="Stop (exit 3) when more than this share of a stage's requests fail or give unusable output."),
     new_cache: bool = typer.Option(False, help="Start an empty cache where a manifest shows an earlier build (its cache.sqlite was deleted or moved aside): every request is paid again."),
     swap_check: bool = typer.Option(False, help="Judge both A/B orders; keep only pairs judged consistently."),
+    trace_hint: bool = typer.Option(False, help="After the blind judge attempts fail, one last attempt is told which response the author wrote and asked for the reasoning; such rows are marked rationale_source llm-hinted."),
     dry_run: bool = typer.Option(False, help="Render every prompt and print request count, tokens and cost; call nothing."),
     license: Optional[str] = typer.Option(None, help="License for the dataset card (e.g. cc-by-4.0)."),
     language: Optional[str] = typer.Option(None, help="Comma list of language codes for the card (default: en)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML/JSON file: defaults for any option above (snake_case names) and a 'pricing:' table (USD per 1M tokens); the command line wins."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML/JSON file: defaults for any option above (snake_case names) and a 'pricing:' table (USD per 1M tokens: input, output, optional cached_input, cache_write, batch_multiplier); the command line wins."),
 ) -> None:
     """Build a personalized preference dataset from authors.jsonl into the --out folder.
 
@@ -80,9 +81,12 @@ def build(
     pairs = sum(result.counts.get("pairs", {}).values())
     sft = sum(result.counts.get("sft", {}).values())
     dropped = sum(v for k, v in result.rejections.items() if not k.startswith(("sft_", "trace_")))
+    cost = result.manifest.get("usage", {}).get("total", {})
+    saved = f", discounts saved ${cost['saved_usd']:.4f}" if cost.get("saved_usd", 0) > 0 else ""
     console.print(
         f"[green]built[/green] {pairs} pairs ({sft} with a trace in sft) into {result.out} "
         f"({result.requests_sent} requests sent, {result.cache_hits} from cache, {result.failed} failed); "
+        f"dataset cost ${cost.get('cost_usd', 0):.4f} billed{saved}; "
         f"{dropped} candidates or pairs "
         f"dropped by validators. Next: persrm-gen validate {result.out}; persrm-gen stats {result.out}",
         highlight=False,

@@ -18,8 +18,12 @@ def load_stats(out: Path) -> dict:
     if not pairs:
         raise InputError(InputIssue(str(out), None, "not a built dataset folder (no data/pairs/*.parquet)"))
     manifest_path = out / "manifest.json"
-    rejections = json.loads(manifest_path.read_text())["rejections"] if manifest_path.is_file() else {}
-    return compute_stats(pairs, rejections)
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    stats = compute_stats(pairs, manifest.get("rejections", {}))
+    # What the judge cost per trace kept for sft, by strategy (builds with LLM traces).
+    judge = (manifest.get("usage") or {}).get("judge_requests_by_strategy") or {}
+    stats["judge_requests_per_kept_trace"] = {k: v.get("requests_per_kept_trace") for k, v in judge.items()}
+    return stats
 
 
 def _table(title: str, mapping: dict, value: str = "count") -> Table:
@@ -43,3 +47,6 @@ def show_stats(out: Path, *, as_json: bool = False) -> None:
     console.print(_table("style margin (chosen closer to the author when > 0)", stats["style_margin"], "value"))
     console.print(_table("rejections by reason", stats["rejections"] or {"none": 0}))
     console.print(_table("stylometric baseline judge: accuracy (no LLM)", stats["baseline_accuracy"], "accuracy"))
+    if stats["judge_requests_per_kept_trace"]:
+        console.print(_table("LLM judge requests per trace kept for sft", stats["judge_requests_per_kept_trace"],
+                             "requests"))

@@ -31,7 +31,7 @@ from persrm_gen.generator.form import (
     token_budget,
 )
 from persrm_gen.generator.parsing import CONTINUATION_STOPS, UnparseableOutput, clean_continuation, clean_rewrite
-from persrm_gen.llm.types import LLMRequest
+from persrm_gen.llm.types import LLMRequest, cache_group_for
 from persrm_gen.records import AXES, Candidate, Task
 from persrm_gen.prompts.renderer import PromptRenderer
 from persrm_gen.textutil import rng_for, trim_to_sentence
@@ -91,6 +91,7 @@ class CandidateFactory:
             model=self.opt.model, max_tokens=token_budget(form.words, self.opt.max_new_tokens),
             temperature=self.opt.temperature, top_p=self.opt.top_p,
             seed=seed, stage=stage, template_hashes=(self.r.template_hash(template),),
+            cache_group=cache_group_for(task.author_id),
         )
         variables |= dict(word_budget=form.words, paragraphs=len(form.blocks) if form.separator == "\n\n" else 1)
         if self.chat:

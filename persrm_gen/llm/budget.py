@@ -1,8 +1,9 @@
 """``--max-cost`` and ``--max-requests``: refuse a send that could take the run past a limit.
 
 Before each send the client reserves the request's worst case (estimated input tokens and
-the full ``max_tokens`` of output, priced; one request). After the response it settles the
-reservation with what the provider reported. A send is refused when spent + reserved + its
+the full ``max_tokens`` of output, at list price; one request). After the response it
+settles the reservation with what the provider billed (``Pricing.bill``: cached input,
+cache writes and batch discounts applied), so ``--max-cost`` stops on the billed cost. A send is refused when spent + reserved + its
 own worst case would pass a limit, so the totals never exceed the limits, even with
 hundreds of requests in flight.
 """

@@ -37,8 +37,14 @@ _COLUMNS = """
     input_tokens INTEGER NOT NULL,
     output_tokens INTEGER NOT NULL,
     finish_reason TEXT NOT NULL,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    cached_input_tokens INTEGER NOT NULL DEFAULT 0,
+    cache_write_tokens INTEGER NOT NULL DEFAULT 0,
+    batch INTEGER NOT NULL DEFAULT 0
 """
+# Columns added after the first release: an older cache gains them on open (ALTER TABLE),
+# its rows reading as 0/False; a read-only open reads them as 0 without migrating.
+_ADDED = ("cached_input_tokens", "cache_write_tokens", "batch")
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, {_COLUMNS});
 CREATE TABLE IF NOT EXISTS rejected (key TEXT NOT NULL, {_COLUMNS});
@@ -47,16 +53,33 @@ CREATE INDEX IF NOT EXISTS rejected_by_key ON rejected (key);
 _TABLES = ("responses", "rejected")
 # Errors in our own use of sqlite (a closed cache, a bad statement): bugs, not a damaged file.
 _BUGS = (sqlite3.ProgrammingError, sqlite3.InterfaceError, sqlite3.IntegrityError, sqlite3.NotSupportedError)
-_COLS = "text, input_tokens, output_tokens, finish_reason"
+_COLS = "text, input_tokens, output_tokens, finish_reason, " + ", ".join(_ADDED)
 _CHUNK = 500  # below SQLite's bound-parameter limit
 
-
-_INSERT = "INSERT OR REPLACE INTO responses VALUES (?,?,?,?,?,?,?,?,?,?)"
-_INSERT_REJECTED = "INSERT INTO rejected VALUES (?,?,?,?,?,?,?,?,?,?)"
+_NAMES = ("key, provider, model, stage, request, text, input_tokens, output_tokens, finish_reason, created, "
+          + ", ".join(_ADDED))
+_INSERT = f"INSERT OR REPLACE INTO responses ({_NAMES}) VALUES ({','.join('?' * 13)})"
+_INSERT_REJECTED = f"INSERT INTO rejected ({_NAMES}) VALUES ({','.join('?' * 13)})"
 
 
 def _row(row: tuple) -> LLMResponse:
-    return LLMResponse(text=row[0], input_tokens=row[1], output_tokens=row[2], finish_reason=row[3])
+    return LLMResponse(text=row[0], input_tokens=row[1], output_tokens=row[2], finish_reason=row[3],
+                       cached_input_tokens=row[4], cache_write_tokens=row[5], batch=bool(row[6]))
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Add the columns an older cache lacks (rows already there read as 0/False)."""
+    for table in _TABLES:
+        have = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+        for column in _ADDED:
+            if column not in have:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0")
+
+
+def _select_cols(db: sqlite3.Connection, table: str) -> str:
+    """The columns _row reads; those an unmigrated (read-only) cache lacks read as 0."""
+    have = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+    return ", ".join(c if c in have or c not in _ADDED else f"0 AS {c}" for c in _COLS.split(", "))
 
 
 def _connect_read_only(path: Path) -> sqlite3.Connection:
@@ -97,6 +120,7 @@ class RequestCache:
         self._db = self._open_read_only() if read_only else self._open()
         with self._io() as db:
             self._has_rejected = db.execute("SELECT 1 FROM sqlite_master WHERE name='rejected'").fetchone() is not None
+            self._cols = {t: _select_cols(db, t) for t in _TABLES if t != "rejected" or self._has_rejected}
 
     def _open_read_only(self) -> sqlite3.Connection:
         """A dry run: reads what is cached and writes nothing."""
@@ -121,6 +145,7 @@ class RequestCache:
             # crash can lose the last transactions, which the re-run then simply re-sends.
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(_SCHEMA)
+            _migrate(db)
             for table in _TABLES:  # reads the schema and each table's rightmost pages: cheap
                 db.execute(f"SELECT max(rowid) FROM {table}").fetchone()
             if self.path.exists() and not os.access(self.path, os.W_OK):
@@ -147,9 +172,10 @@ class RequestCache:
 
     def get(self, key: str) -> LLMResponse | None:
         if key in self._pending:
-            return _row(self._pending[key][5:9])
+            row = self._pending[key]
+            return _row(row[5:9] + row[10:])
         with self._io() as db:
-            row = db.execute(f"SELECT {_COLS} FROM responses WHERE key=?", (key,)).fetchone()
+            row = db.execute(f"SELECT {self._cols['responses']} FROM responses WHERE key=?", (key,)).fetchone()
         return None if row is None else _row(row)
 
     def get_many(self, keys: Iterable[str]) -> dict[str, LLMResponse]:
@@ -178,7 +204,7 @@ class RequestCache:
                 chunk = keys[i : i + _CHUNK]
                 marks = ",".join("?" * len(chunk))
                 order_by = f" ORDER BY {order}" if order else ""
-                rows += db.execute(f"SELECT key, {_COLS} FROM {table} WHERE key IN ({marks}){order_by}", chunk)
+                rows += db.execute(f"SELECT key, {self._cols[table]} FROM {table} WHERE key IN ({marks}){order_by}", chunk)
         return iter(rows)
 
     def __contains__(self, key: str) -> bool:
@@ -253,7 +279,8 @@ class RequestCache:
         if request_json is None:
             request_json = request_key(request, provider)[1]
         return (key, provider, request.model, request.stage, request_json, response.text,
-                response.input_tokens, response.output_tokens, response.finish_reason, time.time())
+                response.input_tokens, response.output_tokens, response.finish_reason, time.time(),
+                response.cached_input_tokens, response.cache_write_tokens, int(response.batch))
 
     def __len__(self) -> int:
         """Valid responses held (rejected replies are not counted)."""

@@ -35,13 +35,14 @@ import random
 import signal
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import TypeVar
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from persrm_gen.errors import BudgetExceeded, FatalProviderError, RunInterrupted
 from persrm_gen.llm.budget import Budget
+from persrm_gen.llm.cache_projection import project
 from persrm_gen.llm.cache import RequestCache
 from persrm_gen.llm.failure_rate import FailureRate
 from persrm_gen.llm.faults import FAULT_KINDS, REQUEST_FAULTS, TransientError
@@ -67,8 +68,11 @@ class StageUsage:
     completed: int = 0  # fresh valid responses obtained and cached
     cache_hits: int = 0  # answered from the cache (a valid response, or a request whose replies were all rejected)
     input_tokens: int = 0
+    cached_input_tokens: int = 0  # of input_tokens, read from the provider's prompt cache
+    cache_write_tokens: int = 0  # of input_tokens, written to it
     output_tokens: int = 0
-    cost_usd: float = 0.0
+    cost_usd: float = 0.0  # billed (Pricing.bill: cache and batch discounts applied)
+    list_cost_usd: float = 0.0  # the same tokens at list price
     retries: int = 0
     failures: int = 0  # requests given up on (fatal, or retries exhausted)
     rate_limited: int = 0
@@ -105,16 +109,24 @@ class Accounting:
     def cost_usd(self) -> float:
         return sum(s.cost_usd for s in self.stages.values())
 
+    @property
+    def saved_usd(self) -> float:
+        """What the cache and batch discounts saved this run, against list prices."""
+        return sum(s.list_cost_usd - s.cost_usd for s in self.stages.values())
+
     def to_dict(self) -> dict:
         """For manifest.json: per-stage and total tokens, cost, requests and fault counts."""
         per_stage = {k: vars(v).copy() for k, v in sorted(self.stages.items())}
         return {"stages": per_stage, "total": vars(self.total()).copy()}
 
     def summary(self) -> str:
-        """One line for the live progress display."""
+        """One line for the live progress display: billed cost, what discounts saved, cached share."""
         t = self.total()
-        return (f"{t.requests} sent, {t.cache_hits} cached, {t.input_tokens + t.output_tokens:,} tok, "
-                f"${t.cost_usd:.4f}, {t.retries} retries, {t.failures} failed")
+        cached = f" ({t.cached_input_tokens / t.input_tokens:.0%} from prompt cache)" if t.cached_input_tokens else ""
+        saved = t.list_cost_usd - t.cost_usd
+        return (f"{t.requests} sent, {t.cache_hits} cached, {t.input_tokens + t.output_tokens:,} tok{cached}, "
+                f"${t.cost_usd:.4f}" + (f" (saved ${saved:.4f})" if saved > 0.00005 else "")
+                + f", {t.retries} retries, {t.failures} failed")
 
 
 @dataclass(frozen=True)
@@ -125,8 +137,16 @@ class Estimate:
     cached: int
     input_tokens: int
     output_tokens: int  # upper bound: every request's max_tokens
-    cost_usd: float
+    cost_usd: float  # at list price: no prompt cache, no batch
     unpriced_models: tuple[str, ...] = ()
+    cached_input_tokens: int = 0  # expected from the provider's prompt cache (cache_projection)
+    cache_write_tokens: int = 0
+    live_usd: float = 0.0  # billed live, with the expected prompt caching
+    batch_usd: float = 0.0  # billed through a batch API, with the expected prompt caching
+
+    @property
+    def cached_share(self) -> float:
+        return self.cached_input_tokens / self.input_tokens if self.input_tokens else 0.0
 
 
 def estimate_tokens(text: str) -> int:
@@ -283,10 +303,19 @@ class LLMClient:
         tin = [self._input_tokens(r) for r in todo]
         cost = sum(self.pricing.cost(r.model, t, r.max_tokens) for r, t in zip(todo, tin))
         unpriced = sorted({r.model for r in todo if self.pricing.price(r.model) is None})
+        shared = project(todo, self.provider, self.count_tokens)
+        live = batch = 0.0
+        for r, t, (read, written) in zip(todo, tin, shared):
+            expected = LLMResponse("", input_tokens=t, output_tokens=r.max_tokens, cached_input_tokens=min(read, t),
+                                   cache_write_tokens=min(written, t - min(read, t)))
+            live += self.pricing.bill(r.model, expected).billed
+            batch += self.pricing.bill(r.model, replace(expected, batch=True)).billed
         return Estimate(
             requests=len(todo), cached=len(requests) - len(todo), input_tokens=sum(tin),
             output_tokens=sum(r.max_tokens for r in todo), cost_usd=cost,
             unpriced_models=tuple(unpriced) if self.provider != "local" else (),
+            cached_input_tokens=sum(min(a, t) for (a, _), t in zip(shared, tin)),
+            cache_write_tokens=sum(w for _, w in shared), live_usd=live, batch_usd=batch,
         )
 
     def request_stop(self, reason: BaseException | None = None) -> None:
@@ -453,12 +482,15 @@ class LLMClient:
     def _account(self, request: LLMRequest, response: LLMResponse, est_tokens: int) -> float:
         usage = self.accounting.stages[request.stage]
         usage.input_tokens += response.input_tokens
+        usage.cached_input_tokens += response.cached_input_tokens
+        usage.cache_write_tokens += response.cache_write_tokens
         usage.output_tokens += response.output_tokens
-        cost = self.pricing.cost(request.model, response.input_tokens, response.output_tokens)
-        usage.cost_usd += cost
+        bill = self.pricing.bill(request.model, response)
+        usage.cost_usd += bill.billed
+        usage.list_cost_usd += bill.list
         self.limiter.correct_tokens(est_tokens, response.input_tokens + response.output_tokens)
         self._learn_output(request, response)
-        return cost
+        return bill.billed  # the budget settles on what the provider bills
 
     def _fault(self, request: LLMRequest, e: TransientError) -> TransientError:
         usage = self.accounting.stages[request.stage]

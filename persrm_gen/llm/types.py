@@ -23,6 +23,10 @@ Role = Literal["system", "user", "assistant"]
 class Message:
     role: Role
     content: str
+    # Characters at the start of ``content`` that many requests repeat (the author's samples):
+    # a prompt-cache breakpoint goes after them (Anthropic ``cache_control``). 0: none. A hint
+    # on how to send, not what is sent: not part of the wire text, the rows or the cache key.
+    cache_prefix: int = field(default=0, compare=False)
 
     def as_dict(self) -> dict[str, str]:
         """The form every chat API, chat template and dataset row takes: ``{"role", "content"}``."""
@@ -42,6 +46,11 @@ class LLMRequest:
     continue) is set. ``stage`` and ``template_hashes`` are part of the cache key so that
     editing a template invalidates exactly the requests it rendered. ``attempt``
     distinguishes deliberate re-samples (a new attempt index is a new request).
+
+    ``cache_group`` names the requests that share a prompt prefix (one author's), sent as
+    OpenAI's ``prompt_cache_key`` so they land where that prefix is cached. It routes the
+    request and cannot change the reply, so it is NOT part of the cache key: keys made before
+    it existed stay valid, and regrouping work never buys a cached response again.
     """
 
     model: str
@@ -55,6 +64,7 @@ class LLMRequest:
     stage: str = "generate"
     template_hashes: tuple[str, ...] = ()
     attempt: int = 0
+    cache_group: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         if (self.messages is None) == (self.prompt is None):
@@ -65,7 +75,13 @@ class LLMRequest:
         return request_key(self, provider)[0]
 
 
-_REQUEST_FIELDS = tuple(f.name for f in fields(LLMRequest))
+def cache_group_for(author_id: str) -> str:
+    """An author's ``cache_group``: a hash, so the provider sees no author id in the routing key."""
+    return "a-" + hashlib.sha256(author_id.encode("utf-8")).hexdigest()[:16]
+
+
+_NOT_KEYED = frozenset({"cache_group"})  # routing hints: see LLMRequest
+_REQUEST_FIELDS = tuple(f.name for f in fields(LLMRequest) if f.name not in _NOT_KEYED)
 
 
 def request_key(request: LLMRequest, provider: str) -> tuple[str, str]:

@@ -15,7 +15,7 @@ from persrm_gen.dataset.folder import OutputFolder
 from persrm_gen.dataset.validators import REASONS
 from persrm_gen.errors import InputError
 from persrm_gen.generator.candidates import CandidateFactory
-from persrm_gen.generator.rationales import write_rationales
+from persrm_gen.generator.rationales import JudgeTally, write_rationales
 from persrm_gen.llm.client import LLMClient
 from persrm_gen.llm.client import run as client_run
 from persrm_gen.llm.usage import DatasetUsage
@@ -59,8 +59,9 @@ def run_build(opts: BuildOptions, *, quiet: bool = False) -> BuildResult:
     with folder.writing() as staging, closing(open_build_cache(opts)) as cache:
         client = make_client(opts, transport, cache)
         usage = DatasetUsage(client.pricing)
+        tally = JudgeTally()
         with make_progress(quiet) as progress:
-            pairs, drops = client_run(_generate(opts, prepared, client, model, progress, usage))
+            pairs, drops = client_run(_generate(opts, prepared, client, model, progress, usage, tally))
             kept, rejected = check_traces(pairs, progress)
         if not kept:
             found = {reason: rejected.get(reason, 0) for reason in REASONS}
@@ -68,14 +69,15 @@ def run_build(opts: BuildOptions, *, quiet: bool = False) -> BuildResult:
         kept.sort(key=lambda r: (r["split"], r["author_id"], r["id"]))
         rejections = dict(sorted((rejected + drops).items()))
         verdicts = {p.id: p.meta["style_verdict"] for p in pairs}
-        counts, manifest = write_outputs(opts, prepared, model, staging, kept, rejections, usage, verdicts)
+        judge = tally.to_dict(kept) if tally.requests else None
+        counts, manifest = write_outputs(opts, prepared, model, staging, kept, rejections, usage, verdicts, judge=judge)
         folder.publish()
         return BuildResult(opts.out, counts, rejections, client.accounting.requests, client.accounting.cache_hits,
                            manifest, failed=client.accounting.total().failures)
 
 
 async def _generate(opts: BuildOptions, prepared: Prepared, client: LLMClient, model: str, progress,
-                    usage: DatasetUsage) -> tuple[list[Pair], Counter]:
+                    usage: DatasetUsage, tally: JudgeTally) -> tuple[list[Pair], Counter]:
     """candidates -> pairs -> screen -> labels -> rationales; (pairs, drops per reason)."""
     client.handle_signals()  # SIGINT: finish in-flight writes, then stop with a resume hint
     try:
@@ -87,7 +89,7 @@ async def _generate(opts: BuildOptions, prepared: Prepared, client: LLMClient, m
         drops.update(screened)
         place_labels(pairs, opts.seed)
         ropt = opts.rationale_options(chat, model)
-        drops.update(await write_rationales(pairs, client, prepared.renderer, ropt, progress, usage))
+        drops.update(await write_rationales(pairs, client, prepared.renderer, ropt, progress, usage, tally))
         return pairs, drops
     finally:
         await client.aclose()

@@ -54,7 +54,13 @@ def run_dry(opts: BuildOptions) -> None:
     table.add_row("already cached", f"{est.cached:,}")
     table.add_row("input tokens (estimate)", f"{est.input_tokens:,}")
     table.add_row("output tokens (at most)", f"{est.output_tokens:,}")
-    table.add_row("cost (USD, at most)", "n/a (no price known)" if est.unpriced_models else f"{est.cost_usd:.4f}")
+    unknown = "n/a (no price known)"
+    table.add_row("cost at list price (USD, at most)", unknown if est.unpriced_models else f"{est.cost_usd:.4f}")
+    if opts.backend != "local":
+        table.add_row("expected share of input from the prompt cache", f"{est.cached_share:.0%}")
+        table.add_row("cost live, with prompt caching (USD, at most)", unknown if est.unpriced_models else f"{est.live_usd:.4f}")
+        table.add_row("cost with --batch and prompt caching (USD, at most)",
+                      unknown if est.unpriced_models else f"{est.batch_usd:.4f}")
     console.print(table)
     if opts.backend != "local" and opts.rationale_mode(True) == "llm":
         console.print(f"LLM traces that disagree with the label are re-sampled up to {opts.max_attempts} times; "

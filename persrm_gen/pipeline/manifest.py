@@ -28,6 +28,7 @@ def build_manifest(opts: BuildOptions, renderer: PromptRenderer, plan, model_nam
         "axes": list(opts.axes),
         "rationales": opts.rationales,
         "swap_check": opts.swap_check,
+        "trace_hint": opts.trace_hint,
         "templates": renderer.used_hashes(),
         "splits": {"test_authors": plan.test_authors, "holdout_genre": plan.holdout_genre, "test_fraction": opts.test_fraction,
                    "samples": plan.counts()},

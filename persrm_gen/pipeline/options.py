@@ -1,7 +1,8 @@
 """``persrm-gen build`` options: what each one may hold, checked once whatever its source.
 
 A value comes from a flag, from ``--config FILE`` (a YAML or JSON mapping of option names,
-plus ``pricing: {model: {input, output}}`` in USD per 1M tokens) or from the defaults
+plus ``pricing: {model: {input, output[, cached_input, cache_write, batch_multiplier]}}``
+in USD per 1M tokens) or from the defaults
 below; the command line wins over the file. :class:`BuildOptions` validates itself on
 construction (pydantic, strict: ``context_size: "2"`` is refused, not guessed), so a
 config file cannot slip past a check that a flag gets, and a typo such as
@@ -19,7 +20,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, ConfigDict, Field, model_validator
 from pydantic.dataclasses import dataclass
 from pydantic_core import PydanticCustomError
-from typing_extensions import TypedDict
+from typing_extensions import NotRequired, TypedDict
 
 from persrm_gen.llm.base_url import BaseUrl
 from persrm_gen.llm.failure_rate import DEFAULT_MAX_FAILURE_RATE
@@ -82,11 +83,16 @@ def _split(value: Any) -> Any:
 
 
 class ModelPrice(TypedDict):
-    """USD per 1M tokens, as the ``pricing:`` table of a config file gives it."""
+    """USD per 1M tokens, as the ``pricing:`` table of a config file gives it (llm.pricing):
+    ``cached_input`` (prompt-cache reads), ``cache_write`` (cache writes) and
+    ``batch_multiplier`` (share paid through a batch API) are optional."""
 
     __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
     input: Annotated[float, Field(ge=0)]
     output: Annotated[float, Field(ge=0)]
+    cached_input: NotRequired[Annotated[float, Field(ge=0)]]
+    cache_write: NotRequired[Annotated[float, Field(ge=0)]]
+    batch_multiplier: NotRequired[Annotated[float, Field(ge=0, le=1)]]
 
 
 PathValue = Annotated[Path, BeforeValidator(_path)]
@@ -126,6 +132,7 @@ class BuildOptions:
     max_failure_rate: Annotated[float, Field(ge=0, le=1)] = DEFAULT_MAX_FAILURE_RATE
     new_cache: bool = False
     swap_check: bool = False
+    trace_hint: bool = False
     dry_run: bool = False
     # card
     license: str | None = None
@@ -154,7 +161,7 @@ class BuildOptions:
 
         return RationaleOptions(
             mode=self.rationale_mode(chat), model=model, max_attempts=self.max_attempts, swap_check=self.swap_check,
-            seed=self.seed, max_failure_rate=self.max_failure_rate,
+            seed=self.seed, max_failure_rate=self.max_failure_rate, trace_hint=self.trace_hint,
         )
 
     def candidate_options(self, model: str):

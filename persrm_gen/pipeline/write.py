@@ -15,9 +15,11 @@ from persrm_gen.prompts.judge import judge_messages, preference_messages
 
 
 def write_outputs(opts: BuildOptions, prepared: Prepared, model: str, staging: Path, kept: list[dict],
-                  rejections: dict, usage: DatasetUsage, predicted: Mapping[str, str]) -> tuple[dict, dict]:
+                  rejections: dict, usage: DatasetUsage, predicted: Mapping[str, str], *,
+                  judge: dict | None = None) -> tuple[dict, dict]:
     """(rows per config and split, manifest). ``predicted``: the style judge's verdict per
-    pair id, measured by the rationales stage, so the card's stats do not measure it again."""
+    pair id, measured by the rationales stage, so the card's stats do not measure it again.
+    ``judge``: judge requests per kept trace by strategy (JudgeTally), recorded under usage."""
     from persrm_gen.cards.dataset_card import write_dataset_card
     from persrm_gen.dataset.stats import compute_stats
 
@@ -28,7 +30,10 @@ def write_outputs(opts: BuildOptions, prepared: Prepared, model: str, staging: P
         preference_prompt=lambda r: preference_messages(r["context"], r["query"], renderer=renderer),
     )
     counts = write_data(staging, by_config)
-    manifest = build_manifest(opts, renderer, prepared.plan, model, counts, rejections, prepared.skipped, usage.to_dict())
+    spent = usage.to_dict()
+    if judge is not None:
+        spent["judge_requests_by_strategy"] = judge
+    manifest = build_manifest(opts, renderer, prepared.plan, model, counts, rejections, prepared.skipped, spent)
     write_json(staging / "manifest.json", manifest)
     stats = compute_stats(kept, rejections, predicted=predicted)
     write_dataset_card(staging, manifest, stats, previous=opts.out / "README.md")

@@ -25,6 +25,8 @@ from persrm_gen.jinja_sandbox import sandboxed_env
 from persrm_gen.llm.types import Message
 
 SUFFIX = ".j2"
+SAMPLES = "_samples.j2"  # the author's samples, included by the templates that show them
+_QUERY_GAP = 200  # characters of template text (a heading) allowed between the samples and the query
 _INCLUDE_RE = re.compile(r"""{%-?\s*(?:include|import|extends)\s+["']([^"']+)["']""")
 
 
@@ -39,6 +41,7 @@ class PromptRenderer:
         loaders.append(PackageLoader("persrm_gen", "prompts"))
         self.env = sandboxed_env(ChoiceLoader(loaders), keep_trailing_newline=False)
         self._hashes: dict[str, str] = {}
+        self._shows_samples: dict[str, bool] = {}
 
     def _template(self, name: str):
         with _template_errors(name + SUFFIX):
@@ -97,8 +100,31 @@ class PromptRenderer:
         if user is None:
             raise InputError(InputIssue(name + SUFFIX, None, "chat template needs a {% block user %}"))
         msgs = [Message("system", system)] if system else []
-        msgs.append(Message("user", user))
+        msgs.append(Message("user", user, cache_prefix=self._samples_prefix(name, user, variables)))
         return tuple(msgs)
+
+    def _samples_prefix(self, name: str, user: str, variables: dict) -> int:
+        """Where the part of ``user`` that many requests repeat ends, else 0: the samples block
+        (``_samples.j2``) when ``user`` starts with it, extended over the query when the query
+        follows right after (every pair and re-sample of a target repeats both).
+
+        A prompt-cache breakpoint goes there. The query is included because the samples alone
+        are often below the providers' 1,024-token minimum for a cached prefix. A template
+        that puts anything before the samples simply gets no breakpoint.
+        """
+        if name not in self._shows_samples:
+            sources = self._sources(name + SUFFIX, set())
+            self._shows_samples[name] = any(SAMPLES in _INCLUDE_RE.findall(src) for src in sources)
+        if not self._shows_samples[name]:
+            return 0
+        samples = self._template(SAMPLES.removesuffix(SUFFIX)).render(**variables).strip()
+        if not samples or not user.startswith(samples):
+            return 0
+        end = len(samples)
+        query = variables.get("query")
+        if isinstance(query, str) and query and 0 <= (at := user.find(query, end)) - end <= _QUERY_GAP:
+            end = at + len(query)
+        return end
 
 
 @contextmanager

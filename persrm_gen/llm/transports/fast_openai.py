@@ -58,6 +58,10 @@ def request_body(request: LLMRequest, *, official: bool) -> tuple[str, dict]:
         return "/completions", body
     body["messages"] = as_dicts(request.messages or ())
     body["max_completion_tokens" if official else "max_tokens"] = request.max_tokens
+    if request.cache_group:
+        # Routes requests sharing a prefix to the same cache (OpenAI prompt caching); servers
+        # without one ignore the field.
+        body["prompt_cache_key"] = request.cache_group
     return "/chat/completions", body
 
 
@@ -77,8 +81,19 @@ def parse_response(data: object, *, chat: bool, headers=None) -> LLMResponse:
         input_tokens=int(usage.get("prompt_tokens") or 0),
         output_tokens=int(usage.get("completion_tokens") or 0),
         finish_reason=str(finish),
+        cached_input_tokens=cached_tokens(usage),
         meta=pause_hint(headers),
     )
+
+
+def cached_tokens(usage: object) -> int:
+    """``usage.prompt_tokens_details.cached_tokens``: the share of ``prompt_tokens`` read from
+    OpenAI's prompt cache (absent on servers without one: 0)."""
+    details = usage.get("prompt_tokens_details") if isinstance(usage, dict) else None
+    try:
+        return int((details or {}).get("cached_tokens") or 0)
+    except (AttributeError, TypeError, ValueError):
+        return 0
 
 
 def error_message(raw: bytes) -> str:
