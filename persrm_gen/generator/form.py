@@ -6,7 +6,8 @@ paragraphs, learns a shortcut, not the author (issue 13). So every negative is b
 the chosen text's form before it becomes a pair:
 
 - length: within ``TOLERANCE`` (±15%) of the chosen text's words, cut only where a
-  sentence ends; a text that cannot be cut into that window (too short, or no sentence end
+  sentence ends, at the end nearest the chosen text's length (so a negative is as often
+  shorter as longer); a text that cannot be cut into that window (too short, or no sentence end
   inside it) is refused with :class:`FormMismatch` (``length_mismatch``), which the
   candidates stage re-samples on API backends and otherwise drops and counts;
 - ending: when the chosen text ends a sentence, so does the negative; when it stops
@@ -106,7 +107,7 @@ def fit(text: str, form: Form, *, layout: bool = True) -> str:
     text = text.strip()
     lo, hi = bounds(form.words)
     if n_words(text) > hi or (form.clean_end and not ends_clean(text)):
-        text = _cut(text, lo, hi)
+        text = _cut(text, lo, hi, form.words)
     if n_words(text) < lo:
         raise FormMismatch(f"{n_words(text)} words, the chosen text has {form.words} (±{TOLERANCE:.0%})")
     if not form.clean_end:
@@ -123,21 +124,23 @@ def cap_length(text: str, words: int) -> str:
     if n_words(text) <= hi:
         return text
     try:
-        return _cut(text, 1, hi)
+        return _cut(text, 1, hi, words)
     except FormMismatch:
         return text
 
 
-def _cut(text: str, lo: int, hi: int) -> str:
-    """The longest prefix ending a sentence with at most ``hi`` words (at least ``lo``)."""
-    best, words, start = None, 0, 0
+def _cut(text: str, lo: int, hi: int, goal: int) -> str:
+    """The prefix ending a sentence with between ``lo`` and ``hi`` words, as near ``goal`` as
+    any: the nearest, not the longest, so that negatives are as often shorter as longer."""
+    best, best_gap, words, start = None, None, 0, 0
     for m in _SENTENCE_END.finditer(text):
         words += n_words(text[start:m.end()])  # sentence ends never split a word
         start = m.end()
         if words > hi:
             break
-        best = m.end()
-    if best is None or n_words(text[:best]) < lo:
+        if words >= lo and (best_gap is None or abs(words - goal) < best_gap):
+            best, best_gap = m.end(), abs(words - goal)
+    if best is None:
         raise FormMismatch(f"no sentence end between {lo} and {hi} words")
     return text[:best].rstrip()
 
