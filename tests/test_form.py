@@ -103,3 +103,8 @@ def test_a_generated_positive_ends_cleanly_and_is_laid_out_like_the_authors_targ
     assert "about 15 words in one paragraph" in job.request.messages[-1].content
     cand = to_candidate(job, "Sure, here it is:\n\nThe first part is here.\n\nThe second part is also here. And a tail")
     assert cand.text == "The first part is here. The second part is also here."
+
+
+def test_the_cut_is_at_the_sentence_end_nearest_the_positives_length_not_the_longest():
+    text = " ".join(["word"] * 24) + " end. " + " ".join(["more"] * 3) + " stop. Then a tail"  # ends at 25 and 29
+    assert n_words(fit(text, Form.of(POSITIVE))) == 25  # 26 wanted; 29 is in the window too
