@@ -106,7 +106,7 @@ class BuildOptions:
     model: str | None = None
     base_url: BaseUrl = None
     context_size: Annotated[int, Field(ge=1)] = 3
-    positive: Literal["real", "style-matched"] = "real"
+    positive: Literal["real", "style-matched", "mixed"] = "real"
     negatives: Annotated[tuple[str, ...], _choices(STRATEGIES, "strategy", "strategies")] = STRATEGIES
     axes: Annotated[tuple[str, ...], _choices(AXES, "axis", "axes")] = AXES
     test_authors: Annotated[str | None, BeforeValidator(_count_or_file)] = None
@@ -117,7 +117,7 @@ class BuildOptions:
     prompts_dir: Annotated[Path | None, BeforeValidator(_path)] = None
     rationales: Literal["auto", "evidence", "llm"] = "auto"
     temperature: Annotated[float, Field(ge=0)] = 0.8
-    max_new_tokens: Annotated[int, Field(ge=16)] = 160
+    max_new_tokens: Annotated[int, Field(ge=16)] = 320
     # client and backend
     concurrency: Annotated[int, Field(ge=1)] = 16
     batch_size: Annotated[int, Field(ge=1)] = 8
