@@ -54,7 +54,7 @@ def build(
     max_failure_rate: float = typer.Option(DEFAULT_MAX_FAILURE_RATE, help="Stop (exit 3) when more than this share of a stage's requests fail or give unusable output."),
     new_cache: bool = typer.Option(False, help="Start an empty cache where a manifest shows an earlier build (its cache.sqlite was deleted or moved aside): every request is paid again."),
     swap_check: bool = typer.Option(False, help="Judge both A/B orders; keep only pairs judged consistently."),
-    trace_hint: bool = typer.Option(False, help="After the blind judge attempts fail, one last attempt is told which response the author wrote and asked for the reasoning; such rows are marked rationale_source llm-hinted."),
+    trace_hint: bool = typer.Option(False, help="After the unhinted judge attempts fail, one last attempt is told which response the author wrote and asked for the reasoning; such rows are marked rationale_source llm-hinted."),
     max_blind_confidence: Optional[float] = typer.Option(None, help="Drop pairs that a judge seeing only the two responses (no author samples) gets right with at least this confidence, e.g. 0.8 (default: off; the audit is reported either way)."),
     dry_run: bool = typer.Option(False, help="Render every prompt and print request count, tokens and cost; call nothing."),
     license: Optional[str] = typer.Option(None, help="License for the dataset card (e.g. cc-by-4.0)."),

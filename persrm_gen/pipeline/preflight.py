@@ -44,7 +44,7 @@ def render_requests(opts: BuildOptions, prepared: Prepared, tasks: Sequence[Task
             requests.append(rationale_request(p, cmp, prepared.renderer, ropt, 0, False))
             if opts.swap_check:
                 requests.append(rationale_request(p, cmp, prepared.renderer, ropt, 0, True))
-        if opts.trace_hint and pairs:  # sent only for pairs whose blind attempts fail: rendered, not counted
+        if opts.trace_hint and pairs:  # sent only for pairs whose unhinted attempts fail: rendered, not counted
             p = pairs[0]
             rationale_request(p, compare(p.context, p.response_a, p.response_b), prepared.renderer, ropt, 0, False,
                               hinted=True)
