@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 # strategy per axis ("axis-formality", ...), each recorded on its pair.
 STRATEGIES = ("mimic", "randomize", "minimal-edit", "other-author", "axes")
 AXES = ("formality", "length", "punctuation", "vocabulary", "structure")
+# Which side of a pair is real text (the author's, or another author's): with --positive
+# mixed a generated positive faces generated negatives ("neither").
+REAL_SIDES = ("chosen", "rejected", "both", "neither")
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class Pair:
     # provenance
     strategy: str = ""
     chosen_strategy: str = "real"
+    real_side: str = "chosen"  # which response is real (human) text: REAL_SIDES
     sample_id: str = ""
     rationale_source: str = "evidence"  # "evidence" (measured) | "llm"
     backend: str = ""

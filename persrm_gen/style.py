@@ -51,7 +51,8 @@ NGRAM_CHUNK = 300  # characters per window when comparing trigram profiles
 TIE_Z = 0.1  # |z| differences below this are reported as "tie"
 
 _CONTRACTION_RE = re.compile(r"['’](?:t|s|re|ve|ll|d|m)$", re.IGNORECASE)
-_DASH_RE = re.compile(r"—|–|--|\s-\s")
+# A hyphen between spaces is a dash; at the start of a line it is a bullet (a line break).
+_DASH_RE = re.compile(r"—|–|--|(?<=\S)[ \t]+-\s")
 _QUOTE_RE = re.compile(r"[\"“”«»]")
 
 FUNCTION_WORDS = (

@@ -39,14 +39,18 @@ def cli(*args: str, cwd: Path | None = None, check: bool = True, env: dict | Non
 
 @pytest.fixture(scope="module")
 def authors(tmp_path_factory) -> Path:
-    """Five example authors, five samples each: small enough for a quick CPU build. Samples
-    are numbered "1", "2", ... per author, as corpora number them (ids repeat across authors)."""
+    """Five example authors, five samples each, each cut to its first sentences (about 70
+    words): small enough for a quick CPU build, whose negatives are generated to the
+    positive's length. Samples are numbered "1", "2", ... per author, as corpora number them
+    (ids repeat across authors)."""
+    from persrm_gen.textutil import cap_words
+
     path = tmp_path_factory.mktemp("in") / "authors.jsonl"
     lines = EXAMPLES.read_text().splitlines()
     keep = [json.loads(line) for line in lines[:4]] + [json.loads(lines[-1])]
     with path.open("w") as fh:
         for a in keep:
-            a["samples"] = [s | {"id": str(i + 1)} for i, s in enumerate(a["samples"][:5])]
+            a["samples"] = [s | {"id": str(i + 1), "text": cap_words(s["text"], 70)} for i, s in enumerate(a["samples"][:5])]
             fh.write(json.dumps(a) + "\n")
     return path
 
@@ -63,7 +67,7 @@ def model(tmp_path_factory, authors) -> Path:
 
 def build_args(authors: Path, out: Path, model: Path, *extra: str) -> list[str]:
     return ["build", "--authors", str(authors), "--out", str(out), "--model", str(model), "--context-size", "2",
-            "--max-new-tokens", "24", "--test-authors", "1", "--threads", "1", "--quiet", *extra]
+            "--max-new-tokens", "96", "--test-authors", "1", "--threads", "1", "--quiet", *extra]
 
 
 def requests_sent(proc: subprocess.CompletedProcess) -> int:
@@ -158,8 +162,11 @@ def test_edited_template_resends_only_what_it_renders(tmp_path, built, authors, 
     (prompts / "randomize.j2").write_text(src.read_text().replace("Text {{ loop.index }}:", "Sample {{ loop.index }}:"))
     proc = cli(*build_args(authors, out, model, "--prompts-dir", str(prompts)))
     sent = requests_sent(proc)
-    n_randomize = json.loads((built / "manifest.json").read_text())["usage"]["stages"]["randomize"]["requests"]
-    assert sent == n_randomize
+    # The randomize outputs are new, so are their re-samples (a negative out of the positive's
+    # length is sampled again): every request sent is a randomize one, every other from cache.
+    before, after = (json.loads((d / "manifest.json").read_text())["usage"]["stages"] for d in (built, out))
+    assert sent == after["randomize"]["requests"] > 0
+    assert {k: v for k, v in after.items() if k != "randomize"} == {k: v for k, v in before.items() if k != "randomize"}
 
 
 def test_bad_input_exits_2_with_file_and_line_and_writes_nothing(tmp_path, model):

@@ -48,8 +48,15 @@ def persona(body: dict, text: str) -> str:
             words[i] = WORDS[(digest + i) % len(WORDS)]
         return "Sure, here is the edited text:\n\n" + " ".join(words)
     rng = random.Random(digest)
-    sents = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 14))).capitalize() + "." for _ in range(4)]
-    return "Here is the response:\n\n" + " ".join(sents)
+    # follows the word budget roughly (70%-130%: some replies miss the window and are re-sampled),
+    # in two paragraphs, with a tail cut mid-sentence
+    budget = re.search(r"Write about (\d+) words", text)
+    goal = int(int(budget.group(1)) * rng.uniform(0.7, 1.3)) if budget else 40
+    sents: list[str] = []
+    while sum(len(x.split()) for x in sents) < goal:
+        sents.append(" ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 14))).capitalize() + ".")
+    half = len(sents) // 2
+    return "Here is the response:\n\n" + " ".join(sents[:half]) + "\n\n" + " ".join(sents[half:]) + " And then"
 
 
 @pytest.fixture(scope="module")
@@ -335,3 +342,46 @@ def test_another_server_with_the_same_model_name_is_another_model(tmp_path, auth
         assert sum(served(other).values()) == sum(ref_served.values())  # nothing came from the first server's cache
     assert "0 from cache" in proc.stderr
     assert json.loads((out / "manifest.json").read_text())["base_url"] == other.openai_base
+
+
+def _pair_rows(out: Path) -> list[dict]:
+    pairs = datasets.load_dataset(str(out), "pairs")
+    return [r for split in pairs.values() for r in split]
+
+
+def _assert_in_form(rows: list[dict]) -> None:
+    """Every negative within ±15% of its positive's words, ending and laid out like it."""
+    from persrm_gen.generator.form import bounds, ends_clean, n_words
+
+    for r in rows:
+        lo, hi = bounds(n_words(r["chosen"]))
+        assert lo <= n_words(r["rejected"]) <= hi, (r["strategy"], n_words(r["chosen"]), r["rejected"])
+        assert ends_clean(r["rejected"]) == ends_clean(r["chosen"]), r["rejected"]
+        if r["strategy"] != "axis-structure":
+            assert r["rejected"].count("\n") == r["chosen"].count("\n"), r["rejected"]
+
+
+def test_negatives_meet_the_length_tolerance_and_keep_the_paragraphing(reference):
+    out, _ = reference
+    rows = _pair_rows(out)
+    _assert_in_form(rows)
+    strategies = Counter(r["strategy"] for r in rows)
+    assert strategies["mimic"] and strategies["randomize"]  # generated negatives were brought in, not all dropped
+    assert {r["real_side"] for r in rows} == {"chosen", "both"}  # real positives; other-author is real too
+
+
+def test_mixed_positives_are_recorded_and_the_same_seed_gives_the_same_rows(tmp_path, authors):
+    with FakeServer(reply=persona) as server:
+        for name in ("a", "b"):
+            run(args(authors, tmp_path / name, server, "--positive", "mixed"), server)
+    assert data_digests(tmp_path / "a") == data_digests(tmp_path / "b")
+    rows = _pair_rows(tmp_path / "a")
+    _assert_in_form(rows)
+    by_kind = Counter(r["chosen_strategy"] for r in rows)
+    assert by_kind["real"] and by_kind["style-matched"]
+    for r in rows:
+        generated = r["chosen_strategy"] == "style-matched"
+        assert r["chosen_source"] == ("generated" if generated else "author")
+        assert r["real_side"] in (("neither", "rejected") if generated else ("chosen", "both"))
+        assert not (generated and r["strategy"] == "mimic")
+    assert json.loads((tmp_path / "a" / "manifest.json").read_text())["positive"] == "mixed"

@@ -120,3 +120,20 @@ def test_corpus_picks_what_the_plain_list_code_picked(tmp_path, seed):
         assert fast.other_author_text(t) == plain.other_author_text(t)
         for k in (1, 2, 3):
             assert fast.random_style_samples(t, k) == plain.random_style_samples(t, k)
+
+
+def test_other_author_text_prefers_one_that_fits_the_chosen_texts_form(tmp_path):
+    authors = load_authors(_corpus_file(tmp_path / "a.jsonl", 0))
+    opt = TaskOptions(context_size=2)
+    plan = plan_splits(authors, test_authors=["a0", "a1"], holdout_genre=None, test_fraction=0.3, context_size=2, seed=0)
+    tasks, _ = make_tasks(authors, plan, PromptRenderer(), opt, seed=0)
+    corpus = Corpus(authors, plan, opt, 0)
+    short = lambda text: len(text.split()) <= 25  # noqa: E731
+    moved = 0
+    for t in tasks:
+        first, fitted = corpus.other_author_text(t), corpus.other_author_text(t, fits=short)
+        if first is None:
+            continue
+        assert short(fitted) or fitted == first  # the first text when none fits: counted later
+        moved += fitted != first
+    assert moved > 0

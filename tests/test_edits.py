@@ -130,3 +130,48 @@ def test_every_axis_on_the_example_corpus_stays_grammatical_and_on_its_axis(axis
 
 
 _CONJ = frozenset({"and", "but", "so"})
+
+
+# -- each axis moves only its own measured features (persrm_gen/style.py) ---------------------
+
+# What each axis may move: its own features, and what moving it must move with it (a sentence
+# split gets a capital and loses its comma or semicolon; "do not" -> "don't" shortens words and
+# drops two function words). Every other feature moves less than FEATURE_TOLERANCE.
+AXIS_FEATURES = {
+    "formality": {"contractions", "function_words", "word_length"},
+    "length": {"sentence_length", "sentence_length_std", "commas", "semicolons", "capitalized_words"},
+    "punctuation": {"commas", "semicolons", "colons", "dashes", "parentheses", "exclamations", "questions", "quotes"},
+    "vocabulary": {"word_length", "function_words", "type_token_ratio"},
+    "structure": {"line_breaks", "paragraphs"},
+}
+FEATURE_TOLERANCE = 1.0  # in each feature's own floor (its minimum spread in style.py): under a z-unit
+
+
+@pytest.mark.parametrize("axis", sorted(AXIS_REWRITES))
+def test_every_axis_moves_its_own_features_and_no_other_on_the_example_corpus(axis):
+    from persrm_gen.style import FEATURES, featurize
+
+    assert set(AXIS_FEATURES) == set(AXIS_REWRITES)
+    own_moved = 0
+    for i, text in enumerate(_example_texts()):
+        for seed in range(3):
+            out = axis_rewrite(text, axis, random.Random(seed))
+            if out is None:
+                continue
+            before, after = featurize(text), featurize(out)
+            moves = {f.name: abs(after[f.name] - before[f.name]) / f.floor for f in FEATURES}
+            strays = {k: round(v, 2) for k, v in moves.items() if k not in AXIS_FEATURES[axis] and v >= FEATURE_TOLERANCE}
+            assert not strays, (axis, i, strays, out)
+            if axis == "vocabulary":  # measured by overlap with the author's words, not a surface feature
+                own_moved += _diff_words(text, out) >= 5
+            else:
+                own_moved += max(moves[k] for k in AXIS_FEATURES[axis]) >= FEATURE_TOLERANCE
+    assert own_moved >= 10  # and it does move its axis
+
+
+def test_bullets_are_line_breaks_not_dashes():
+    from persrm_gen.style import featurize
+
+    listed = axis_rewrite(TEXT, "structure", random.Random(0))
+    assert featurize(listed)["dashes"] == featurize(TEXT)["dashes"] == 0
+    assert featurize("It was fast - very fast.")["dashes"] > 0

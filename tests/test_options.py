@@ -157,6 +157,7 @@ def test_a_self_referencing_yaml_alias_is_an_error_not_a_hang(tmp_path):
     ("--test-fraction", "1.5", ["less than or equal to 0.9"]),
     ("--max-cost", "-1", ["greater than or equal to 0"]),
     ("--rpm", "0", ["greater than 0"]),
+    ("--max-blind-confidence", "0.4", ["greater than 0.5"]),
     ("--negatives", "mimic,minimal_edit", ["minimal_edit", "did you mean 'minimal-edit'"]),
     ("--axes", "loudness", ["loudness", "formality"]),
     ("--device", "gpu", ["cuda"]),

@@ -20,6 +20,7 @@ VARIABLES = {
     "response_a": "@@response_a@@", "response_b": "@@response_b@@", "evidence": ["@@evidence@@"],
     "text": "@@text@@", "opening": "@@opening@@", "label": "@@label@@", "style": "@@style@@",
     "genre": "essay", "axis": "length", "direction": "make it shorter", "n_words": 3,
+    "word_budget": 120, "paragraphs": 2,
 }
 NOT_PROMPTS = {"_samples", "rationale_evidence"}  # an include, and a trace written from measurements
 TEMPLATES = sorted(p.name.removesuffix(SUFFIX) for p in resources.files("persrm_gen.prompts").iterdir()

@@ -40,3 +40,23 @@ def test_every_config_has_a_schema_and_train_comes_first():
 def test_contract_order_first_then_others_by_name():
     assert in_contract_order({"zz", "test_unseen_genre", "aa", "train"}, SPLITS) == [
         "train", "test_unseen_genre", "aa", "zz"]  # fmt: skip
+
+
+def test_a_pair_row_has_exactly_the_pairs_columns_and_says_which_side_is_real():
+    from persrm_gen.dataset.writer import pair_row
+    from persrm_gen.pipeline.pairs import make_pair
+    from persrm_gen.records import REAL_SIDES, Candidate, Task
+
+    task = Task(id="t", author_id="a", sample_id="1", genre="essay", split="train", query="q", target="x",
+                context=("c",))
+    sides = {}
+    for chosen_source, rejected_source in [("author", "generated"), ("author", "other-author"),
+                                           ("generated", "edited"), ("generated", "other-author")]:
+        pair = make_pair(task, Candidate("t", "chosen", chosen_source, "real"),
+                         Candidate("t", "rejected", rejected_source, "mimic"), margin=0.0)
+        row = pair_row(pair)
+        assert sorted(row) == sorted(SCHEMAS["pairs"].names)
+        sides[chosen_source, rejected_source] = row["real_side"]
+    assert sides == {("author", "generated"): "chosen", ("author", "other-author"): "both",
+                     ("generated", "edited"): "neither", ("generated", "other-author"): "rejected"}
+    assert set(sides.values()) == set(REAL_SIDES)

@@ -15,6 +15,7 @@ from jinja2 import PackageLoader
 
 from persrm_gen.cards.data_scan import ConfigData, data_files_glob, scan_data
 from persrm_gen.cards.merge import dump_card, merge_body, merge_meta, parse_card, read_card, sections
+from persrm_gen.dataset.blind_audit import TEST_SPLITS_ALL
 from persrm_gen.dataset.schema import CONFIGS, SPLITS, in_contract_order
 from persrm_gen.fileio import write_text_atomic
 from persrm_gen.jinja_sandbox import sandboxed_env
@@ -175,7 +176,8 @@ def _extra_settings(manifest: dict) -> list[tuple[str, str]]:
     rows = []
     if manifest.get("axes"):
         rows.append(("divergence axes", ", ".join(map(str, manifest["axes"]))))
-    for key, label in (("rationales", "rationales"), ("swap_check", "A/B swap check")):
+    for key, label in (("rationales", "rationales"), ("swap_check", "A/B swap check"),
+                       ("max_blind_confidence", "max blind-judge confidence kept")):
         if manifest.get(key) is not None:
             rows.append((label, str(manifest[key])))
     fraction = (manifest.get("splits") or {}).get("test_fraction")
@@ -205,6 +207,32 @@ def _config_table(manifest: dict, data: dict[str, ConfigData] | None) -> dict:
             [n, CONFIG_ABOUT.get(n, ""), *(rows[n].get(s, "") for s in splits)]
             for n in in_contract_order(rows, CONFIGS)
         ],
+    }
+
+
+_SPLIT_LABEL = {"train": "train (the pairs it was fitted on)", TEST_SPLITS_ALL: "all test splits"}
+
+
+def _shortcuts(stats: dict) -> dict | None:
+    """The card's "Shortcuts" section: the context-blind judge per split and per strategy,
+    beside the pick-the-longer rate and the stylometric baseline (which sees the author)."""
+    blind = stats.get("blind_audit")
+    if not blind:
+        return None
+    baseline = stats.get("baseline_by_strategy") or {}
+    splits = blind.get("by_split") or {}
+    return {
+        "splits": [{"split": _SPLIT_LABEL.get(k, k), "n": splits[k]["n"], "accuracy": _fmt(splits[k]["accuracy"])}
+                   for k in in_contract_order(splits, SPLITS)],
+        "strategies": [
+            {"name": name, "n": row["n"], "n_test": row["n_test"], "test": _fmt(row["accuracy"]),
+             "cv": _fmt(row["cv_accuracy"]), "longer": _fmt(row["longer_chosen"]), "stylometric": _fmt(baseline.get(name))}
+            for name, row in sorted((blind.get("by_strategy") or {}).items())
+        ],
+        "genres": [{"name": k, "n": v["n"], "accuracy": _fmt(v["accuracy"])} for k, v in sorted((blind.get("by_genre") or {}).items())],
+        "cv": _fmt(blind.get("cv_accuracy")),
+        "test": "%s (%s)" % (_fmt((splits.get(TEST_SPLITS_ALL) or {}).get("accuracy")), (splits.get(TEST_SPLITS_ALL) or {}).get("n", 0)),
+        "longer": _fmt(blind.get("longer_chosen")),
     }
 
 
@@ -253,6 +281,7 @@ def _context(manifest: dict, stats: dict, meta: dict, data) -> dict:
         "ab": {"A": a, "B": b, "share_a": f"{100 * a / (a + b):.1f}%" if a + b else ""},
         "margin": {k: _fmt(margin.get(k)) for k in ("mean", "min", "p10", "p50", "p90", "max")},
         "rejections": _share_rows(stats.get("rejections") or manifest.get("rejections"), 0),
+        "shortcuts": _shortcuts(stats),
     }
 
 

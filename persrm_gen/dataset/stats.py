@@ -7,22 +7,26 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from persrm_gen.dataset.blind_audit import Extra, audit
 from persrm_gen.style import baseline_judge
 
 
 def compute_stats(pairs: Sequence[dict], rejections: dict[str, int] | None = None,
-                  predicted: Mapping[str, str] | None = None) -> dict:
+                  predicted: Mapping[str, str] | None = None, fluency: Extra | None = None) -> dict:
     """The stats dict shared by the card, the manifest-side report and ``persrm-gen stats``.
 
     ``predicted``: the style judge's verdict per pair id where the caller measured it already
-    (a build's rationales stage does); the judge runs on the rest."""
+    (a build's rationales stage does); the judge runs on the rest. ``blind_audit`` is the
+    context-blind judge (``dataset.blind_audit``; ``fluency`` adds its optional cue)."""
     margins = np.array([p["style_margin"] for p in pairs], dtype=float)
     correct: dict[str, list[bool]] = {}
+    correct_by_strategy: dict[str, list[bool]] = {}
     for p in pairs:
         verdict = predicted.get(p["id"]) if predicted else None
         hit = (verdict or baseline_judge(p["context"], p["response_a"], p["response_b"])) == p["label"]
         correct.setdefault(p["split"], []).append(hit)
         correct.setdefault("all", []).append(hit)
+        correct_by_strategy.setdefault(p["strategy"], []).append(hit)
     authors: dict[str, set] = {}
     for p in pairs:
         authors.setdefault(p["split"], set()).add(p["author_id"])
@@ -41,6 +45,8 @@ def compute_stats(pairs: Sequence[dict], rejections: dict[str, int] | None = Non
         "style_margin": _distribution(margins),
         "rejections": dict(sorted((rejections or {}).items())),
         "baseline_accuracy": {k: round(float(np.mean(v)), 4) for k, v in sorted(correct.items())},
+        "baseline_by_strategy": {k: round(float(np.mean(v)), 4) for k, v in sorted(correct_by_strategy.items())},
+        "blind_audit": audit(pairs, fluency),
         "authors": {k: len(v) for k, v in sorted(authors.items())},
         "sft_usable": sum(bool(p.get("rationale_ok", True)) for p in pairs),
     }

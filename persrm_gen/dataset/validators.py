@@ -16,10 +16,17 @@ claims a text that a later, valid row would then lose as a "duplicate":
 8. ``near_duplicate``     a generated candidate whose word-shingle Jaccard with one of an
                            earlier kept pair is >= near_dup_threshold (MinHash LSH + exact check,
                            ``dataset.minhash``)
+9. ``blind_shortcut``     only with ``max_blind_confidence``: the context-blind judge
+                           (``dataset.blind_audit``, fitted on the surviving ``train`` rows)
+                           picks the chosen with probability >= that value, so the pair can be
+                           told apart without the author (length, form); a pair it gets wrong
+                           as confidently goes too, so no opposite cue is left behind. Refitted
+                           on what is left until nothing more goes (at most ``blind_rounds``).
 
 Only generated text is checked for duplicates and leakage: the author's real text appears
 in several pairs on purpose (one per negative strategy) and is never "leaked".
-Running ``validate_pairs`` on its own ``kept`` rows rejects nothing.
+Running ``validate_pairs`` on its own ``kept`` rows rejects nothing (with
+``max_blind_confidence``, when the blind check settled within its rounds).
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from persrm_gen.answer import format_ok, parse_verdict
+from persrm_gen.dataset.blind_audit import confident_shortcuts
 from persrm_gen.dataset.minhash import near_duplicate_pairs, tokens
 from persrm_gen.dataset.schema import SPLITS, in_contract_order
 
@@ -50,6 +58,7 @@ REASONS = (
     "low_margin",
     "exact_duplicate",
     "near_duplicate",
+    "blind_shortcut",
 )
 REAL_SOURCES = frozenset({"author", "other-author"})  # any other source counts as generated
 
@@ -78,6 +87,11 @@ class ValidatorConfig:
     rewrite_strategies: tuple[str, ...] = ("minimal-edit", "axis-")
     # The same chosen/rejected may appear twice, once with each label (A/B swapped copies).
     allow_both_orders: bool = True
+    # Drop pairs the context-blind judge gets right with at least this confidence; None: off
+    # (the default: the audit is reported on every build, dropping is the user's call, see
+    # README "Shortcuts" and benchmarks/README.md for what it costs in pairs).
+    max_blind_confidence: float | None = None
+    blind_rounds: int = 3
 
 
 @dataclass(frozen=True)
@@ -364,8 +378,24 @@ def validate_pairs(rows: Iterable[dict], config: ValidatorConfig | None = None) 
         for i in sorted(hits):
             report.rejected.append(Rejection(str(survivors[i].get("id")), reason, hits[i]))
         survivors = [r for i, r in enumerate(survivors) if i not in hits]
-    report.kept = survivors
+    report.kept = _drop_blind_shortcuts(survivors, config, report)
     return report
+
+
+def _drop_blind_shortcuts(rows: list[dict], config: ValidatorConfig, report: ValidationReport) -> list[dict]:
+    """Rows left after the blind check (module docstring, 9); rejections go into ``report``."""
+    if config.max_blind_confidence is None:
+        return rows
+    for _ in range(config.blind_rounds):
+        hits = confident_shortcuts(rows, config.max_blind_confidence)
+        if not hits:
+            break
+        for i in sorted(hits):
+            side, conf = ("chosen", hits[i]) if hits[i] >= 0.5 else ("rejected", 1 - hits[i])
+            detail = f"a judge that sees only the two responses picks the {side} with confidence {conf:.2f}"
+            report.rejected.append(Rejection(str(rows[i].get("id")), "blind_shortcut", detail))
+        rows = [r for i, r in enumerate(rows) if i not in hits]
+    return rows
 
 
 def in_split_order(by_split: dict[str, list[dict]]) -> list[dict]:

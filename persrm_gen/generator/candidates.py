@@ -3,7 +3,13 @@
 Each strategy is a Job: either a request for the LLM client (rendered from a template)
 or a deterministic text (real text, rule-based edits). Jobs run in two phases: the
 positives first (only when they are generated), then the negatives, because minimal
-edits and axis rewrites start from the chosen text.
+edits and axis rewrites start from the chosen text, and every negative is brought to the
+chosen text's form (length, ending, paragraphing: :mod:`persrm_gen.generator.form`), so
+the budgets of negatives follow the chosen text that came back, not the author's target.
+
+``--positive mixed`` makes the positive a style-matched generation for a seeded share of
+the targets (``MIXED_SHARE``): a generated positive then faces generated negatives, so
+"the human text wins" is no shortcut a reward model can learn.
 """
 
 from __future__ import annotations
@@ -12,11 +18,23 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from persrm_gen.generator.edits import AXIS_DIRECTIONS, axis_rewrite, minimal_edit
+from persrm_gen.generator.form import (
+    LAYOUT_AXIS,
+    Form,
+    FormMismatch,
+    cap_length,
+    ends_clean,
+    fit,
+    fits,
+    lay_out,
+    n_words,
+    token_budget,
+)
 from persrm_gen.generator.parsing import CONTINUATION_STOPS, UnparseableOutput, clean_continuation, clean_rewrite
 from persrm_gen.llm.types import LLMRequest, cache_group_for
 from persrm_gen.records import AXES, Candidate, Task
 from persrm_gen.prompts.renderer import PromptRenderer
-from persrm_gen.textutil import rng_for
+from persrm_gen.textutil import rng_for, trim_to_sentence
 
 RANDOM_STYLES = (
     "a breathless tabloid news story full of exclamations",
@@ -28,17 +46,19 @@ RANDOM_STYLES = (
     "a dry legal contract clause",
     "an excited sports commentary",
 )
+POSITIVES = ("real", "style-matched", "mixed")
+MIXED_SHARE = 0.5  # --positive mixed: the share of targets whose positive is generated
 
 
 @dataclass(frozen=True)
 class CandidateOptions:
     model: str
-    positive: str = "real"  # "real" | "style-matched"
+    positive: str = "real"  # "real" | "style-matched" | "mixed" (POSITIVES)
     negatives: tuple[str, ...] = ("mimic", "randomize", "minimal-edit", "other-author", "axes")
     axes: tuple[str, ...] = AXES
     temperature: float = 0.8
     top_p: float = 0.95
-    max_new_tokens: int = 160
+    max_new_tokens: int = 320
     seed: int = 0
 
 
@@ -50,6 +70,7 @@ class Job:
     request: LLMRequest | None = None
     text: str | None = None  # known without a model call
     parse: Callable[[str], str] = field(default=lambda s: s)
+    form: Form | None = None  # the chosen text's form, which a negative is brought to
 
 
 class CandidateFactory:
@@ -62,14 +83,17 @@ class CandidateFactory:
         self.corpus = corpus  # persrm_gen.pipeline.corpus.Corpus: other authors' texts without leakage
 
     # -- requests -------------------------------------------------------------------
-    def _request(self, task: Task, template: str, stage: str, parse_opening: bool, **variables) -> tuple[LLMRequest, Callable[[str], str]]:
-        budget = max(48, min(self.opt.max_new_tokens, int(len(task.target.split()) * 1.4 * 1.3)))
+    def _request(self, task: Task, template: str, stage: str, parse_opening: bool, form: Form,
+                 **variables) -> tuple[LLMRequest, Callable[[str], str]]:
+        """The request, with a word budget in the prompt and in ``max_tokens`` (from ``form``)."""
         seed = rng_for(self.opt.seed, "gen", task.id, stage).randrange(2**31)
         common = dict(
-            model=self.opt.model, max_tokens=budget, temperature=self.opt.temperature, top_p=self.opt.top_p,
+            model=self.opt.model, max_tokens=token_budget(form.words, self.opt.max_new_tokens),
+            temperature=self.opt.temperature, top_p=self.opt.top_p,
             seed=seed, stage=stage, template_hashes=(self.r.template_hash(template),),
             cache_group=cache_group_for(task.author_id),
         )
+        variables |= dict(word_budget=form.words, paragraphs=len(form.blocks) if form.separator == "\n\n" else 1)
         if self.chat:
             msgs = self.r.messages(template, **variables)
             opening = task.opening if parse_opening else ""
@@ -81,59 +105,93 @@ class CandidateFactory:
         return dict(context=list(task.context), query=task.query, opening=task.opening, genre=task.genre)
 
     # -- phase 1: positives -------------------------------------------------------
+    def positive_strategy(self, task: Task) -> str:
+        """``real`` or ``style-matched`` for this task (``mixed``: seeded, a share generated)."""
+        if self.opt.positive == "mixed":
+            generated = rng_for(self.opt.seed, "mixed-positive", task.id).random() < MIXED_SHARE
+            return "style-matched" if generated else "real"
+        return self.opt.positive
+
     def positive_jobs(self, tasks: Sequence[Task]) -> list[Job]:
         jobs = []
         for t in tasks:
-            if self.opt.positive == "real":
-                jobs.append(Job(t, "real", "author", text=t.target))
+            if self.positive_strategy(t) == "real":
+                jobs.append(Job(t, "real", "author", text=clean_positive(t.target)))
             else:
-                req, parse = self._request(t, "matched", "positive", True, **self._gen_vars(t))
-                jobs.append(Job(t, "style-matched", "generated", request=req, parse=parse))
+                form = Form.of(t.target)
+                req, parse = self._request(t, "matched", "positive", True, form, **self._gen_vars(t))
+                jobs.append(Job(t, "style-matched", "generated", request=req, parse=_positive_parse(parse, form)))
         return jobs
 
     # -- phase 2: negatives -------------------------------------------------------
-    def negative_jobs(self, task: Task, chosen: str) -> list[Job]:
+    def negative_jobs(self, task: Task, chosen: Candidate) -> list[Job]:
+        """The negatives of ``task``, each to be brought to ``chosen``'s form."""
+        form = Form.of(chosen.text)
         jobs: list[Job] = []
         for strategy in self.opt.negatives:
-            if strategy == "mimic" and self.opt.positive == "real":
-                req, parse = self._request(task, "mimic", "mimic", True, **self._gen_vars(task))
+            # a generated positive is the mimic of its task already (base models: the same prompt)
+            if strategy == "mimic" and chosen.strategy == "real":
+                req, parse = self._request(task, "mimic", "mimic", True, form, **self._gen_vars(task))
                 jobs.append(Job(task, "mimic", "generated", request=req, parse=parse))
             elif strategy == "randomize":
-                jobs.append(self._randomize(task))
+                jobs.append(self._randomize(task, form))
             elif strategy == "minimal-edit":
-                jobs.append(self._minimal_edit(task, chosen))
+                jobs.append(self._minimal_edit(task, chosen.text, form))
             elif strategy == "other-author":
-                text = self.corpus.other_author_text(task)
+                text = self.corpus.other_author_text(task, fits=lambda t: fits(t, form))
                 if text is not None:
                     jobs.append(Job(task, "other-author", "other-author", text=text))
             elif strategy == "axes":
-                jobs.append(self._axis(task, chosen))
-        return [j for j in jobs if j.request is not None or j.text is not None]
+                jobs.append(self._axis(task, chosen.text, form))
+        return [replace(j, form=form) for j in jobs if j.request is not None or j.text is not None]
 
-    def _randomize(self, task: Task) -> Job:
+    def _randomize(self, task: Task, form: Form) -> Job:
         rng = rng_for(self.opt.seed, "randomize", task.id)
         variables = self._gen_vars(task) | {
             "style": rng.choice(RANDOM_STYLES),
             # two short texts are enough to steer a base model off the author's style
             "other_samples": self.corpus.random_style_samples(task, min(2, len(task.context)), max_words=100),
         }
-        req, parse = self._request(task, "randomize", "randomize", True, **variables)
+        req, parse = self._request(task, "randomize", "randomize", True, form, **variables)
         return Job(task, "randomize", "generated", request=req, parse=parse)
 
-    def _minimal_edit(self, task: Task, chosen: str) -> Job:
+    def _minimal_edit(self, task: Task, chosen: str, form: Form) -> Job:
         rng = rng_for(self.opt.seed, "minimal-edit", task.id)
         if not self.chat:
             return Job(task, "minimal-edit", "edited", text=minimal_edit(chosen, rng))
-        req, parse = self._request(task, "minimal_edit", "minimal-edit", False, text=chosen, n_words=rng.choice((3, 4)))
+        req, parse = self._request(task, "minimal_edit", "minimal-edit", False, form, text=chosen,
+                                   n_words=rng.choice((3, 4)))
         return Job(task, "minimal-edit", "generated", request=req, parse=parse)
 
-    def _axis(self, task: Task, chosen: str) -> Job:
+    def _axis(self, task: Task, chosen: str, form: Form) -> Job:
         rng = rng_for(self.opt.seed, "axis", task.id)
         axis = rng.choice(self.opt.axes)
         if not self.chat:
             return Job(task, f"axis-{axis}", "edited", text=axis_rewrite(chosen, axis, rng))
-        req, parse = self._request(task, "axis", f"axis-{axis}", False, text=chosen, axis=axis, direction=AXIS_DIRECTIONS[axis])
+        req, parse = self._request(task, "axis", f"axis-{axis}", False, form, text=chosen, axis=axis,
+                                   direction=AXIS_DIRECTIONS[axis])
         return Job(task, f"axis-{axis}", "generated", request=req, parse=parse)
+
+
+def clean_positive(text: str) -> str:
+    """The chosen text ending a sentence where it can: a positive cut mid-sentence would face
+    negatives that end cleanly (or the other way round). Kept as it is when its last sentence
+    end would drop more than a third of it (a list, a title: the negatives follow it then)."""
+    text = text.strip()
+    if ends_clean(text):
+        return text
+    cut = trim_to_sentence(text)
+    return cut if ends_clean(cut) and n_words(cut) >= 2 * n_words(text) / 3 else text
+
+
+def _positive_parse(parse: Callable[[str], str], form: Form) -> Callable[[str], str]:
+    """A generated positive: ending cleanly, laid out like the author's target and no longer
+    than it allows (the negatives are then brought to its form)."""
+    def wrapped(raw: str) -> str:
+        text = cap_length(clean_positive(parse(raw)), form.words)
+        return text if form.listed else lay_out(text, form)
+
+    return wrapped
 
 
 def _require_text(parse: Callable[[str], str]) -> Callable[[str], str]:
@@ -151,14 +209,25 @@ def resampled(request: LLMRequest, attempt: int) -> LLMRequest:
     return replace(request, attempt=attempt, seed=rng_for(request.seed, "resample", attempt).randrange(2**31))
 
 
-def to_candidate(job: Job, raw: str | None) -> Candidate | None:
-    """The job's candidate, or None when its output could not be used."""
+@dataclass(frozen=True)
+class Unusable:
+    """Why a job gave no candidate: ``unusable`` (unparseable) or ``length_mismatch``."""
+
+    reason: str
+
+
+def to_candidate(job: Job, raw: str | None) -> Candidate | Unusable:
+    """The job's candidate (a negative in the chosen text's form), or why there is none."""
     text = job.text
-    if job.request is not None:
-        try:
+    try:
+        if job.request is not None:
             text = job.parse(raw or "")
-        except UnparseableOutput:
-            return None
+        if text and job.form is not None:
+            text = fit(text, job.form, layout=job.strategy != LAYOUT_AXIS)
+    except FormMismatch:
+        return Unusable(FormMismatch.reason)
+    except UnparseableOutput:
+        return Unusable("unusable")
     if not text:
-        return None
+        return Unusable("unusable")
     return Candidate(task_id=job.task.id, text=text, source=job.source, strategy=job.strategy)

@@ -10,7 +10,7 @@ client gave up on for its format (after one identical retry). ``swap_check`` als
 the swapped order and keeps only pairs judged the same way both times. Each stage counts
 its failed requests against ``max_failure_rate`` (:class:`FailureRate`).
 
-``trace_hint``: after the blind attempts fail, one last attempt tells the judge which response
+``trace_hint``: after the unhinted attempts fail, one last attempt tells the judge which response
 the author wrote and asks for the reasoning (``rationale_hinted.j2``); a trace it yields is
 marked ``rationale_source: llm-hinted`` so users can filter such rows. :class:`JudgeTally`
 counts the judge replies paid per strategy, for "judge requests per kept trace".

@@ -31,7 +31,7 @@ from persrm_gen.pipeline.backend import (
     open_build_cache,
 )
 from persrm_gen.pipeline.candidates import make_candidates
-from persrm_gen.pipeline.manifest import build_manifest
+from persrm_gen.pipeline.manifest import build_manifest, shortcut_summary
 from persrm_gen.pipeline.options import BuildOptions
 from persrm_gen.pipeline.pairs import make_pairs, place_labels
 from persrm_gen.pipeline.preflight import check_templates
@@ -80,11 +80,12 @@ def run_build(opts: BuildOptions, *, quiet: bool = False) -> BuildResult:
         summaries = [store.summary(i) for i in range(len(shards))]
         rejections, skipped, usage, verdicts, tally = _totals(summaries, client)
 
-        def manifest_for(counts: dict, rejections: dict, rows: list[dict]) -> dict:
+        def manifest_for(counts: dict, rejections: dict, rows: list[dict], stats: dict) -> dict:
             spent = usage.to_dict()
             if tally.requests:  # judge requests per kept trace by strategy
                 spent["judge_requests_by_strategy"] = tally.to_dict(rows)
-            return build_manifest(opts, prepared.renderer, prepared.plan, model, counts, rejections, skipped, spent)
+            return build_manifest(opts, prepared.renderer, prepared.plan, model, counts, rejections, skipped, spent,
+                                  shortcuts=shortcut_summary(stats))
 
         counts, rejections, manifest = write_dataset(
             staging, [Unit.of_folder(store.path(i)) for i in range(len(shards))], rejections, link=True,
@@ -192,7 +193,8 @@ async def _shard(opts: BuildOptions, prepared: Prepared, factory: CandidateFacto
         return [], drops, {}
     chosen, negatives = await make_candidates(opts, client, factory, tasks, progress, usage, drops)
     # pure CPU work, in a thread so that the other shard's requests keep flowing meanwhile
-    pairs, screened = await asyncio.to_thread(lambda: screen(make_pairs(tasks, chosen, negatives, opts, model), progress))
+    pairs, screened = await asyncio.to_thread(lambda: screen(make_pairs(tasks, chosen, negatives, opts, model), progress,
+                                                           opts.validator_config()))
     drops.update(screened)
     place_labels(pairs, opts.seed)
     ropt = opts.rationale_options(bool(client.transport.supports_chat), model)

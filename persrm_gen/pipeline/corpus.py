@@ -10,7 +10,7 @@ author), so picking costs the same for 10 authors as for 10,000 (see draws.py).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from persrm_gen.pipeline.draws import Excluding, shuffled
@@ -20,6 +20,7 @@ from persrm_gen.records import Task
 from persrm_gen.textutil import cap_words, rng_for
 
 _TRAIN_GROUP = ("train", "test_seen_authors")
+OTHER_AUTHOR_TRIES = 20  # other authors' texts looked at for one that fits the chosen text's length
 
 
 class _Row(NamedTuple):
@@ -94,17 +95,27 @@ class Corpus:
             self._openings[row] = split_opening(self._rows[row].text, self.opt)
         return self._openings[row]
 
-    def other_author_text(self, task: Task) -> str | None:
-        """A continuation written by another author of the same genre, cut like the target."""
+    def other_author_text(self, task: Task, fits: Callable[[str], bool] | None = None) -> str | None:
+        """A continuation written by another author of the same genre, cut like the target:
+        the first (in seeded order) that ``fits`` the chosen text's form, among the first
+        ``OTHER_AUTHOR_TRIES``; else the first one (the candidates stage then counts it)."""
         _, pool = self._candidates(task, same_genre=True)
         rng = rng_for(self.seed, "other-author", task.id)
+        first, tried = None, 0
         for row in shuffled(rng, pool):
+            if tried >= OTHER_AUTHOR_TRIES:
+                break
             if task.query_is_prompt:
-                return cap_words(self._rows[row].text, self.opt.target_max_words)
-            cut = self._opening(row)
-            if cut is not None:
-                return cut[1]
-        return None
+                text = cap_words(self._rows[row].text, self.opt.target_max_words)
+            else:
+                cut = self._opening(row)
+                if cut is None:
+                    continue
+                text = cut[1]
+            if fits is None or fits(text):
+                return text
+            first, tried = first if first is not None else text, tried + 1
+        return first
 
     def random_style_samples(self, task: Task, k: int, max_words: int | None = None) -> list[str]:
         """Texts by other writers, preferably of another genre, to steer a base model away."""

@@ -26,7 +26,7 @@ from persrm_gen.userfiles import read_text
 # Manifest entries that differ between the shard folders of one build; all others must agree.
 # (``base_url`` too: each machine may talk to its own server of the same model.)
 _PER_SHARD = frozenset({"command", "counts", "rejections", "skipped_samples", "usage", "shards", "versions", "python",
-                        "base_url"})
+                        "base_url", "shortcuts"})
 
 
 @dataclass
@@ -58,7 +58,7 @@ def run_merge(sources: list[Path], out: Path, *, command: str = "") -> MergeResu
             counts, rejections_out, manifest = write_dataset(
                 staging, units, rejections, link=False, source=str(sources[0]), predicted=predicted,
                 previous_card=Path(out) / "README.md",
-                manifest_for=lambda c, r, _rows: _merged_manifest(manifests, command, c, r),
+                manifest_for=lambda c, r, _rows, stats: _merged_manifest(manifests, command, c, r, stats),
             )
             folder.publish()
     return MergeResult(Path(out), counts, rejections_out, manifest)
@@ -132,8 +132,12 @@ def _style_verdicts(units: list[Unit]) -> dict[str, str]:
     return out
 
 
-def _merged_manifest(manifests: list[dict], command: str, counts: dict, rejections: dict) -> dict:
+def _merged_manifest(manifests: list[dict], command: str, counts: dict, rejections: dict, stats: dict) -> dict:
+    from persrm_gen.pipeline.manifest import shortcut_summary
+
     merged = {k: v for k, v in manifests[0].items() if k != "shards"}
+    if "shortcuts" in merged:  # measured again on the merged rows
+        merged["shortcuts"] = shortcut_summary(stats)
     skipped: Counter = Counter()
     for m in manifests:
         skipped.update(m.get("skipped_samples") or {})

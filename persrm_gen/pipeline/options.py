@@ -106,7 +106,7 @@ class BuildOptions:
     model: str | None = None
     base_url: BaseUrl = None
     context_size: Annotated[int, Field(ge=1)] = 3
-    positive: Literal["real", "style-matched"] = "real"
+    positive: Literal["real", "style-matched", "mixed"] = "real"
     negatives: Annotated[tuple[str, ...], _choices(STRATEGIES, "strategy", "strategies")] = STRATEGIES
     axes: Annotated[tuple[str, ...], _choices(AXES, "axis", "axes")] = AXES
     test_authors: Annotated[str | None, BeforeValidator(_count_or_file)] = None
@@ -117,7 +117,7 @@ class BuildOptions:
     prompts_dir: Annotated[Path | None, BeforeValidator(_path)] = None
     rationales: Literal["auto", "evidence", "llm"] = "auto"
     temperature: Annotated[float, Field(ge=0)] = 0.8
-    max_new_tokens: Annotated[int, Field(ge=16)] = 160
+    max_new_tokens: Annotated[int, Field(ge=16)] = 320
     # client and backend
     concurrency: Annotated[int, Field(ge=1)] = 16
     batch_size: Annotated[int, Field(ge=1)] = 8
@@ -140,6 +140,8 @@ class BuildOptions:
     shard_index: Annotated[int, Field(ge=0)] = 0
     swap_check: bool = False
     trace_hint: bool = False
+    # validator blind_shortcut (dataset.validators, dataset.blind_audit); None: off
+    max_blind_confidence: Annotated[float | None, Field(gt=0.5, le=1)] = None
     dry_run: bool = False
     # card
     license: str | None = None
@@ -175,6 +177,11 @@ class BuildOptions:
             mode=self.rationale_mode(chat), model=model, max_attempts=self.max_attempts, swap_check=self.swap_check,
             seed=self.seed, max_failure_rate=self.max_failure_rate, trace_hint=self.trace_hint,
         )
+
+    def validator_config(self):
+        from persrm_gen.dataset.validators import ValidatorConfig
+
+        return ValidatorConfig(max_blind_confidence=self.max_blind_confidence)
 
     def candidate_options(self, model: str):
         from persrm_gen.generator.candidates import CandidateOptions

@@ -8,6 +8,7 @@ start-up template check build their stand-in pairs with it too.
 from __future__ import annotations
 
 from persrm_gen.answer import make_trace
+from persrm_gen.dataset.validators import REAL_SOURCES
 from persrm_gen.generator.judgments import assign_labels
 from persrm_gen.pipeline.options import BuildOptions
 from persrm_gen.records import Candidate, Pair, Task
@@ -23,9 +24,15 @@ def make_pair(task: Task, chosen: Candidate, rejected: Candidate, *, margin: flo
         query=task.query, context=list(task.context), chosen=chosen.text, rejected=rejected.text,
         chosen_source=chosen.source, rejected_source=rejected.source, response_a=chosen.text,
         response_b=rejected.text, label="A", rationale=make_trace("provisional", "A"), style_margin=margin,
-        split=task.split, strategy=rejected.strategy, chosen_strategy=chosen.strategy, sample_id=task.sample_id,
-        backend=backend, model=model,
+        split=task.split, strategy=rejected.strategy, chosen_strategy=chosen.strategy,
+        real_side=real_side(chosen.source, rejected.source), sample_id=task.sample_id, backend=backend, model=model,
     )
+
+
+def real_side(chosen_source: str, rejected_source: str) -> str:
+    """Which response is real text (one of REAL_SIDES); an edit of real text is not real."""
+    chosen, rejected = chosen_source in REAL_SOURCES, rejected_source in REAL_SOURCES
+    return {(True, True): "both", (True, False): "chosen", (False, True): "rejected"}.get((chosen, rejected), "neither")
 
 
 def make_pairs(tasks: list[Task], chosen: dict[str, Candidate], negatives: list[Candidate], opts: BuildOptions,

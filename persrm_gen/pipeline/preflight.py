@@ -31,8 +31,10 @@ def render_requests(opts: BuildOptions, prepared: Prepared, tasks: Sequence[Task
     """Every request the build would send for ``tasks`` (projected where outputs feed later
     stages), and the stand-in pairs the later stages were rendered with."""
     factory = CandidateFactory(prepared.renderer, opts.candidate_options(model), chat=chat, corpus=prepared.corpus)
-    requests = [j.request for j in factory.positive_jobs(tasks) if j.request is not None]
-    negatives = [j for t in tasks for j in factory.negative_jobs(t, t.target)]
+    positives = factory.positive_jobs(tasks)
+    requests = [j.request for j in positives if j.request is not None]
+    # the author's text stands in for a generated positive (same strategy, so the same negatives)
+    negatives = [j for p in positives for j in factory.negative_jobs(p.task, stand_in_chosen(p))]
     requests += [j.request for j in negatives if j.request is not None]
     pairs = [stand_in_pair(job) for job in negatives]
     if opts.rationale_mode(chat) == "llm":
@@ -42,11 +44,16 @@ def render_requests(opts: BuildOptions, prepared: Prepared, tasks: Sequence[Task
             requests.append(rationale_request(p, cmp, prepared.renderer, ropt, 0, False))
             if opts.swap_check:
                 requests.append(rationale_request(p, cmp, prepared.renderer, ropt, 0, True))
-        if opts.trace_hint and pairs:  # sent only for pairs whose blind attempts fail: rendered, not counted
+        if opts.trace_hint and pairs:  # sent only for pairs whose unhinted attempts fail: rendered, not counted
             p = pairs[0]
             rationale_request(p, compare(p.context, p.response_a, p.response_b), prepared.renderer, ropt, 0, False,
                               hinted=True)
     return requests, pairs
+
+
+def stand_in_chosen(job: Job) -> Candidate:
+    """The positive ``job`` would give, with the author's text standing in for a generation."""
+    return Candidate(job.task.id, job.text or job.task.target, job.source, job.strategy)
 
 
 def stand_in_pair(job: Job) -> Pair:

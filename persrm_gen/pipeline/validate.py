@@ -21,8 +21,9 @@ from persrm_gen.progress import stage
 from persrm_gen.records import Pair
 
 
-def screen(pairs: list[Pair], progress) -> tuple[list[Pair], Counter]:
-    """(pairs kept, rejections per reason), from every content check on the provisional rows.
+def screen(pairs: list[Pair], progress, config: ValidatorConfig | None = None) -> tuple[list[Pair], Counter]:
+    """(pairs kept, rejections per reason), from every content check on the provisional rows
+    (the blind-shortcut check too: it reads chosen/rejected only, never the A/B placement).
 
     Each author's pairs are screened on their own, so what is kept does not depend on which
     authors share a shard; duplicates between authors are found once all shards are done
@@ -34,7 +35,7 @@ def screen(pairs: list[Pair], progress) -> tuple[list[Pair], Counter]:
     counts: Counter = Counter()
     with stage(progress, "screen candidates", len(by_author)) as tick:
         for group in by_author.values():
-            report = validate_pairs([pair_row(p) for p in group], ValidatorConfig())
+            report = validate_pairs([pair_row(p) for p in group], config or ValidatorConfig())
             kept_ids.update(r["id"] for r in report.kept)
             counts.update(report.counts())
             tick()

@@ -26,12 +26,12 @@ def shard_configs(kept: list[dict], renderer: PromptRenderer) -> dict[str, dict[
 
 
 def write_dataset(staging: Path, units: Sequence[Unit], rejections: Counter, *, link: bool, source: str,
-                  manifest_for: Callable[[dict, dict, list[dict]], dict], predicted: Mapping[str, str],
+                  manifest_for: Callable[[dict, dict, list[dict], dict], dict], predicted: Mapping[str, str],
                   previous_card: Path) -> tuple[dict, dict, dict]:
     """Cross-shard checks, the published files, manifest and card: (counts, rejections, manifest).
 
-    ``manifest_for(counts, rejections, rows)`` makes the manifest (``rows``: the published
-    pairs without their texts, ``assemble.stats_rows``); ``predicted``: the style judge's
+    ``manifest_for(counts, rejections, rows, stats)`` makes the manifest (``rows``: the
+    published pairs without their texts, ``assemble.stats_rows``; ``stats``: the card's); ``predicted``: the style judge's
     verdict per pair id (measured by the rationales stage), so the card's stats need no texts."""
     from persrm_gen.cards.dataset_card import write_dataset_card
     from persrm_gen.dataset.stats import compute_stats
@@ -44,8 +44,8 @@ def write_dataset(staging: Path, units: Sequence[Unit], rejections: Counter, *, 
         raise InputError(f"{source}: every pair was rejected ({found}); nothing to write")
     rejections_out = dict(sorted((total + Counter()).items()))  # + Counter(): no zero counts
     rows = stats_rows(staging)
-    manifest = manifest_for(counts, rejections_out, rows)
-    write_json(staging / "manifest.json", manifest)
     stats = compute_stats(rows, rejections_out, predicted=predicted)
+    manifest = manifest_for(counts, rejections_out, rows, stats)
+    write_json(staging / "manifest.json", manifest)
     write_dataset_card(staging, manifest, stats, previous=previous_card)
     return counts, rejections_out, manifest

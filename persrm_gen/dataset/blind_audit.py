@@ -1,0 +1,238 @@
+"""The context-blind audit: can the pairs be told apart without looking at the author?
+
+A personalized reward model should learn *which response this author would write*. If a
+judge that never sees the author's samples (only the two responses) finds the chosen one
+well above chance, the pairs carry a shortcut (the chosen is longer, more fluent, ends
+cleanly, is human text) and a reward model can learn that instead of style. This is the
+hypothesis-only baseline of NLI, applied to preference pairs.
+
+The judge: response-only features (:data:`FEATURES`: length in words, mean sentence
+length, commas, line breaks, capitals, type-token ratio, clean end, ...), each pair seen as
+the difference ``f(A) - f(B)``, and an L2-regularised logistic regression *without an
+intercept*, so ``P(A) = sigmoid(w . (f(A) - f(B)))``: swapping A and B flips the
+probability, the A/B placement cannot be learned, and the judge can be fitted and scored
+on chosen/rejected before labels are placed (the build's screen stage does exactly that).
+It is small on purpose: a dozen weights fitted by Newton's method in numpy, so the audit
+runs on every ``stats``, every build and in tests in milliseconds, and is deterministic
+(the manifest must be byte-identical between identical runs).
+
+Fluency: a caller may pass ``extra``, a function giving more per-text features (the
+embedded model's mean per-token log-likelihood: ``persrm_gen.llm.fluency``). It is left
+out by default because scoring every response with a language model costs minutes on a
+CPU; ``persrm-gen stats --fluency`` and ``benchmarks/quality.py --fluency`` turn it on.
+(This module sits in ``dataset``, which may not import ``llm``: the scorer is passed in.)
+
+Evaluation (:func:`audit`): fitted on the ``train`` split, scored on each test split; per
+strategy and per genre over the test splits pooled. Test splits of small builds hold a
+handful of pairs per strategy, so :func:`audit` also reports an author-grouped k-fold
+cross-validation over every pair (each pair judged by a model fitted without its author),
+and the "pick the longer response" rate, the one-feature shortcut the issue measured.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from persrm_gen.textutil import STYLE_SENTENCE_SPLIT, STYLE_WORD
+
+FEATURES = (
+    "log_words",  # length; a difference of logs is the log of the length ratio
+    "log_chars",
+    "sentence_words",  # mean words per sentence
+    "word_chars",  # mean characters per word
+    "commas",  # per word
+    "line_breaks",  # per word
+    "paragraphs",  # count of blank-line breaks
+    "capitals",  # share of letters that are upper case
+    "type_token",  # distinct words / words over the first 100 words (length-independent)
+    "clean_end",  # 1 when the text ends with sentence punctuation
+    "digits",  # share of characters
+    "quotes_parens",  # per word
+)
+TEST_SPLITS_ALL = "test"  # key of the pooled test splits in the report
+TTR_WINDOW = 100
+L2 = 3.0  # ridge on standardised features; keeps the judge calm on a few dozen pairs
+MIN_TRAIN_PAIRS = 4
+CV_FOLDS = 5
+_END = re.compile(r"[.!?…:;)\]\"'”’]\s*$")
+_QP = re.compile(r"[\"“”()\[\]]")
+
+Extra = Callable[[str], Sequence[float]]  # more per-text features, e.g. fluency
+
+
+@lru_cache(maxsize=8192)
+def text_features(text: str) -> tuple[float, ...]:
+    """The response-only features of one text, in :data:`FEATURES` order."""
+    words = STYLE_WORD.findall(text)
+    n = len(words)
+    sents = [s for s in STYLE_SENTENCE_SPLIT.split(text) if STYLE_WORD.search(s)]
+    letters = [c for c in text if c.isalpha()]
+    head = [w.casefold() for w in words[:TTR_WINDOW]]
+    per_word = max(n, 1)
+    return (
+        math.log1p(n),
+        math.log1p(len(text)),
+        n / max(len(sents), 1),
+        sum(map(len, words)) / per_word,
+        text.count(",") / per_word,
+        text.strip().count("\n") / per_word,
+        float(len(re.findall(r"\n\s*\n", text.strip()))),
+        sum(c.isupper() for c in letters) / max(len(letters), 1),
+        len(set(head)) / max(len(head), 1),
+        1.0 if _END.search(text) else 0.0,
+        sum(c.isdigit() for c in text) / max(len(text), 1),
+        len(_QP.findall(text)) / per_word,
+    )
+
+
+def word_len(text: str) -> int:
+    return len(STYLE_WORD.findall(text))
+
+
+def pair_features(chosen: Sequence[str], rejected: Sequence[str], extra: Extra | None = None) -> np.ndarray:
+    """One row per pair: features of the chosen minus those of the rejected."""
+    if extra is not None and hasattr(extra, "prime"):  # a batched scorer (llm.fluency) scores all at once
+        extra.prime([*chosen, *rejected])
+    def f(t: str) -> list[float]:
+        return [*text_features(t), *(extra(t) if extra else ())]
+
+    return np.array([np.subtract(f(c), f(r)) for c, r in zip(chosen, rejected)], dtype=float).reshape(len(chosen), -1)
+
+
+@dataclass(frozen=True)
+class BlindJudge:
+    """``P(chosen is chosen) = sigmoid((x / scale) . w)`` for a pair difference ``x``."""
+
+    weights: np.ndarray
+    scale: np.ndarray
+
+    def confidence(self, x: np.ndarray) -> np.ndarray:
+        """The judge's probability that the chosen (first) response is the author's."""
+        return _sigmoid((x / self.scale) @ self.weights)
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * z))  # no overflow warnings for large |z|
+
+
+def fit(x: np.ndarray, *, l2: float = L2, iters: int = 50) -> BlindJudge:
+    """Fit on pair differences oriented chosen-minus-rejected. Each pair is also seen mirrored
+    (rejected-minus-chosen, label 0), so the data are symmetric and no intercept is needed."""
+    scale = np.sqrt((x ** 2).mean(axis=0)) if len(x) else np.ones(x.shape[1])
+    scale = np.where(scale > 1e-9, scale, 1.0)
+    z = np.vstack([x, -x]) / scale
+    y = np.concatenate([np.ones(len(x)), np.zeros(len(x))])
+    w = np.zeros(x.shape[1])
+    for _ in range(iters):  # Newton-Raphson on the penalised log-likelihood (convex)
+        p = _sigmoid(z @ w)
+        grad = z.T @ (p - y) + l2 * w
+        hess = (z * (p * (1 - p))[:, None]).T @ z + l2 * np.eye(len(w))
+        step = np.linalg.solve(hess, grad)
+        w = w - step
+        if np.abs(step).max() < 1e-8:
+            break
+    return BlindJudge(w, scale)
+
+
+def _hits(p: np.ndarray) -> np.ndarray:
+    """1 for a right call, 0 for a wrong one, 0.5 for no preference."""
+    return np.where(np.isclose(p, 0.5), 0.5, (p > 0.5).astype(float))
+
+
+def _rate(values: Iterable[float]) -> float | None:
+    v = list(values)
+    return round(float(np.mean(v)), 4) if v else None
+
+
+def _grouped(keys: Sequence[str], values: np.ndarray) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for k in sorted(set(keys)):
+        sel = [v for kk, v in zip(keys, values) if kk == k]
+        out[k] = {"n": len(sel), "accuracy": _rate(sel)}
+    return out
+
+
+def _longer(rows: Sequence[dict]) -> np.ndarray:
+    """1 when the chosen has more words, 0 when fewer, 0.5 for a tie."""
+    return np.array([np.sign(word_len(r["chosen"]) - word_len(r["rejected"])) / 2 + 0.5 for r in rows])
+
+
+def cross_validated(rows: Sequence[dict], x: np.ndarray, folds: int = CV_FOLDS) -> np.ndarray | None:
+    """Each pair's confidence from a judge fitted on the other authors' pairs (authors dealt
+    round-robin into ``folds`` groups, sorted by id: deterministic). None if too few authors."""
+    authors = sorted({r["author_id"] for r in rows})
+    if len(authors) < 2:
+        return None
+    group = {a: i % min(folds, len(authors)) for i, a in enumerate(authors)}
+    g = np.array([group[r["author_id"]] for r in rows])
+    p = np.full(len(rows), 0.5)
+    for k in sorted(set(g)):
+        train = g != k
+        if train.sum() >= MIN_TRAIN_PAIRS:
+            p[~train] = fit(x[train]).confidence(x[~train])
+    return p
+
+
+def audit(rows: Sequence[dict], extra: Extra | None = None) -> dict | None:
+    """The audit of a dataset's ``pairs`` rows (``chosen``, ``rejected``, ``split``,
+    ``strategy``, ``genre``, ``author_id``); None when ``train`` has too few pairs to fit."""
+    rows = sorted(rows, key=lambda r: (r["split"], str(r["author_id"]), str(r.get("id"))))  # any order, same numbers
+    train = [r for r in rows if r["split"] == "train"]
+    if len(train) < MIN_TRAIN_PAIRS:
+        return None
+    x = pair_features([r["chosen"] for r in rows], [r["rejected"] for r in rows], extra)
+    is_train = np.array([r["split"] == "train" for r in rows])
+    judge = fit(x[is_train])
+    hits = _hits(judge.confidence(x))
+    test = ~is_train
+    test_rows = [r for r, t in zip(rows, test) if t]
+    by_split = _grouped([r["split"] for r in rows], hits)
+    by_split[TEST_SPLITS_ALL] = {"n": int(test.sum()), "accuracy": _rate(hits[test])}
+    cv = cross_validated(rows, x)
+    cv_hits = _hits(cv) if cv is not None else None
+    longer = _longer(rows)
+    strategies = sorted({r["strategy"] for r in rows})
+    by_strategy = {}
+    for s in strategies:
+        sel = np.array([r["strategy"] == s for r in rows])
+        by_strategy[s] = {
+            "n_test": int((sel & test).sum()),
+            "accuracy": _rate(hits[sel & test]),
+            "n": int(sel.sum()),
+            "cv_accuracy": _rate(cv_hits[sel]) if cv_hits is not None else None,
+            "longer_chosen": _rate(longer[sel]),
+        }
+    return {
+        "weights": {name: round(float(w), 4) for name, w in zip(_names(x.shape[1], extra), judge.weights)},
+        "train_accuracy": _rate(hits[is_train]),
+        "by_split": by_split,
+        "by_strategy": by_strategy,
+        "by_genre": _grouped([r["genre"] for r in test_rows], hits[test]),
+        "cv_accuracy": _rate(cv_hits) if cv_hits is not None else None,
+        "longer_chosen": _rate(longer),
+    }
+
+
+def _names(width: int, extra: Extra | None) -> list[str]:
+    named = list(getattr(extra, "names", ()))
+    return [*FEATURES, *(named[i] if i < len(named) else f"extra_{i}" for i in range(width - len(FEATURES)))]
+
+
+def confident_shortcuts(rows: Sequence[dict], threshold: float, extra: Extra | None = None) -> dict[int, float]:
+    """Row index -> the judge's probability for the chosen, for pairs the blind judge (fitted
+    on the ``train`` rows) decides with confidence >= ``threshold`` either way: right
+    (p >= threshold, the shortcut) or wrong (p <= 1 - threshold, its mirror). Dropping only
+    the right ones would leave the opposite cue behind ("the shorter one wins"); dropping
+    both keeps what is left balanced. Empty when train is too small to fit."""
+    is_train = np.array([r.get("split") == "train" for r in rows], dtype=bool)
+    if is_train.sum() < MIN_TRAIN_PAIRS:
+        return {}
+    x = pair_features([r["chosen"] for r in rows], [r["rejected"] for r in rows], extra)
+    p = fit(x[is_train]).confidence(x)
+    return {i: float(v) for i, v in enumerate(p) if max(v, 1 - v) >= threshold}

@@ -1,0 +1,110 @@
+"""Negatives in the chosen text's form (issue 13 item 2): length within ±15% cut at a sentence
+end, the same kind of ending, the same paragraphing; ``--positive mixed`` is seeded."""
+
+from __future__ import annotations
+
+import pytest
+
+from persrm_gen.generator.candidates import CandidateFactory, CandidateOptions, clean_positive, to_candidate
+from persrm_gen.generator.form import Form, FormMismatch, bounds, ends_clean, fit, n_words, token_budget
+from persrm_gen.prompts.renderer import PromptRenderer
+from persrm_gen.records import Candidate, Task
+
+POSITIVE = ("The parser reads the file once. It keeps every token in a list.\n\n"
+            "Then the compiler walks that list twice. Nothing else is read from disk.")  # 26 words, 2 paragraphs
+LONG = ("A new module would help here. It would keep the old names working. Every caller could move at its "
+        "own pace. Nobody would need to rewrite anything at once. The cost is one more file to maintain. "
+        "We think that cost is small. And then it goes on and on without")
+
+
+def test_a_long_negative_is_cut_at_a_sentence_end_inside_the_window_and_laid_out_like_the_positive():
+    form = Form.of(POSITIVE)
+    assert form.words == 26 and form.blocks == (2, 2) and form.separator == "\n\n" and form.clean_end
+    out = fit(LONG, form)
+    lo, hi = bounds(26)
+    assert lo <= n_words(out) <= hi and ends_clean(out)
+    assert out.count("\n\n") == 1 and "\n" not in out.replace("\n\n", "")
+    assert out.replace("\n\n", " ") == ". ".join(LONG.split(". ")[:4]) + "."  # whole sentences, in order
+
+
+def test_a_negative_that_cannot_reach_the_window_is_refused():
+    form = Form.of(POSITIVE)
+    with pytest.raises(FormMismatch):
+        fit("Too short to pass.", form)
+    with pytest.raises(FormMismatch):  # long, but no sentence end between 23 and 29 words
+        fit(" ".join(["word"] * 40) + ".", form)
+
+
+def test_endings_follow_the_positive_both_ways():
+    clean = Form.of("one two three four five six seven eight nine ten.")
+    with pytest.raises(FormMismatch):  # the positive ends cleanly: a negative cut mid-sentence is not kept
+        fit("uno dos tres cuatro cinco seis siete ocho nueve diez once and no end", clean)
+    open_end = Form.of("- one two three\n- four five six\n- seven eight nine ten")
+    assert not open_end.clean_end and open_end.listed
+    assert fit("Uno dos tres cuatro. Cinco seis siete ocho nueve diez.", open_end) == \
+        "Uno dos tres cuatro. Cinco seis siete ocho nueve diez"
+
+
+def test_a_positive_cut_mid_sentence_ends_at_its_last_sentence_when_little_is_lost():
+    assert clean_positive("First sentence is here and long enough. Second one is also complete. And a tail") == \
+        "First sentence is here and long enough. Second one is also complete."
+    assert clean_positive("A heading without a stop") == "A heading without a stop"
+
+
+def test_the_token_budget_follows_the_words_and_the_cap():
+    assert token_budget(100, 1000) > bounds(100)[1] * 1.3
+    assert token_budget(100, 120) == 120 and token_budget(5, 1000) == 48
+
+
+def _task(i: int) -> Task:
+    target = "The author wrote this text. It has two sentences and some more words in it."
+    return Task(id=f"t{i}", author_id="a", sample_id=str(i), genre="essay", split="train", query="Continue.",
+                target=target, context=("One sample text here.", "Another sample text."), opening="Opening.")
+
+
+class _NoCorpus:
+    def other_author_text(self, task, fits=None):
+        return None
+
+    def random_style_samples(self, task, k, max_words=None):
+        return ["Some other writer's words."]
+
+
+def _factory(positive: str, seed: int = 0, chat: bool = True) -> CandidateFactory:
+    opt = CandidateOptions(model="m", positive=positive, seed=seed)
+    return CandidateFactory(PromptRenderer(), opt, chat=chat, corpus=_NoCorpus())
+
+
+def test_mixed_positives_are_seeded_and_both_kinds_occur():
+    tasks = [_task(i) for i in range(40)]
+    kinds = [j.strategy for j in _factory("mixed").positive_jobs(tasks)]
+    assert kinds == [j.strategy for j in _factory("mixed").positive_jobs(tasks)]
+    assert 10 <= kinds.count("style-matched") <= 30 and kinds.count("real") + kinds.count("style-matched") == 40
+    assert kinds != [j.strategy for j in _factory("mixed", seed=1).positive_jobs(tasks)]
+    assert {j.strategy for j in _factory("real").positive_jobs(tasks)} == {"real"}
+
+
+def test_requests_carry_the_chosen_texts_word_budget_and_negatives_follow_a_generated_positive():
+    task = _task(0)
+    chosen = Candidate(task.id, " ".join(["word"] * 59) + " end.", "generated", "style-matched")
+    jobs = _factory("mixed").negative_jobs(task, chosen)
+    assert "mimic" not in [j.strategy for j in jobs]  # a generated positive is its task's mimic already
+    randomize = next(j for j in jobs if j.strategy == "randomize")
+    assert "about 60 words" in randomize.request.messages[-1].content
+    assert randomize.request.max_tokens == token_budget(60, 320)
+    reply = "Here it is:\n\n" + " ".join(["Short words make a sentence."] * 20)
+    cand = to_candidate(randomize, reply)
+    assert isinstance(cand, Candidate) and bounds(60)[0] <= n_words(cand.text) <= bounds(60)[1]
+    assert to_candidate(randomize, "Far too short a reply here.").reason == "length_mismatch"
+
+
+def test_a_generated_positive_ends_cleanly_and_is_laid_out_like_the_authors_target():
+    (job,) = _factory("style-matched").positive_jobs([_task(0)])
+    assert "about 15 words in one paragraph" in job.request.messages[-1].content
+    cand = to_candidate(job, "Sure, here it is:\n\nThe first part is here.\n\nThe second part is also here. And a tail")
+    assert cand.text == "The first part is here. The second part is also here."
+
+
+def test_the_cut_is_at_the_sentence_end_nearest_the_positives_length_not_the_longest():
+    text = " ".join(["word"] * 24) + " end. " + " ".join(["more"] * 3) + " stop. Then a tail"  # ends at 25 and 29
+    assert n_words(fit(text, Form.of(POSITIVE))) == 25  # 26 wanted; 29 is in the window too
