@@ -24,8 +24,9 @@ from persrm_gen.dataset.layout import shard_file, split_of_file
 from persrm_gen.dataset.schema import CONFIGS, SPLITS, in_contract_order
 from persrm_gen.dataset.writer import write_table
 
+# the card's stats (the context-blind audit reads the two responses; never the context)
 _STATS_COLUMNS = ["id", "author_id", "genre", "split", "label", "style_margin", "strategy", "rationale_ok",
-                  "rationale_source"]
+                  "rationale_source", "chosen", "rejected", "chosen_source", "rejected_source"]
 
 
 @dataclass
@@ -124,7 +125,7 @@ def _write_one(src: Path, mask: np.ndarray | None, dest: Path, *, link: bool) ->
 
 
 def stats_rows(staging: Path) -> list[dict]:
-    """The ``pairs`` columns the stats read (no texts), from the published shards."""
+    """The ``pairs`` columns the stats read (no context), from the published shards."""
     import pyarrow.parquet as pq  # only when a folder is read
 
     rows: list[dict] = []
