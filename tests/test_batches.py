@@ -212,18 +212,23 @@ def test_a_batch_build_equals_the_live_build(tmp_path, corpus, live):
     assert listed.returncode == 0 and listed.stdout.count("downloaded") == len(server.batches) >= 3
 
 
+def kill_once_a_batch_is_pending(cmd: list[str], server) -> None:
+    """Start the build, wait until it has submitted one batch and polls it, then SIGKILL it."""
+    proc = subprocess.Popen(cmd, env=env(server), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not server.batches and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    time.sleep(0.3)  # the build now polls the batch it submitted
+    assert proc.poll() is None and len(server.batches) == 1, "the batch should be pending"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
 def test_sigkill_while_a_batch_is_pending_then_the_same_command_reattaches(tmp_path, corpus, live):
     out = tmp_path / "out"
     with FakeServer(reply=persona, batch_delay=60.0) as server:
         cmd = args(corpus, out, server, *SMALL, *BATCH)
-        proc = subprocess.Popen(cmd, env=env(server), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while not server.batches and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.02)
-        time.sleep(0.3)  # the build now polls the batch it submitted
-        assert proc.poll() is None and len(server.batches) == 1, "the batch should be pending"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        kill_once_a_batch_is_pending(cmd, server)
         listed = subprocess.run([sys.executable, "-m", "persrm_gen.cli", "batches", str(out)], capture_output=True,
                                 text=True, env=env(server))
         assert "batch_000001" in listed.stdout and "pending" in listed.stdout
@@ -238,13 +243,7 @@ def test_batches_cancel_cancels_the_pending_ones_and_a_rebuild_finishes(tmp_path
     out = tmp_path / "out"
     with FakeServer(reply=persona, batch_delay=60.0) as server:
         cmd = args(corpus, out, server, *SMALL, *BATCH)
-        proc = subprocess.Popen(cmd, env=env(server), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while not server.batches and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.02)
-        time.sleep(0.3)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        kill_once_a_batch_is_pending(cmd, server)
         cancelled = subprocess.run([sys.executable, "-m", "persrm_gen.cli", "batches", str(out), "--cancel"],
                                    capture_output=True, text=True, env=env(server))
         assert cancelled.returncode == 0, cancelled.stderr
