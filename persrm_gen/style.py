@@ -112,6 +112,11 @@ def words_of(text: str) -> list[str]:
     return STYLE_WORD.findall(text)
 
 
+def n_words(text: str) -> int:
+    """Words as the style features count them: what length windows and length audits compare."""
+    return len(words_of(text))
+
+
 def _mattr(tokens: list[str], window: int = 50) -> float:
     """Moving-average type-token ratio: comparable across texts of different lengths."""
     n = len(tokens)

@@ -351,7 +351,8 @@ def _pair_rows(out: Path) -> list[dict]:
 
 def _assert_in_form(rows: list[dict]) -> None:
     """Every negative within ±15% of its positive's words, ending and laid out like it."""
-    from persrm_gen.generator.form import bounds, ends_clean, n_words
+    from persrm_gen.generator.form import bounds, ends_clean
+    from persrm_gen.style import n_words
 
     for r in rows:
         lo, hi = bounds(n_words(r["chosen"]))

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from persrm_gen.generator.candidates import CandidateFactory, CandidateOptions, clean_positive, to_candidate
-from persrm_gen.generator.form import Form, FormMismatch, bounds, ends_clean, fit, n_words, token_budget
+from persrm_gen.generator.form import Form, FormMismatch, bounds, ends_clean, fit, token_budget
+from persrm_gen.style import n_words
 from persrm_gen.prompts.renderer import PromptRenderer
 from persrm_gen.records import Candidate, Task
 

@@ -39,7 +39,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from persrm_gen.textutil import STYLE_SENTENCE_SPLIT, STYLE_WORD
+from persrm_gen.style import n_words
+from persrm_gen.textutil import PARAGRAPH_BREAK, STYLE_SENTENCE_SPLIT, STYLE_WORD
 
 FEATURES = (
     "log_words",  # length; a difference of logs is the log of the length ratio
@@ -82,17 +83,13 @@ def text_features(text: str) -> tuple[float, ...]:
         sum(map(len, words)) / per_word,
         text.count(",") / per_word,
         text.strip().count("\n") / per_word,
-        float(len(re.findall(r"\n\s*\n", text.strip()))),
+        float(len(PARAGRAPH_BREAK.findall(text.strip()))),
         sum(c.isupper() for c in letters) / max(len(letters), 1),
         len(set(head)) / max(len(head), 1),
         1.0 if _END.search(text) else 0.0,
         sum(c.isdigit() for c in text) / max(len(text), 1),
         len(_QP.findall(text)) / per_word,
     )
-
-
-def word_len(text: str) -> int:
-    return len(STYLE_WORD.findall(text))
 
 
 def pair_features(chosen: Sequence[str], rejected: Sequence[str], extra: Extra | None = None) -> np.ndarray:
@@ -160,7 +157,7 @@ def _grouped(keys: Sequence[str], values: np.ndarray) -> dict[str, dict]:
 
 def _longer(rows: Sequence[dict]) -> np.ndarray:
     """1 when the chosen has more words, 0 when fewer, 0.5 for a tie."""
-    return np.array([np.sign(word_len(r["chosen"]) - word_len(r["rejected"])) / 2 + 0.5 for r in rows])
+    return np.array([np.sign(n_words(r["chosen"]) - n_words(r["rejected"])) / 2 + 0.5 for r in rows])
 
 
 def cross_validated(rows: Sequence[dict], x: np.ndarray, folds: int = CV_FOLDS) -> np.ndarray | None:

@@ -16,7 +16,7 @@ the chosen text's form before it becomes a pair:
   chosen text has, in the same proportions; a strategy whose axis is the layout
   (``axis-structure``) keeps its own.
 
-Words are counted as the style features count them (``style.words_of``): a bullet or a
+Words are counted as the style features count them (``style.n_words``): a bullet or a
 dash is not a word, so a bulleted list is not "longer" than the prose it came from.
 """
 
@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass
 
 from persrm_gen.generator.parsing import UnparseableOutput
-from persrm_gen.style import words_of
+from persrm_gen.style import n_words
 from persrm_gen.textutil import PARAGRAPH_BREAK, sentences
 
 TOLERANCE = 0.15  # a negative has within ±15% of the chosen text's words
@@ -45,10 +45,6 @@ class FormMismatch(UnparseableOutput):
     """A candidate that cannot be brought to the chosen text's length at a sentence end."""
 
     reason = "length_mismatch"
-
-
-def n_words(text: str) -> int:
-    return len(words_of(text))
 
 
 def ends_clean(text: str) -> bool:
