@@ -248,7 +248,14 @@ def _feature_vector(text: str) -> tuple[np.ndarray, np.ndarray]:
     return vec, fw * per100
 
 
-@lru_cache(maxsize=8192)
+# A text's stats hold its n-gram chunks (~25 KB for a 1,200-character text): 8,192 of them
+# were 0.2 GB of a build's peak. A shard's texts are measured while the shard is under way
+# (two shards at a time), so a couple of thousand recent ones keep nearly every hit
+# (benchmarks/README.md, "A whole build as the corpus grows").
+TEXT_STATS_KEPT = 2048
+
+
+@lru_cache(maxsize=TEXT_STATS_KEPT)
 def _text_stats(text: str) -> tuple[np.ndarray, np.ndarray, list[_Grams], list[str]]:
     vec, fw = _feature_vector(text)
     return vec, fw, _chunk_grams(text), [w.casefold() for w in words_of(text)]

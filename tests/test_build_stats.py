@@ -68,3 +68,41 @@ def test_a_build_validates_and_compares_each_pair_once_and_its_card_stats_match_
     manifest = json.loads((out / "manifest.json").read_text())
     write_dataset_card(again, manifest, load_stats(again))  # the stats measured from the folder
     assert (again / "README.md").read_bytes() == (out / "README.md").read_bytes()
+
+
+def test_the_end_step_reads_compact_rows_and_measures_no_text(tmp_path, monkeypatch):
+    """Each shard measures its pairs once when it finishes (``.shards/NNNNN/stats.parquet``);
+    the end step (cross-shard checks, manifest, card) must not measure a text again, so its
+    memory does not grow with the texts of the whole dataset."""
+    from persrm_gen.dataset import blind_audit
+    from persrm_gen.pipeline import build
+
+    def no_text(*_args, **_kwargs):
+        raise AssertionError("the end step measured texts again")
+
+    real_write = build.write_dataset
+    seen: list[bool] = []
+
+    def end_step(*args, **kwargs):
+        shards = kwargs["compact_of"].__self__.root
+        seen.extend((shards / f"{i:05d}" / "stats.parquet").is_file() for i in range(len(args[1])))
+        with monkeypatch.context() as m:
+            for name in ("pair_features", "longer_chosen", "text_features"):
+                m.setattr(blind_audit, name, no_text)
+            return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(build, "write_dataset", end_step)
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    out = tmp_path / "out"
+    with FakeServer(reply=persona) as server:
+        opts = BuildOptions(authors=_authors(tmp_path), out=out, backend="openai", model="gpt-4.1-mini",
+                            base_url=server.openai_base, context_size=2, test_authors="1", timeout=5, shard_authors=2)
+        run_build(opts, quiet=True)
+    assert len(seen) == 3 and all(seen)  # 5 authors in shards of 2, each with its compact rows
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["shortcuts"]["blind_audit"]["longer_chosen"] is not None  # the audit ran, from compact rows
+    again = tmp_path / "again"
+    shutil.copytree(out, again)
+    (again / "README.md").unlink()
+    write_dataset_card(again, manifest, load_stats(again))  # measured from the texts of the folder
+    assert (again / "README.md").read_bytes() == (out / "README.md").read_bytes()

@@ -155,9 +155,24 @@ def _grouped(keys: Sequence[str], values: np.ndarray) -> dict[str, dict]:
     return out
 
 
+def longer_chosen(chosen: Sequence[str], rejected: Sequence[str]) -> np.ndarray:
+    """Per pair: 1 when the chosen has more words, 0 when fewer, 0.5 for a tie."""
+    return np.array([np.sign(n_words(c) - n_words(r)) / 2 + 0.5 for c, r in zip(chosen, rejected)], dtype=float)
+
+
 def _longer(rows: Sequence[dict]) -> np.ndarray:
-    """1 when the chosen has more words, 0 when fewer, 0.5 for a tie."""
-    return np.array([np.sign(n_words(r["chosen"]) - n_words(r["rejected"])) / 2 + 0.5 for r in rows])
+    """``longer_chosen`` of the rows, or their precomputed ``pair_longer`` (``dataset.compact``)."""
+    if rows and all("pair_longer" in r for r in rows):
+        return np.array([r["pair_longer"] for r in rows], dtype=float)
+    return longer_chosen([r["chosen"] for r in rows], [r["rejected"] for r in rows])
+
+
+def _differences(rows: Sequence[dict], extra: Extra | None) -> np.ndarray:
+    """``pair_features`` of the rows, or their precomputed ``pair_features`` (``dataset.compact``:
+    the end step of a build reads no text); an ``extra`` cue always needs the texts."""
+    if extra is None and rows and all("pair_features" in r for r in rows):
+        return np.array([r["pair_features"] for r in rows], dtype=float).reshape(len(rows), -1)
+    return pair_features([r["chosen"] for r in rows], [r["rejected"] for r in rows], extra)
 
 
 def cross_validated(rows: Sequence[dict], x: np.ndarray, folds: int = CV_FOLDS) -> np.ndarray | None:
@@ -183,7 +198,7 @@ def audit(rows: Sequence[dict], extra: Extra | None = None) -> dict | None:
     train = [r for r in rows if r["split"] == "train"]
     if len(train) < MIN_TRAIN_PAIRS:
         return None
-    x = pair_features([r["chosen"] for r in rows], [r["rejected"] for r in rows], extra)
+    x = _differences(rows, extra)
     is_train = np.array([r["split"] == "train" for r in rows])
     judge = fit(x[is_train])
     hits = _hits(judge.confidence(x))

@@ -16,6 +16,7 @@ rejected whatever the shards were or in which order the files were added.
 from __future__ import annotations
 
 import hashlib
+from sys import intern
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ import numpy as np
 
 from persrm_gen.dataset.minhash import MinHasher, band_keys, candidate_pairs_from_keys, jaccard, lsh_params
 from persrm_gen.dataset.schema import SPLITS
-from persrm_gen.dataset.validators import ValidatorConfig, generated_texts, is_generated, text_hash
+from persrm_gen.dataset.validators import ValidatorConfig, is_generated, text_hash
 
 _COLUMNS = ["id", "author_id", "genre", "split", "label", "chosen", "rejected", "chosen_source",
             "rejected_source", "context"]
@@ -78,15 +79,19 @@ class CrossShardCheck:
             i = len(self.ids)
             split = row["split"]
             rank = SPLITS.index(split) if split in SPLITS else len(SPLITS)
-            self.order_key.append((rank, row["author_id"], row["id"]))
+            # a few distinct authors, genres, splits, labels repeated over every row: one string each
+            author, split = intern(row["author_id"]), intern(split)
+            self.order_key.append((rank, author, row["id"]))
             self.ids.append(row["id"])
-            self.author.append(row["author_id"])
-            self.genre.append(row["genre"])
+            self.author.append(author)
+            self.genre.append(intern(row["genre"]))
             self.split.append(split)
-            self.label.append(row["label"])
-            self.pair_key.append((text_hash(row["chosen"] or ""), text_hash(row["rejected"] or "")))
-            gen = generated_texts(row)
-            self.gen_hashes.append(tuple(text_hash(t) for t in gen))
+            self.label.append(intern(row["label"]))
+            key = (text_hash(row["chosen"] or ""), text_hash(row["rejected"] or ""))
+            self.pair_key.append(key)
+            # as generated_texts(row), reusing the hashes just made: the same string objects
+            self.gen_hashes.append(tuple(h for h, col in zip(key, ("chosen", "rejected"))
+                                         if is_generated(row[f"{col}_source"])))
             real_target = split == "test_seen_authors" and row["chosen_source"] == "author"
             self.target.append(_raw_hash(row["chosen"]) if real_target else None)
             if split == "train":

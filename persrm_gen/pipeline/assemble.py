@@ -24,11 +24,6 @@ from persrm_gen.dataset.layout import shard_file, split_of_file
 from persrm_gen.dataset.schema import CONFIGS, SPLITS, in_contract_order
 from persrm_gen.dataset.writer import write_table
 
-# the card's stats (the context-blind audit reads the two responses; never the context)
-_STATS_COLUMNS = ["id", "author_id", "genre", "split", "label", "style_margin", "strategy", "rationale_ok",
-                  "rationale_source", "chosen", "rejected", "chosen_source", "rejected_source"]
-
-
 @dataclass
 class Unit:
     """config -> split -> the unit's files of that split, in order."""
@@ -123,13 +118,3 @@ def _write_one(src: Path, mask: np.ndarray | None, dest: Path, *, link: bool) ->
             pass  # another file system: copy
     shutil.copyfile(src, dest)
 
-
-def stats_rows(staging: Path) -> list[dict]:
-    """The ``pairs`` columns the stats read (no context), from the published shards."""
-    import pyarrow.parquet as pq  # only when a folder is read
-
-    rows: list[dict] = []
-    for split in SPLITS:
-        for f in Unit.of_folder(staging).of("pairs", split):
-            rows += pq.read_table(f, columns=_STATS_COLUMNS).to_pylist()
-    return rows

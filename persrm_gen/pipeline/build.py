@@ -11,12 +11,17 @@ compact per-row state for the cross-shard checks.
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections import Counter
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
+
+from persrm_gen.dataset.compact import compact_table
 from persrm_gen.dataset.folder import OutputFolder
+from persrm_gen.dataset.schema import SPLITS
 from persrm_gen.errors import InputError
 from persrm_gen.generator.candidates import CandidateFactory
 from persrm_gen.generator.rationales import JudgeTally, write_rationales
@@ -77,7 +82,13 @@ def run_build(opts: BuildOptions, *, quiet: bool = False) -> BuildResult:
         client = make_client(opts, transport, cache)
         with make_progress(quiet) as progress:
             client_run(_generate(opts, prepared, shards, store, client, model, progress))
-        summaries = [store.summary(i) for i in range(len(shards))]
+        n_shards = len(shards)
+        # Every sample's text (the authors, the corpus of other authors' texts) is done with:
+        # freed before the end step, which reads only compact rows (``dataset.compact``).
+        del shards, first
+        prepared = prepared._replace(authors=[], corpus=None)
+        gc.collect()
+        summaries = [store.summary(i) for i in range(n_shards)]
         rejections, skipped, usage, verdicts, tally = _totals(summaries, client)
 
         def manifest_for(counts: dict, rejections: dict, rows: list[dict], stats: dict) -> dict:
@@ -88,14 +99,14 @@ def run_build(opts: BuildOptions, *, quiet: bool = False) -> BuildResult:
                                   shortcuts=shortcut_summary(stats))
 
         counts, rejections, manifest = write_dataset(
-            staging, [Unit.of_folder(store.path(i)) for i in range(len(shards))], rejections, link=True,
+            staging, [Unit.of_folder(store.path(i)) for i in range(n_shards)], rejections, link=True,
             source=str(opts.authors), predicted=verdicts, previous_card=opts.out / "README.md",
-            manifest_for=manifest_for,
+            manifest_for=manifest_for, compact_of=store.compact,
         )
         folder.publish()
         store.clear()
         return BuildResult(opts.out, counts, rejections, client.accounting.requests, client.accounting.cache_hits,
-                           manifest, failed=client.accounting.total().failures, shards=len(shards), resumed=resumed)
+                           manifest, failed=client.accounting.total().failures, shards=n_shards, resumed=resumed)
 
 
 def _first_tasks(prepared: Prepared, shards: list[list], opts: BuildOptions) -> list:
@@ -155,8 +166,8 @@ async def _generate(opts: BuildOptions, prepared: Prepared, shards: list[list], 
                     tasks, skipped = shard_tasks(prepared, shards[i], opts)
                     kept, drops, verdicts = await _shard(opts, prepared, factory, client, model, tasks, shard_progress,
                                                          usage, tally)
-                    configs = await asyncio.to_thread(shard_configs, kept, prepared.renderer)
-                    store.save(i, configs, {"drops": dict(drops), "skipped": skipped, "usage": usage.stages,
+                    configs, compact = await asyncio.to_thread(_shard_files, kept, prepared.renderer)
+                    store.save(i, configs, compact, {"drops": dict(drops), "skipped": skipped, "usage": usage.stages,
                                             "verdicts": verdicts, "judge": {"requests": dict(tally.requests),
                                                                             "hinted": dict(tally.hinted)}})
                 progress.update(overall, advance=1)
@@ -164,6 +175,14 @@ async def _generate(opts: BuildOptions, prepared: Prepared, shards: list[list], 
         await _all_or_none([one(i) for i in todo], client)
     finally:
         await client.aclose()
+
+
+def _shard_files(kept: list[dict], renderer) -> tuple[dict, pa.Table]:
+    """A finished shard's rows per config and split, and its pairs' compact rows (in the
+    order of its pairs files: split by split)."""
+    configs = shard_configs(kept, renderer)
+    pairs = [r for split in SPLITS for r in configs["pairs"].get(split, ())]
+    return configs, compact_table(pairs)
 
 
 async def _all_or_none(coros: list, client: LLMClient) -> None:

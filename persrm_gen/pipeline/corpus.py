@@ -21,6 +21,9 @@ from persrm_gen.textutil import cap_words, rng_for
 
 _TRAIN_GROUP = ("train", "test_seen_authors")
 OTHER_AUTHOR_TRIES = 20  # other authors' texts looked at for one that fits the chosen text's length
+# Cuts of other authors' texts kept for reuse: a cut holds a copy of its text, so an unbounded
+# cache grew with the corpus (a build cuts each text once per shard at most, then rarely again).
+OPENINGS_KEPT = 8192
 
 
 class _Row(NamedTuple):
@@ -72,7 +75,7 @@ class Corpus:
                 self._by_group.setdefault(group, _Index()).add(len(self._rows), row)
                 self._by_group_genre.setdefault((group, s.genre), _Index()).add(len(self._rows), row)
                 self._rows.append(row)
-        self._openings: dict[int, tuple[str, str] | None] = {}  # row -> split_opening, computed once
+        self._openings: dict[int, tuple[str, str] | None] = {}  # row -> split_opening, the latest OPENINGS_KEPT
 
     def _index(self, group: str, genre: str | None) -> _Index:
         found = self._by_group.get(group) if genre is None else self._by_group_genre.get((group, genre))
@@ -92,6 +95,8 @@ class Corpus:
 
     def _opening(self, row: int) -> tuple[str, str] | None:
         if row not in self._openings:
+            if len(self._openings) >= OPENINGS_KEPT:  # bounded: the oldest cut goes first
+                del self._openings[next(iter(self._openings))]
             self._openings[row] = split_opening(self._rows[row].text, self.opt)
         return self._openings[row]
 

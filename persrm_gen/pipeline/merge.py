@@ -59,6 +59,7 @@ def run_merge(sources: list[Path], out: Path, *, command: str = "") -> MergeResu
                 staging, units, rejections, link=False, source=str(sources[0]), predicted=predicted,
                 previous_card=Path(out) / "README.md",
                 manifest_for=lambda c, r, _rows, stats: _merged_manifest(manifests, command, c, r, stats),
+                compact_of=lambda k: _compact(units[k]),
             )
             folder.publish()
     return MergeResult(Path(out), counts, rejections_out, manifest)
@@ -130,6 +131,17 @@ def _style_verdicts(units: list[Unit]) -> dict[str, str]:
                 for r in pq.read_table(f, columns=["id", "context", "response_a", "response_b"]).to_pylist():
                     out[r["id"]] = baseline_judge(r["context"], r["response_a"], r["response_b"])
     return out
+
+
+def _compact(unit: Unit):
+    """A folder's compact rows (``dataset.compact``), measured from its pairs texts a file at
+    a time: only one folder's are in memory at once."""
+    import pyarrow as pa
+
+    from persrm_gen.dataset.compact import SCHEMA, compact_of_file
+
+    files = [f for split in SPLITS for f in unit.of("pairs", split)]
+    return pa.concat_tables([compact_of_file(f) for f in files]) if files else SCHEMA.empty_table()
 
 
 def _merged_manifest(manifests: list[dict], command: str, counts: dict, rejections: dict, stats: dict) -> dict:

@@ -1,8 +1,9 @@
 """Finished shards of a build, kept in ``OUT/.shards`` until the dataset is published.
 
 Each shard's rows go to ``.shards/NNNNN/data/<config>/<split>.parquet`` with a
-``summary.json`` (drops, samples skipped, usage, the style judge's verdicts) as soon as the
-shard is done: written into ``tmp-NNNNN``, fsynced, renamed, so a shard is either finished
+``summary.json`` (drops, samples skipped, usage, the style judge's verdicts) and a
+``stats.parquet`` (its pairs' compact rows, ``dataset.compact``: what the card's stats read,
+so the end step reads no text) as soon as the shard is done: written into ``tmp-NNNNN``, fsynced, renamed, so a shard is either finished
 or absent. A build that was interrupted (Ctrl-C, a crash, a budget stop) finds them and
 starts at the first unfinished shard; nothing of a finished one is computed again.
 
@@ -22,14 +23,19 @@ import shutil
 import signal
 from pathlib import Path
 
+import pyarrow as pa
+
 from persrm_gen import __version__
+from persrm_gen.dataset.compact import SCHEMA, compact_of_file, read_compact, write_compact
 from persrm_gen.dataset.folder import SHARDS
+from persrm_gen.dataset.schema import SPLITS
 from persrm_gen.dataset.writer import write_data, write_json
 from persrm_gen.fileio import fsync_dir, fsync_tree
 from persrm_gen.pipeline.options import BuildOptions
 
 STATE = "state.json"
 SUMMARY = "summary.json"
+COMPACT = "stats.parquet"
 # Options that change how a build runs, never which rows it makes.
 _RUNTIME = frozenset({"out", "command", "concurrency", "rpm", "tpm", "timeout", "max_cost", "max_requests",
                       "max_failure_rate", "dry_run", "new_cache", "batch", "batch_poll"})
@@ -71,12 +77,14 @@ class ShardStore:
     def is_done(self, i: int) -> bool:
         return (self.path(i) / SUMMARY).is_file()
 
-    def save(self, i: int, by_config: dict, summary: dict) -> None:
-        """Record shard ``i`` as finished: its rows per config and split, and its summary."""
+    def save(self, i: int, by_config: dict, compact: pa.Table, summary: dict) -> None:
+        """Record shard ``i`` as finished: its rows per config and split, its summary and its
+        pairs' compact rows."""
         tmp = self.root / f"tmp-{i:05d}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         counts = write_data(tmp, by_config)
+        write_compact(tmp / COMPACT, compact)
         write_json(tmp / SUMMARY, {**summary, "counts": counts})
         fsync_tree(tmp)
         os.replace(tmp, self.path(i))
@@ -86,6 +94,14 @@ class ShardStore:
 
     def summary(self, i: int) -> dict:
         return json.loads((self.path(i) / SUMMARY).read_text(encoding="utf-8"))
+
+    def compact(self, i: int) -> pa.Table:
+        """Shard ``i``'s compact rows (measured from its pairs files if it has none saved)."""
+        path = self.path(i) / COMPACT
+        if path.is_file():
+            return read_compact(path)
+        files = [f for split in SPLITS for f in sorted((self.path(i) / "data" / "pairs").glob(f"{split}.parquet"))]
+        return pa.concat_tables([compact_of_file(f) for f in files]) if files else SCHEMA.empty_table()
 
     def clear(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)

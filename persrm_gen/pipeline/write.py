@@ -8,10 +8,12 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+import pyarrow as pa
+
 from persrm_gen.dataset.validators import REASONS
 from persrm_gen.dataset.writer import config_rows, write_json
 from persrm_gen.errors import InputError
-from persrm_gen.pipeline.assemble import Unit, cross_check, publish_files, stats_rows
+from persrm_gen.pipeline.assemble import Unit, cross_check, publish_files
 from persrm_gen.prompts.judge import judge_messages, preference_messages
 from persrm_gen.prompts.renderer import PromptRenderer
 
@@ -27,13 +29,15 @@ def shard_configs(kept: list[dict], renderer: PromptRenderer) -> dict[str, dict[
 
 def write_dataset(staging: Path, units: Sequence[Unit], rejections: Counter, *, link: bool, source: str,
                   manifest_for: Callable[[dict, dict, list[dict], dict], dict], predicted: Mapping[str, str],
-                  previous_card: Path) -> tuple[dict, dict, dict]:
+                  previous_card: Path, compact_of: Callable[[int], pa.Table]) -> tuple[dict, dict, dict]:
     """Cross-shard checks, the published files, manifest and card: (counts, rejections, manifest).
 
     ``manifest_for(counts, rejections, rows, stats)`` makes the manifest (``rows``: the
-    published pairs without their texts, ``assemble.stats_rows``; ``stats``: the card's); ``predicted``: the style judge's
-    verdict per pair id (measured by the rationales stage), so the card's stats need no texts."""
+    published pairs without their texts, ``dataset.compact``; ``stats``: the card's); ``predicted``: the style judge's
+    verdict per pair id (measured by the rationales stage) and ``compact_of(k)``: unit ``k``'s
+    compact rows (``dataset.compact``), so the card's stats read no text."""
     from persrm_gen.cards.dataset_card import write_dataset_card
+    from persrm_gen.dataset.compact import published_rows
     from persrm_gen.dataset.stats import compute_stats
 
     rejected = cross_check(units)
@@ -43,7 +47,7 @@ def write_dataset(staging: Path, units: Sequence[Unit], rejections: Counter, *, 
         found = {reason: total.get(reason, 0) for reason in REASONS}
         raise InputError(f"{source}: every pair was rejected ({found}); nothing to write")
     rejections_out = dict(sorted((total + Counter()).items()))  # + Counter(): no zero counts
-    rows = stats_rows(staging)
+    rows = published_rows((compact_of(k) for k in range(len(units))), set(rejected))
     stats = compute_stats(rows, rejections_out, predicted=predicted)
     manifest = manifest_for(counts, rejections_out, rows, stats)
     write_json(staging / "manifest.json", manifest)
