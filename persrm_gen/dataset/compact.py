@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from sys import intern
 
 import numpy as np
 import pyarrow as pa
@@ -74,5 +75,22 @@ def published_rows(tables: Iterable[pa.Table], rejected: set[str]) -> list[dict]
             keep = np.array([s == split and i not in rejected
                              for s, i in zip(t.column("split").to_pylist(), t.column("id").to_pylist())], dtype=bool)
             if keep.any():
-                rows += t.filter(keep).to_pylist()
+                rows += _dicts(t.filter(keep))
+    return rows
+
+
+def _dicts(table: pa.Table) -> list[dict]:
+    """``table.to_pylist()``, lighter: every pair of a large build is held at once at the end
+    step, so repeated strings (authors, splits, strategies, sources) are one object each and
+    a pair's features are a view of one array, not a list of 12 float objects."""
+    columns = {name: table.column(name).to_pylist() for name in FIELDS}
+    for name in FIELDS:
+        if pa.types.is_string(SCHEMA.field(name).type) and name != "id":
+            columns[name] = [v if v is None else intern(v) for v in columns[name]]
+    x = np.asarray(table.column("pair_features").combine_chunks().flatten(), dtype=float).reshape(-1, len(FEATURES))
+    longer = {v: v for v in (0.0, 0.5, 1.0)}
+    rows = [dict(zip(FIELDS, values)) for values in zip(*columns.values())]
+    for row, features, ln in zip(rows, x, table.column("pair_longer").to_pylist()):
+        row["pair_features"] = features
+        row["pair_longer"] = longer.get(ln, ln)
     return rows
