@@ -138,10 +138,12 @@ class RssTrace:
         return done, done + sum(n.startswith("tmp-") for n in names)
 
     def _run(self) -> None:
+        saved = 0  # never goes down: the build removes .shards once the dataset is published
         while not self._stop.wait(self.every):
             rss = self._rss_gb()
+            saved = max(saved, self._shards()[0])
             if rss is not None:
-                self.samples.append((time.perf_counter() - self.t0, rss, self._shards()[0]))
+                self.samples.append((time.perf_counter() - self.t0, rss, saved))
 
     def stop(self) -> dict:
         self._stop.set()
@@ -161,7 +163,17 @@ class RssTrace:
                               "shards": total, "peak_gb_per_tenth_of_shards": tenths,
                               "end_step_peak_gb": round(max(end), 2) if end else None,
                               "end_step_s": round(self.samples[-1][0] - min(tt for tt, _g, kk in self.samples
-                                                                            if kk == total), 1) if end else None}}
+                                                                            if kk == total), 1) if end else None,
+                              "samples": self._coarse()}}
+
+    def _coarse(self, points: int = 40) -> list[list]:
+        """About ``points`` samples, evenly spaced, each the peak of its stretch: [s, GB, shards saved]."""
+        step = max(1, len(self.samples) // points)
+        out = []
+        for i in range(0, len(self.samples), step):
+            t, gb, k = max(self.samples[i : i + step], key=lambda s: s[1])
+            out.append([round(t, 1), round(gb, 2), k])
+        return out
 
 
 def main() -> None:
