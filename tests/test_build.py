@@ -152,6 +152,26 @@ def test_second_run_makes_no_model_calls_and_identical_files(built, authors, mod
     assert digests(built) == before
 
 
+def every_row(out: Path) -> dict[str, list[str]]:
+    """Every config's rows, order-free (as sorted JSON), whatever files hold them."""
+    from persrm_gen.dataset.reader import load_split_rows
+    from persrm_gen.dataset.schema import CONFIGS
+
+    return {c: sorted(json.dumps(r, sort_keys=True) for rs in load_split_rows(out, c).values() for r in rs)
+            for c in CONFIGS}
+
+
+def test_rows_do_not_depend_on_the_shard_size(tmp_path, built, authors, model):
+    """The embedded backend batches the prompts it has in hand: shards of 2 authors batch
+    other prompts together than one shard of all 5, and must give the same rows."""
+    out = tmp_path / "out"
+    cli(*build_args(authors, out, model, "--shard-authors", "2"))
+    assert len(list((out / "data" / "pairs").glob("train-*.parquet"))) > 1  # written shard by shard
+    assert every_row(out) == every_row(built), row_differences(out, built)
+    strip = lambda d: {k: v for k, v in json.loads((d / "manifest.json").read_text()).items() if k != "command"}  # noqa: E731
+    assert strip(out) == strip(built)
+
+
 def test_edited_template_resends_only_what_it_renders(tmp_path, built, authors, model):
     out = tmp_path / "out"
     out.mkdir()
