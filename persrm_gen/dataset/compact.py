@@ -13,9 +13,8 @@ card is byte-identical to one computed from the texts.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from sys import intern
 
 import numpy as np
 import pyarrow as pa
@@ -65,32 +64,64 @@ def read_compact(path: Path) -> pa.Table:
     return pq.read_table(path, schema=SCHEMA)
 
 
-def published_rows(tables: Iterable[pa.Table], rejected: set[str]) -> list[dict]:
+def published_rows(tables: Iterable[pa.Table], rejected: set[str]) -> CompactRows:
     """The compact rows of the published pairs, in the order the published files list them:
     split by split (contract order), unit by unit, rows in file order; ``rejected`` left out."""
     tables = list(tables)
-    rows: list[dict] = []
+    kept: list[pa.Table] = []
     for split in SPLITS:
         for t in tables:
             keep = np.array([s == split and i not in rejected
                              for s, i in zip(t.column("split").to_pylist(), t.column("id").to_pylist())], dtype=bool)
             if keep.any():
-                rows += _dicts(t.filter(keep))
-    return rows
+                kept.append(t.filter(keep))
+    return CompactRows(pa.concat_tables(kept) if kept else SCHEMA.empty_table())
 
 
-def _dicts(table: pa.Table) -> list[dict]:
-    """``table.to_pylist()``, lighter: every pair of a large build is held at once at the end
-    step, so repeated strings (authors, splits, strategies, sources) are one object each and
-    a pair's features are a view of one array, not a list of 12 float objects."""
-    columns = {name: table.column(name).to_pylist() for name in FIELDS}
-    for name in FIELDS:
-        if pa.types.is_string(SCHEMA.field(name).type) and name != "id":
-            columns[name] = [v if v is None else intern(v) for v in columns[name]]
-    x = np.asarray(table.column("pair_features").combine_chunks().flatten(), dtype=float).reshape(-1, len(FEATURES))
-    longer = {v: v for v in (0.0, 0.5, 1.0)}
-    rows = [dict(zip(FIELDS, values)) for values in zip(*columns.values())]
-    for row, features, ln in zip(rows, x, table.column("pair_longer").to_pylist()):
-        row["pair_features"] = features
-        row["pair_longer"] = longer.get(ln, ln)
-    return rows
+class CompactRows(Sequence):
+    """Compact rows kept column-wise, read as rows (``row["split"]``, ``row.get(...)``): every
+    pair of a large build is held at once at the end step, and a dict per pair cost ~1.7 KB.
+    A column of strings holds each distinct string once (authors, splits, strategies); a
+    pair's features are a row of one array."""
+
+    def __init__(self, table: pa.Table):
+        self._columns = {name: _interned(table.column(name).to_pylist()) if name != "id"
+                         else table.column(name).to_pylist() for name in FIELDS}
+        self._columns["pair_features"] = np.asarray(table.column("pair_features").combine_chunks().flatten(),
+                                                    dtype=float).reshape(-1, len(FEATURES))
+        self._columns["pair_longer"] = np.asarray(table.column("pair_longer").to_numpy(), dtype=float)
+        self._n = table.num_rows
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(self._n))]
+        if not -self._n <= i < self._n:
+            raise IndexError(i)
+        return _Row(self._columns, i % self._n)
+
+
+class _Row(Mapping):
+    """One compact row, read from the columns."""
+
+    __slots__ = ("_columns", "_i")
+
+    def __init__(self, columns: dict, i: int):
+        self._columns, self._i = columns, i
+
+    def __getitem__(self, name: str):
+        value = self._columns[name][self._i]
+        return float(value) if name == "pair_longer" else value
+
+    def __iter__(self):
+        return iter(self._columns)
+
+    def __len__(self) -> int:
+        return len(self._columns)
+
+
+def _interned(values: list) -> list:
+    one: dict = {}
+    return [one.setdefault(v, v) for v in values]
