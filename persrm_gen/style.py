@@ -112,27 +112,35 @@ def words_of(text: str) -> list[str]:
     return STYLE_WORD.findall(text)
 
 
+@lru_cache(maxsize=16384)
 def n_words(text: str) -> int:
-    """Words as the style features count them: what length windows and length audits compare."""
+    """Words as the style features count them: what length windows and length audits compare.
+
+    Memoised: the form check, the length window and the audit count the same texts again."""
     return len(words_of(text))
 
 
-def _mattr(tokens: list[str], window: int = 50) -> float:
-    """Moving-average type-token ratio: comparable across texts of different lengths."""
+def _mattr(tokens: Sequence[str], window: int = 50) -> float:
+    """Moving-average type-token ratio: comparable across texts of different lengths.
+
+    The sum over windows of the distinct words in each is counted per token instead of per
+    window (a Counter slid along the text was the hot spot of a build): token i is counted
+    in window s when s <= i < s + window and its previous occurrence is before s. Integer
+    counts, so the result is exactly the sliding count's."""
     n = len(tokens)
     if n == 0:
         return 0.0
     if n <= window:
         return len(set(tokens)) / n
-    counts = Counter(tokens[:window])
-    total = len(counts)
-    for i in range(window, n):
-        old, new = tokens[i - window], tokens[i]
-        counts[old] -= 1
-        if counts[old] == 0:
-            del counts[old]
-        counts[new] += 1
-        total += len(counts)
+    last: dict[str, int] = {}
+    prev = []
+    for i, t in enumerate(tokens):
+        prev.append(last.get(t, -1))
+        last[t] = i
+    at = np.arange(n)
+    lo = np.maximum(np.maximum(np.array(prev) + 1, at - window + 1), 0)
+    hi = np.minimum(at, n - window)
+    total = int(np.maximum(hi - lo + 1, 0).sum())
     return total / (n - window + 1) / window
 
 
@@ -177,9 +185,15 @@ def _codes(t: str) -> np.ndarray:
 
 
 def _grams(codes: np.ndarray) -> _Grams:
-    keys, counts = np.unique(codes, return_counts=True)
-    counts = counts.astype(np.float64)
-    return _Grams(keys, counts, float(np.sqrt(counts @ counts)))
+    # np.unique(codes, return_counts=True), without its Python overhead (a hot spot: one
+    # call per 300-character window of every text)
+    ordered = np.sort(codes)
+    first = np.empty(len(ordered), dtype=bool)
+    first[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    counts = np.diff(starts, append=len(ordered)).astype(np.float64)
+    return _Grams(ordered[starts], counts, float(np.sqrt(counts @ counts)))
 
 
 def _cosine(g: _Grams, ref: _Grams) -> float:
@@ -208,13 +222,18 @@ def _chunk_grams(text: str) -> list[_Grams]:
 
 
 @lru_cache(maxsize=8192)
-def _feature_vector(text: str) -> tuple[np.ndarray, np.ndarray]:
+def _words(text: str) -> tuple[list[str], list[str]]:
+    """The text's words and their casefolded forms, split once for every feature (read only)."""
     words = words_of(text)
-    lower = [w.casefold() for w in words]
+    return words, [w.casefold() for w in words]
+
+
+@lru_cache(maxsize=8192)
+def _feature_vector(text: str) -> tuple[np.ndarray, np.ndarray]:
+    words, lower = _words(text)
     nw = max(len(words), 1)
     per100 = 100.0 / nw
-    sents = [s for s in STYLE_SENTENCE_SPLIT.split(text.strip()) if words_of(s)]
-    sent_lens = [len(words_of(s)) for s in sents] or [0]
+    sent_lens = [k for k in map(len, map(words_of, STYLE_SENTENCE_SPLIT.split(text.strip()))) if k] or [0]
     fw = np.zeros(len(FUNCTION_WORDS))
     for w in lower:
         i = _FW_INDEX.get(w)
@@ -235,7 +254,7 @@ def _feature_vector(text: str) -> tuple[np.ndarray, np.ndarray]:
             text.count("?") * per100,
             len(_QUOTE_RE.findall(text)) * per100,
             fw.sum() * per100,
-            sum(1 for w in words if _CONTRACTION_RE.search(w)) * per100,
+            sum(1 for w in words if ("'" in w or "’" in w) and _CONTRACTION_RE.search(w)) * per100,
             sum(1 for w in words if len(w) > 1 and w.isupper()) * per100,
             sum(map(str.isupper, (w[0] for w in words))) * per100,
             sum(map(str.isdigit, text)) * 100.0 / max(len(text), 1),
@@ -251,7 +270,7 @@ def _feature_vector(text: str) -> tuple[np.ndarray, np.ndarray]:
 @lru_cache(maxsize=8192)
 def _text_stats(text: str) -> tuple[np.ndarray, np.ndarray, list[_Grams], list[str]]:
     vec, fw = _feature_vector(text)
-    return vec, fw, _chunk_grams(text), [w.casefold() for w in words_of(text)]
+    return vec, fw, _chunk_grams(text), _words(text)[1]
 
 
 @dataclass(frozen=True, eq=False)  # numpy fields: compare profiles by identity
@@ -265,13 +284,20 @@ class AuthorProfile:
     ngrams: _Grams  # pooled character-trigram counts of the context
     vocabulary: frozenset[str]
     n_samples: int
+    _scale: np.ndarray = field(init=False, repr=False, compare=False)
+    _fw_scale: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # the z-score denominators, once per profile rather than once per measured text
+        object.__setattr__(self, "_scale", np.maximum(self.std, _FLOORS))
+        object.__setattr__(self, "_fw_scale", np.maximum(self.fw_std, _FW_FLOOR))
 
     @classmethod
     def from_context(cls, context: Sequence[str]) -> AuthorProfile:
         return _profile(tuple(context))
 
     def scale(self) -> np.ndarray:
-        return np.maximum(self.std, _FLOORS)
+        return self._scale
 
 
 @lru_cache(maxsize=1024)
@@ -307,10 +333,14 @@ class _Measure:
         )
 
 
+@lru_cache(maxsize=8192)
 def _measure(text: str, profile: AuthorProfile) -> _Measure:
+    """Memoised per (text, profile): the pair's margin, the evidence trace (``compare``) and
+    the swapped judge request measure the same texts against the same profile. The result
+    is shared: read only. A profile hashes by identity (``_profile`` returns the same one)."""
     vec, fw, chunks, lower = _text_stats(text)
-    z = np.minimum(np.abs(vec - profile.mean) / profile.scale(), Z_CLIP)
-    fw_z = np.minimum(np.abs(fw - profile.fw_mean) / np.maximum(profile.fw_std, _FW_FLOOR), Z_CLIP)
+    z = np.minimum(np.abs(vec - profile.mean) / profile._scale, Z_CLIP)
+    fw_z = np.minimum(np.abs(fw - profile.fw_mean) / profile._fw_scale, Z_CLIP)
     cos = sum(_cosine(g, profile.ngrams) for g in chunks) / len(chunks) if chunks else 0.0
     overlap = sum(map(profile.vocabulary.__contains__, lower)) / len(lower) if lower else 0.0
     return _Measure(z, fw_z, float(cos), float(overlap))
