@@ -84,6 +84,12 @@ def build_cmd(authors: Path, out: Path, server: FakeServer, args) -> list[str]:
     return cmd
 
 
+def copy_corpus(src: Path, dst: Path) -> int:
+    """A given corpus, copied so that every checkout reads the same file: its author count."""
+    dst.write_bytes(src.read_bytes())
+    return sum(1 for line in src.read_text(encoding="utf-8").splitlines() if line.strip())
+
+
 def run_child(cmd: list[str], code: Path, cwd: Path) -> tuple[float, os.struct_rusage]:
     """Run ``cmd`` with ``code`` first on the path and cwd outside any checkout: wall, rusage."""
     env = {**os.environ, "OPENAI_API_KEY": KEY, "COLUMNS": "200", "PYTHONPATH": str(code)}
@@ -200,6 +206,8 @@ def main() -> None:
                     help="comma list of checkout folders or git commits to build with, side by side; default this one")
     ap.add_argument("--rerun", action="store_true", help="also time the identical command again (must be a no-op)")
     ap.add_argument("--profile", action="store_true", help="run the build under py-spy; print the top functions")
+    ap.add_argument("--corpus", type=Path, default=None,
+                    help="build this authors.jsonl (say examples/authors.jsonl) instead of a synthetic corpus")
     ap.add_argument("--keep", type=Path, default=None, help="write the built folders here (kept) instead of a temp dir")
     args = ap.parse_args()
     rows = []
@@ -209,7 +217,7 @@ def main() -> None:
         cwd.mkdir()
         for n in (int(x) for x in args.samples.split(",")):
             authors = Path(tmp) / f"authors-{n}.jsonl"
-            n_authors = write_corpus(authors, n, args.per_author)
+            n_authors = copy_corpus(args.corpus, authors) if args.corpus else write_corpus(authors, n, args.per_author)
             for i, (spec, code) in enumerate(codes):
                 out = (args.keep or Path(tmp)) / f"out-{n}-{i}"
                 row = run_build(authors, out, server, args, code, cwd)
