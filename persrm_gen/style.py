@@ -212,12 +212,12 @@ def _chunk_grams(text: str) -> list[_Grams]:
     A last window shorter than half a chunk is merged into the one before.
     """
     t = _collapse(text)
+    codes = _codes(t)  # once: a window's trigrams are the slice of the text's that start in it
     out = []
     for s in range(0, max(len(t) - NGRAM_CHUNK // 2, 1), NGRAM_CHUNK):
         end = s + NGRAM_CHUNK if s + NGRAM_CHUNK + NGRAM_CHUNK // 2 <= len(t) else len(t)
-        codes = _codes(t[s:end])
-        if len(codes):
-            out.append(_grams(codes))
+        if end - s >= 3:
+            out.append(_grams(codes[s : end - 2]))
     return out
 
 
@@ -233,7 +233,7 @@ def _feature_vector(text: str) -> tuple[np.ndarray, np.ndarray]:
     words, lower = _words(text)
     nw = max(len(words), 1)
     per100 = 100.0 / nw
-    sent_lens = [k for k in map(len, map(words_of, STYLE_SENTENCE_SPLIT.split(text.strip()))) if k] or [0]
+    sent_lens = np.array([k for k in map(len, map(words_of, STYLE_SENTENCE_SPLIT.split(text.strip()))) if k] or [0])
     fw = np.zeros(len(FUNCTION_WORDS))
     for w in lower:
         i = _FW_INDEX.get(w)
@@ -241,8 +241,8 @@ def _feature_vector(text: str) -> tuple[np.ndarray, np.ndarray]:
             fw[i] += 1
     vec = np.array(
         [
-            float(np.mean(sent_lens)),
-            float(np.std(sent_lens)),
+            float(sent_lens.mean()),
+            float(sent_lens.std()),
             sum(len(w) for w in words) / nw,
             _mattr(lower),
             text.count(",") * per100,
@@ -257,7 +257,7 @@ def _feature_vector(text: str) -> tuple[np.ndarray, np.ndarray]:
             sum(1 for w in words if ("'" in w or "’" in w) and _CONTRACTION_RE.search(w)) * per100,
             sum(1 for w in words if len(w) > 1 and w.isupper()) * per100,
             sum(map(str.isupper, (w[0] for w in words))) * per100,
-            sum(map(str.isdigit, text)) * 100.0 / max(len(text), 1),
+            _digits(text) * 100.0 / max(len(text), 1),
             sum(map(FIRST_PERSON.__contains__, lower)) * per100,
             sum(map(SECOND_PERSON.__contains__, lower)) * per100,
             text.strip().count("\n") * per100,
@@ -265,6 +265,13 @@ def _feature_vector(text: str) -> tuple[np.ndarray, np.ndarray]:
         ]
     )
     return vec, fw * per100
+
+
+def _digits(text: str) -> int:
+    """How many characters are digits (``str.isdigit``): in ASCII text, ten C-level counts."""
+    if text.isascii():
+        return sum(map(text.count, "0123456789"))
+    return sum(map(str.isdigit, text))
 
 
 @lru_cache(maxsize=8192)

@@ -41,6 +41,8 @@ class PromptRenderer:
             loaders.append(FileSystemLoader(str(override_dir)))
         loaders.append(PackageLoader("persrm_gen", "prompts"))
         self.env = sandboxed_env(ChoiceLoader(loaders), keep_trailing_newline=False)
+        # no stat of the file at each {% include %}: a build renders what it hashed at the start
+        self.env.auto_reload = False
         self._hashes: dict[str, str] = {}
         self._shows_samples: dict[str, bool] = {}
         self._compiled: dict[str, object] = {}
