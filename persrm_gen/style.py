@@ -112,7 +112,7 @@ def words_of(text: str) -> list[str]:
     return STYLE_WORD.findall(text)
 
 
-@lru_cache(maxsize=16384)
+@lru_cache(maxsize=8192)
 def n_words(text: str) -> int:
     """Words as the style features count them: what length windows and length audits compare.
 
@@ -221,7 +221,7 @@ def _chunk_grams(text: str) -> list[_Grams]:
     return out
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=512)  # read right away by _feature_vector and _text_stats: few are needed
 def _words(text: str) -> tuple[list[str], list[str]]:
     """The text's words and their casefolded forms, split once for every feature (read only)."""
     words = words_of(text)

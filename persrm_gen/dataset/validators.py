@@ -118,7 +118,7 @@ def _is_punct(ch: str) -> bool:
     return unicodedata.category(ch).startswith("P")
 
 
-@lru_cache(maxsize=16384)  # a pair's texts are normalized by the row check and again by the duplicate checks
+@lru_cache(maxsize=4096)  # a pair's texts are normalized by the row check and again by the duplicate checks
 def normalize(text: str) -> str:
     """Casefold, collapse whitespace, strip punctuation (and spaces) at both ends."""
     t = " ".join(text.casefold().split())
@@ -222,13 +222,13 @@ def copied_chosen(row: dict, config: ValidatorConfig | None = None) -> str | Non
     return None
 
 
-@lru_cache(maxsize=16384)
+@lru_cache(maxsize=2048)  # sizes: a shard's contexts stay, a candidate is reused within its target
 def _tokens(text: str) -> tuple[str, ...]:
     """``tokens`` once per text: a chosen text is checked in every pair it is in (read only)."""
     return tuple(tokens(text))
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=2048)
 def _gram_hashes(text: str, n: int) -> frozenset[int]:
     """Hashes of the text's word n-grams: the leak check's fast "nothing copied" test, per
     text, so a context sample shared by many pairs is split once. Equal grams hash equal,
