@@ -222,23 +222,25 @@ def _chunk_grams(text: str) -> list[_Grams]:
 
 
 @lru_cache(maxsize=512)  # read right away by _feature_vector and _text_stats: few are needed
-def _words(text: str) -> tuple[list[str], list[str]]:
-    """The text's words and their casefolded forms, split once for every feature (read only)."""
-    words = words_of(text)
-    return words, [w.casefold() for w in words]
+def _words(text: str) -> tuple[list[str], list[str], list[int]]:
+    """The text's words, their casefolded forms and the words per sentence (sentences without
+    a word left out), split once for every feature (read only). The words are the sentences'
+    words joined: no word spans a sentence break (a break is spaces, quotes or brackets after
+    . ! ? or a blank line), so this is ``words_of(text)`` without a second pass."""
+    per_sentence = [ws for ws in map(words_of, STYLE_SENTENCE_SPLIT.split(text.strip())) if ws]
+    words = [w for ws in per_sentence for w in ws]
+    lower = " ".join(words).casefold().split(" ") if words else []  # casefolding adds no space
+    return words, lower, [len(ws) for ws in per_sentence]
 
 
 @lru_cache(maxsize=8192)
 def _feature_vector(text: str) -> tuple[np.ndarray, np.ndarray]:
-    words, lower = _words(text)
+    words, lower, sent_lens = _words(text)
     nw = max(len(words), 1)
     per100 = 100.0 / nw
-    sent_lens = np.array([k for k in map(len, map(words_of, STYLE_SENTENCE_SPLIT.split(text.strip()))) if k] or [0])
-    fw = np.zeros(len(FUNCTION_WORDS))
-    for w in lower:
-        i = _FW_INDEX.get(w)
-        if i is not None:
-            fw[i] += 1
+    sent_lens = np.array(sent_lens or [0])
+    fw = np.bincount([i for i in map(_FW_INDEX.get, lower) if i is not None],
+                     minlength=len(FUNCTION_WORDS)).astype(np.float64)
     vec = np.array(
         [
             float(sent_lens.mean()),
