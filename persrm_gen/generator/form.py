@@ -24,12 +24,11 @@ from __future__ import annotations
 
 import math
 import re
-from bisect import bisect_right
 from dataclasses import dataclass
 
 from persrm_gen.generator.parsing import UnparseableOutput
-from persrm_gen.style import n_words
-from persrm_gen.textutil import PARAGRAPH_BREAK, STYLE_WORD, sentences
+from persrm_gen.style import n_words, words_of
+from persrm_gen.textutil import PARAGRAPH_BREAK, sentences
 
 TOLERANCE = 0.15  # a negative has within ±15% of the chosen text's words
 TOKENS_PER_WORD = 1.5  # generous for English with current tokenizers: the budget must reach the window
@@ -129,12 +128,12 @@ def cap_length(text: str, words: int) -> str:
 def _cut(text: str, lo: int, hi: int, goal: int) -> str:
     """The prefix ending a sentence with between ``lo`` and ``hi`` words, as near ``goal`` as
     any: the nearest, not the longest, so that negatives are as often shorter as longer."""
-    best, best_gap = None, None
-    word_ends = [w.end() for w in STYLE_WORD.finditer(text)]  # the words n_words counts
+    best, best_gap, words, start = None, None, 0, 0
     for m in _SENTENCE_END.finditer(text):
-        # the words before this sentence end: sentence ends never split a word, so this is
-        # the sum of n_words over the sentences so far, without counting each one again
-        words = bisect_right(word_ends, m.end())
+        # sentence ends never split a word; words_of, not the memoised n_words: a sentence
+        # is counted once, and caching each one would only push whole texts out of its cache
+        words += len(words_of(text[start:m.end()]))
+        start = m.end()
         if words > hi:
             break
         if words >= lo and (best_gap is None or abs(words - goal) < best_gap):
