@@ -1,7 +1,8 @@
 """Time and memory of a whole ``persrm-gen build --backend openai`` as the corpus grows.
 
     python benchmarks/scale.py                                   # 1,000 and 10,000 samples
-    python benchmarks/scale.py --samples 1000 --code /work/main  # the same against another checkout
+    python benchmarks/scale.py --samples 1000 --code b1b5030,HEAD  # two commits side by side
+    python benchmarks/scale.py --samples 1000 --rerun --profile    # + re-run time, py-spy top functions
     python benchmarks/scale.py --samples 10000 --shard-authors 50
     python benchmarks/scale.py --samples 100000 --negatives mimic,other-author --rationales evidence --rss-trace
 
@@ -12,12 +13,21 @@ The server is tests/fakeserver.py's FakeServer (a real aiohttp server on 127.0.0
 thread of this process) answering after ``--delay`` seconds with tests/test_build_api.py's
 ``persona`` (a deterministic stand-in model whose replies pass the validators). Requests
 are counted server-side. The build runs as a subprocess, as a user runs it; its peak RSS is
-the child's own ``ru_maxrss`` from ``wait4`` (the server's memory is not in it).
+the child's own ``ru_maxrss`` from ``wait4`` (the server's memory is not in it), and its CPU
+seconds (user + sys of the child and its children, from the same ``wait4``).
+
+``--code`` takes checkout folders or git commits (comma list). A commit is checked out
+in a temporary ``git worktree``; the build runs with PYTHONPATH at that tree and its cwd
+OUTSIDE every tree: ``python -m`` puts the cwd first on sys.path, so a cwd inside this
+checkout silently ran this checkout's code whatever PYTHONPATH said (and without
+PYTHONPATH the installed editable package, /work/main, would answer).
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import hashlib
 import json
 import os
 import random
@@ -25,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,30 +76,55 @@ def write_corpus(path: Path, n_samples: int, per_author: int, seed: int = 0) -> 
     return n_authors
 
 
-def run_build(authors: Path, out: Path, server: FakeServer, args) -> dict:
+def build_cmd(authors: Path, out: Path, server: FakeServer, args) -> list[str]:
     cmd = [sys.executable, "-m", "persrm_gen.cli", "build", "--authors", str(authors), "--out", str(out),
            "--backend", "openai", "--model", "gpt-4.1-mini", "--base-url", server.openai_base,
            "--concurrency", str(args.concurrency), "--quiet"]
     if args.shard_authors:
         cmd += ["--shard-authors", str(args.shard_authors)]
-    cmd += strategy_args(args)
-    env = {**os.environ, "OPENAI_API_KEY": KEY, "COLUMNS": "200", "PYTHONPATH": str(args.code or ROOT)}
-    before = len(server.snapshot())
+    return cmd + strategy_args(args)
+
+
+def copy_corpus(src: Path, dst: Path) -> int:
+    """A given corpus, copied so that every checkout reads the same file: its author count."""
+    dst.write_bytes(src.read_bytes())
+    return sum(1 for line in src.read_text(encoding="utf-8").splitlines() if line.strip())
+
+
+def run_child(cmd: list[str], code: Path, cwd: Path, trace_out: Path | None = None) -> tuple[float, os.struct_rusage, dict]:
+    """Run ``cmd`` with ``code`` first on the path and cwd outside any checkout: wall, rusage,
+    and the RSS trace of the build writing ``trace_out`` when one is asked for."""
+    env = {**os.environ, "OPENAI_API_KEY": KEY, "COLUMNS": "200", "PYTHONPATH": str(code)}
     t0 = time.perf_counter()
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env, cwd=ROOT)
-        trace = RssTrace(proc.pid, out, t0) if args.rss_trace else None
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env, cwd=cwd)
+        trace = RssTrace(proc.pid, trace_out, t0) if trace_out else None
         _pid, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - t0
         traced = trace.stop() if trace else {}
         if os.waitstatus_to_exitcode(status) != 0:
             err.seek(0)
-            raise SystemExit(f"build failed:\n{err.read().decode()[-4000:]}")
+            raise SystemExit(f"build failed ({code}):\n{err.read().decode()[-4000:]}")
+    return seconds, usage, traced
+
+
+def run_build(authors: Path, out: Path, server: FakeServer, args, code: Path, cwd: Path) -> dict:
+    cmd = build_cmd(authors, out, server, args)
+    if args.profile:
+        cmd = profiled(cmd, out.with_name(out.name + ".pyspy.txt"))
+    before = len(server.snapshot())
+    seconds, usage, traced = run_child(cmd, code, cwd, out if args.rss_trace else None)
     requests = len(server.snapshot()) - before
     manifest = json.loads((out / "manifest.json").read_text())
-    return {"wall_s": round(seconds, 1), "requests": requests, "req_per_s": round(requests / seconds, 1),
-            "peak_rss_gb": round(usage.ru_maxrss / 1024 / 1024, 2),
-            "pairs": sum(manifest["counts"]["pairs"].values()), **traced}
+    row = {"wall_s": round(seconds, 1), "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
+           "requests": requests, "req_per_s": round(requests / seconds, 1),
+           "peak_rss_gb": round(usage.ru_maxrss / 1024 / 1024, 2),
+           "pairs": sum(manifest["counts"]["pairs"].values()), "digest": digest(out), **traced}
+    if args.rerun:
+        row.update(rerun(authors, out, server, args, code, cwd, row["digest"]))
+    if args.profile:
+        row["profile_top"] = top_functions(out.with_name(out.name + ".pyspy.txt"))
+    return row
 
 
 def strategy_args(args) -> list[str]:
@@ -176,6 +212,84 @@ class RssTrace:
         return out
 
 
+def digest(out: Path) -> str:
+    """One hash over the published files (data shards, card): equal digests = identical datasets.
+
+    The card quotes the command, whose ``--out`` differs between the checkouts compared."""
+    h = hashlib.sha256()
+    for f in sorted([*out.glob("data/**/*.parquet"), out / "README.md"]):
+        h.update(str(f.relative_to(out)).encode() + b"\0" + f.read_bytes().replace(str(out).encode(), b"OUT"))
+    return h.hexdigest()[:16]
+
+
+def rerun(authors: Path, out: Path, server: FakeServer, args, code: Path, cwd: Path, first: str) -> dict:
+    """Time the identical command again: it must send nothing and leave the files byte-identical."""
+    before = len(server.snapshot())
+    cmd = build_cmd(authors, out, server, args)
+    raw = out.with_name(out.name + ".rerun.pyspy.txt")
+    seconds, usage, _ = run_child(profiled(cmd, raw) if args.profile else cmd, code, cwd)
+    sent = len(server.snapshot()) - before
+    same = digest(out) == first
+    row = {"rerun_s": round(seconds, 1), "rerun_cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
+           "rerun_requests": sent, "rerun_noop": sent == 0 and same}
+    if args.profile:  # the re-run answers from the cache: the build's own CPU work, no network
+        row["rerun_profile_top"] = top_functions(raw)
+    return row
+
+
+def profiled(cmd: list[str], raw: Path) -> list[str]:
+    """The build under py-spy (sampling, subprocesses too); collapsed stacks go to ``raw``."""
+    return ["py-spy", "record", "--format", "raw", "--rate", "50", "--subprocesses", "--nonblocking",
+            "-o", str(raw), "--", *cmd]
+
+
+def top_functions(raw: Path, n: int = 15) -> list[str]:
+    """The ``n`` functions with the most samples anywhere on the stack (inclusive), with self share."""
+    total, incl, self_ = 0, collections.Counter(), collections.Counter()
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        frames = [f.split(" (")[0] + " " + f.split(" (")[-1].split(":")[0].rsplit("/", 1)[-1]
+                  for f in stack.split(";") if f and not f.startswith("process ")]
+        total += int(count)
+        for f in set(frames):
+            incl[f] += int(count)
+        if frames:
+            self_[frames[-1]] += int(count)
+    top = [f for f, _ in self_.most_common(n)]
+    return [f"{100 * self_[f] / total:4.1f}% self {100 * incl[f] / total:5.1f}% incl  {f}" for f in top]
+
+
+@contextmanager
+def checkouts(specs: list[str], tmp: Path):
+    """Folders to build with: a folder as given, a git commit as a temporary worktree."""
+    with ExitStack() as stack:
+        found = []
+        for i, spec in enumerate(specs):
+            if Path(spec).is_dir():
+                found.append((spec, Path(spec).resolve()))
+                continue
+            tree = tmp / f"code-{i}"
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(tree), spec], check=True)
+            stack.callback(subprocess.run, ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
+                           check=False)
+            found.append((spec, tree))
+        yield found
+
+
+def print_table(rows: list[dict]) -> None:
+    keys = ["samples", "code", "wall_s", "cpu_s", "requests", "req_per_s", "peak_rss_gb", "pairs", "digest"]
+    keys += [k for k in ("rerun_s", "rerun_noop") if k in rows[0]]
+    print("\n| " + " | ".join(keys) + " |\n|" + "---|" * len(keys))
+    for r in rows:
+        print("| " + " | ".join(str(r.get(k, "")) for k in keys) + " |")
+    for r in rows:
+        for key, what in (("profile_top", "build"), ("rerun_profile_top", "re-run")):
+            if key in r:
+                print(f"\npy-spy, {what}, {r['samples']} samples, code {r['code']}:\n  " + "\n  ".join(r[key]))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--samples", default="1000,10000", help="comma list of corpus sizes")
@@ -183,17 +297,36 @@ def main() -> None:
     ap.add_argument("--delay", type=float, default=0.05, help="server reply delay, seconds")
     ap.add_argument("--concurrency", type=int, default=256)
     ap.add_argument("--shard-authors", type=int, default=None)
-    ap.add_argument("--code", type=Path, default=None, help="checkout to build with (PYTHONPATH); default this one")
+    ap.add_argument("--code", default=str(ROOT),
+                    help="comma list of checkout folders or git commits to build with, side by side; default this one")
     ap.add_argument("--negatives", default=None, help="passed to build --negatives (a subset of strategies)")
     ap.add_argument("--rationales", default=None, help="passed to build --rationales (auto, evidence, llm)")
     ap.add_argument("--rss-trace", action="store_true", help="sample the build's RSS every 0.5 s; report where it peaked")
+    ap.add_argument("--rerun", action="store_true", help="also time the identical command again (must be a no-op)")
+    ap.add_argument("--profile", action="store_true",
+                    help="run the build (and the re-run) under py-spy; print the top functions (cpu_s is then py-spy's)")
+    ap.add_argument("--corpus", type=Path, default=None,
+                    help="build this authors.jsonl (say examples/authors.jsonl) instead of a synthetic corpus")
+    ap.add_argument("--keep", type=Path, default=None, help="write the built folders here (kept) instead of a temp dir")
     args = ap.parse_args()
-    with FakeServer(reply=persona, delay=args.delay) as server, tempfile.TemporaryDirectory() as tmp:
+    rows = []
+    with FakeServer(reply=persona, delay=args.delay) as server, tempfile.TemporaryDirectory() as tmp, \
+            checkouts(args.code.split(","), Path(tmp)) as codes:
+        cwd = Path(tmp) / "cwd"  # outside every checkout: see the module docstring
+        cwd.mkdir()
         for n in (int(x) for x in args.samples.split(",")):
             authors = Path(tmp) / f"authors-{n}.jsonl"
-            n_authors = write_corpus(authors, n, args.per_author)
-            row = run_build(authors, Path(tmp) / f"out-{n}", server, args)
-            print(json.dumps({"samples": n, "authors": n_authors, **row}), flush=True)
+            n_authors = copy_corpus(args.corpus, authors) if args.corpus else write_corpus(authors, n, args.per_author)
+            for i, (spec, code) in enumerate(codes):
+                out = (args.keep or Path(tmp)) / f"out-{n}-{i}"
+                row = run_build(authors, out, server, args, code, cwd)
+                rows.append({"samples": n, "authors": n_authors, "code": spec, "load": load(), **row})
+                print(json.dumps(rows[-1]), flush=True)
+    print_table(rows)
+
+
+def load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 if __name__ == "__main__":

@@ -112,27 +112,35 @@ def words_of(text: str) -> list[str]:
     return STYLE_WORD.findall(text)
 
 
+@lru_cache(maxsize=8192)
 def n_words(text: str) -> int:
-    """Words as the style features count them: what length windows and length audits compare."""
+    """Words as the style features count them: what length windows and length audits compare.
+
+    Memoised: the form check, the length window and the audit count the same texts again."""
     return len(words_of(text))
 
 
-def _mattr(tokens: list[str], window: int = 50) -> float:
-    """Moving-average type-token ratio: comparable across texts of different lengths."""
+def _mattr(tokens: Sequence[str], window: int = 50) -> float:
+    """Moving-average type-token ratio: comparable across texts of different lengths.
+
+    The sum over windows of the distinct words in each is counted per token instead of per
+    window (a Counter slid along the text was the hot spot of a build): token i is counted
+    in window s when s <= i < s + window and its previous occurrence is before s. Integer
+    counts, so the result is exactly the sliding count's."""
     n = len(tokens)
     if n == 0:
         return 0.0
     if n <= window:
         return len(set(tokens)) / n
-    counts = Counter(tokens[:window])
-    total = len(counts)
-    for i in range(window, n):
-        old, new = tokens[i - window], tokens[i]
-        counts[old] -= 1
-        if counts[old] == 0:
-            del counts[old]
-        counts[new] += 1
-        total += len(counts)
+    last: dict[str, int] = {}
+    prev = []
+    for i, t in enumerate(tokens):
+        prev.append(last.get(t, -1))
+        last[t] = i
+    at = np.arange(n)
+    lo = np.maximum(np.maximum(np.array(prev) + 1, at - window + 1), 0)
+    hi = np.minimum(at, n - window)
+    total = int(np.maximum(hi - lo + 1, 0).sum())
     return total / (n - window + 1) / window
 
 
@@ -177,9 +185,15 @@ def _codes(t: str) -> np.ndarray:
 
 
 def _grams(codes: np.ndarray) -> _Grams:
-    keys, counts = np.unique(codes, return_counts=True)
-    counts = counts.astype(np.float64)
-    return _Grams(keys, counts, float(np.sqrt(counts @ counts)))
+    # np.unique(codes, return_counts=True), without its Python overhead (a hot spot: one
+    # call per 300-character window of every text)
+    ordered = np.sort(codes)
+    first = np.empty(len(ordered), dtype=bool)
+    first[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    counts = np.diff(starts, append=len(ordered)).astype(np.float64)
+    return _Grams(ordered[starts], counts, float(np.sqrt(counts @ counts)))
 
 
 def _cosine(g: _Grams, ref: _Grams) -> float:
@@ -198,32 +212,39 @@ def _chunk_grams(text: str) -> list[_Grams]:
     A last window shorter than half a chunk is merged into the one before.
     """
     t = _collapse(text)
+    codes = _codes(t)  # once: a window's trigrams are the slice of the text's that start in it
     out = []
     for s in range(0, max(len(t) - NGRAM_CHUNK // 2, 1), NGRAM_CHUNK):
         end = s + NGRAM_CHUNK if s + NGRAM_CHUNK + NGRAM_CHUNK // 2 <= len(t) else len(t)
-        codes = _codes(t[s:end])
-        if len(codes):
-            out.append(_grams(codes))
+        if end - s >= 3:
+            out.append(_grams(codes[s : end - 2]))
     return out
+
+
+@lru_cache(maxsize=512)  # read right away by _feature_vector and _text_stats: few are needed
+def _words(text: str) -> tuple[list[str], list[str], list[int]]:
+    """The text's words, their casefolded forms and the words per sentence (sentences without
+    a word left out), split once for every feature (read only). The words are the sentences'
+    words joined: no word spans a sentence break (a break is spaces, quotes or brackets after
+    . ! ? or a blank line), so this is ``words_of(text)`` without a second pass."""
+    per_sentence = [ws for ws in map(words_of, STYLE_SENTENCE_SPLIT.split(text.strip())) if ws]
+    words = [w for ws in per_sentence for w in ws]
+    lower = " ".join(words).casefold().split(" ") if words else []  # casefolding adds no space
+    return words, lower, [len(ws) for ws in per_sentence]
 
 
 @lru_cache(maxsize=8192)
 def _feature_vector(text: str) -> tuple[np.ndarray, np.ndarray]:
-    words = words_of(text)
-    lower = [w.casefold() for w in words]
+    words, lower, sent_lens = _words(text)
     nw = max(len(words), 1)
     per100 = 100.0 / nw
-    sents = [s for s in STYLE_SENTENCE_SPLIT.split(text.strip()) if words_of(s)]
-    sent_lens = [len(words_of(s)) for s in sents] or [0]
-    fw = np.zeros(len(FUNCTION_WORDS))
-    for w in lower:
-        i = _FW_INDEX.get(w)
-        if i is not None:
-            fw[i] += 1
+    sent_lens = np.array(sent_lens or [0])
+    fw = np.bincount([i for i in map(_FW_INDEX.get, lower) if i is not None],
+                     minlength=len(FUNCTION_WORDS)).astype(np.float64)
     vec = np.array(
         [
-            float(np.mean(sent_lens)),
-            float(np.std(sent_lens)),
+            float(sent_lens.mean()),
+            float(sent_lens.std()),
             sum(len(w) for w in words) / nw,
             _mattr(lower),
             text.count(",") * per100,
@@ -235,10 +256,10 @@ def _feature_vector(text: str) -> tuple[np.ndarray, np.ndarray]:
             text.count("?") * per100,
             len(_QUOTE_RE.findall(text)) * per100,
             fw.sum() * per100,
-            sum(1 for w in words if _CONTRACTION_RE.search(w)) * per100,
+            sum(1 for w in words if ("'" in w or "’" in w) and _CONTRACTION_RE.search(w)) * per100,
             sum(1 for w in words if len(w) > 1 and w.isupper()) * per100,
             sum(map(str.isupper, (w[0] for w in words))) * per100,
-            sum(map(str.isdigit, text)) * 100.0 / max(len(text), 1),
+            _digits(text) * 100.0 / max(len(text), 1),
             sum(map(FIRST_PERSON.__contains__, lower)) * per100,
             sum(map(SECOND_PERSON.__contains__, lower)) * per100,
             text.strip().count("\n") * per100,
@@ -246,6 +267,13 @@ def _feature_vector(text: str) -> tuple[np.ndarray, np.ndarray]:
         ]
     )
     return vec, fw * per100
+
+
+def _digits(text: str) -> int:
+    """How many characters are digits (``str.isdigit``): in ASCII text, ten C-level counts."""
+    if text.isascii():
+        return sum(map(text.count, "0123456789"))
+    return sum(map(str.isdigit, text))
 
 
 # A text's stats hold its n-gram chunks (~25 KB for a 1,200-character text): 8,192 of them
@@ -258,7 +286,7 @@ TEXT_STATS_KEPT = 2048
 @lru_cache(maxsize=TEXT_STATS_KEPT)
 def _text_stats(text: str) -> tuple[np.ndarray, np.ndarray, list[_Grams], list[str]]:
     vec, fw = _feature_vector(text)
-    return vec, fw, _chunk_grams(text), [w.casefold() for w in words_of(text)]
+    return vec, fw, _chunk_grams(text), _words(text)[1]
 
 
 @dataclass(frozen=True, eq=False)  # numpy fields: compare profiles by identity
@@ -272,13 +300,20 @@ class AuthorProfile:
     ngrams: _Grams  # pooled character-trigram counts of the context
     vocabulary: frozenset[str]
     n_samples: int
+    _scale: np.ndarray = field(init=False, repr=False, compare=False)
+    _fw_scale: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # the z-score denominators, once per profile rather than once per measured text
+        object.__setattr__(self, "_scale", np.maximum(self.std, _FLOORS))
+        object.__setattr__(self, "_fw_scale", np.maximum(self.fw_std, _FW_FLOOR))
 
     @classmethod
     def from_context(cls, context: Sequence[str]) -> AuthorProfile:
         return _profile(tuple(context))
 
     def scale(self) -> np.ndarray:
-        return np.maximum(self.std, _FLOORS)
+        return self._scale
 
 
 @lru_cache(maxsize=1024)
@@ -314,10 +349,14 @@ class _Measure:
         )
 
 
+@lru_cache(maxsize=8192)
 def _measure(text: str, profile: AuthorProfile) -> _Measure:
+    """Memoised per (text, profile): the pair's margin, the evidence trace (``compare``) and
+    the swapped judge request measure the same texts against the same profile. The result
+    is shared: read only. A profile hashes by identity (``_profile`` returns the same one)."""
     vec, fw, chunks, lower = _text_stats(text)
-    z = np.minimum(np.abs(vec - profile.mean) / profile.scale(), Z_CLIP)
-    fw_z = np.minimum(np.abs(fw - profile.fw_mean) / np.maximum(profile.fw_std, _FW_FLOOR), Z_CLIP)
+    z = np.minimum(np.abs(vec - profile.mean) / profile._scale, Z_CLIP)
+    fw_z = np.minimum(np.abs(fw - profile.fw_mean) / profile._fw_scale, Z_CLIP)
     cos = sum(_cosine(g, profile.ngrams) for g in chunks) / len(chunks) if chunks else 0.0
     overlap = sum(map(profile.vocabulary.__contains__, lower)) / len(lower) if lower else 0.0
     return _Measure(z, fw_z, float(cos), float(overlap))

@@ -167,3 +167,33 @@ def test_baseline_on_real_authors_beats_chance():
     print(f"baseline accuracy: PEP author vs president speech {cross:.2f}, PEP author vs other PEP author {same:.2f}")
     assert cross >= 0.75  # about 0.9 on these corpora
     assert same > 0.5  # about 0.7: same genre is hard for surface stylometry
+
+
+def test_type_token_ratio_is_the_sliding_window_average():
+    # the per-token count must equal the plain definition: distinct words per window, averaged
+    from persrm_gen.style import _mattr
+
+    rng = random.Random(3)
+    for _ in range(300):
+        tokens = [str(rng.randrange(rng.randrange(1, 40))) for _ in range(rng.randrange(1, 160))]
+        window = rng.choice((3, 10, 50))
+        if len(tokens) <= window:
+            expected = len(set(tokens)) / len(tokens)
+        else:
+            spans = range(len(tokens) - window + 1)
+            expected = sum(len(set(tokens[s:s + window])) for s in spans) / len(spans) / window
+        assert _mattr(tokens, window) == pytest.approx(expected, rel=1e-12)
+
+
+def test_memoised_measurements_equal_a_fresh_computation():
+    # compare/style_margin reuse each (text, profile) measurement: the numbers must not move
+    from persrm_gen import style
+
+    context = TERSE[:3]
+    first = (compare(context, TERSE_REPLY, VERBOSE), style_margin(TERSE_REPLY, VERBOSE, AuthorProfile.from_context(context)))
+    again = (compare(context, TERSE_REPLY, VERBOSE), style_margin(TERSE_REPLY, VERBOSE, AuthorProfile.from_context(context)))
+    for cached in (style._measure, style._profile, style._text_stats, style._feature_vector, style._words, style.n_words):
+        cached.cache_clear()
+    fresh = (compare(context, TERSE_REPLY, VERBOSE), style_margin(TERSE_REPLY, VERBOSE, AuthorProfile.from_context(context)))
+    assert first == again == fresh
+    assert first[0].distance_a != first[0].distance_b

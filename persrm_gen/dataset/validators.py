@@ -118,6 +118,7 @@ def _is_punct(ch: str) -> bool:
     return unicodedata.category(ch).startswith("P")
 
 
+@lru_cache(maxsize=4096)  # a pair's texts are normalized by the row check and again by the duplicate checks
 def normalize(text: str) -> str:
     """Casefold, collapse whitespace, strip punctuation (and spaces) at both ends."""
     t = " ".join(text.casefold().split())
@@ -214,18 +215,33 @@ def copied_chosen(row: dict, config: ValidatorConfig | None = None) -> str | Non
     strategy = row.get("strategy") or ""
     if strategy.startswith(config.rewrite_strategies) or not is_generated(row.get("rejected_source")):
         return None
-    chosen, rejected = tokens(row.get("chosen") or ""), tokens(row.get("rejected") or "")
+    chosen, rejected = _tokens(row.get("chosen") or ""), _tokens(row.get("rejected") or "")
     sim = _similarity_at_least(chosen, rejected, config.copy_threshold)
     if sim >= config.copy_threshold:
         return f"rejected ({strategy}) has word similarity {sim:.2f} >= {config.copy_threshold} to the chosen"
     return None
 
 
+@lru_cache(maxsize=2048)  # sizes: a shard's contexts stay, a candidate is reused within its target
+def _tokens(text: str) -> tuple[str, ...]:
+    """``tokens`` once per text: a chosen text is checked in every pair it is in (read only)."""
+    return tuple(tokens(text))
+
+
+@lru_cache(maxsize=2048)
+def _gram_hashes(text: str, n: int) -> frozenset[int]:
+    """Hashes of the text's word n-grams: the leak check's fast "nothing copied" test, per
+    text, so a context sample shared by many pairs is split once. Equal grams hash equal,
+    so disjoint hashes mean disjoint grams; a shared hash goes to the exact check."""
+    toks = _tokens(text)
+    return frozenset(map(hash, zip(*(toks[i:] for i in range(n)))))
+
+
 @lru_cache(maxsize=256)
 def _ngram_set(texts: tuple[str, ...], n: int) -> frozenset[tuple[str, ...]]:
     out: set[tuple[str, ...]] = set()
     for t in texts:
-        toks = tokens(t)
+        toks = _tokens(t)
         out.update(zip(*(toks[i:] for i in range(n))))
     return frozenset(out)
 
@@ -234,12 +250,13 @@ def leak_coverage(text: str, context: Sequence[str], n: int, allowed: Sequence[s
     """Share of the text's words inside spans of >= n words copied from the context, and the
     longest such span. Spans that also occur in ``allowed`` (say, the author's real chosen
     text, which a minimal edit inherits) are not counted."""
-    toks = tokens(text)
+    toks = _tokens(text)
     if len(toks) < n:
         return 0.0, None
-    src = _ngram_set(tuple(context), n)
-    if src.isdisjoint(zip(*(toks[i:] for i in range(n)))):  # the usual case, decided in C
+    mine = _gram_hashes(text, n)
+    if all(mine.isdisjoint(_gram_hashes(c, n)) for c in context):  # the usual case, decided in C
         return 0.0, None
+    src = _ngram_set(tuple(context), n)
     ok = _ngram_set(tuple(allowed), n) if allowed else frozenset()
     covered = np.zeros(len(toks), dtype=bool)
     best: tuple[int, int] | None = None

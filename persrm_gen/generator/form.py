@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass
 
 from persrm_gen.generator.parsing import UnparseableOutput
-from persrm_gen.style import n_words
+from persrm_gen.style import n_words, words_of
 from persrm_gen.textutil import PARAGRAPH_BREAK, sentences
 
 TOLERANCE = 0.15  # a negative has within ±15% of the chosen text's words
@@ -130,7 +130,9 @@ def _cut(text: str, lo: int, hi: int, goal: int) -> str:
     any: the nearest, not the longest, so that negatives are as often shorter as longer."""
     best, best_gap, words, start = None, None, 0, 0
     for m in _SENTENCE_END.finditer(text):
-        words += n_words(text[start:m.end()])  # sentence ends never split a word
+        # sentence ends never split a word; words_of, not the memoised n_words: a sentence
+        # is counted once, and caching each one would only push whole texts out of its cache
+        words += len(words_of(text[start:m.end()]))
         start = m.end()
         if words > hi:
             break

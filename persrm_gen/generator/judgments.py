@@ -91,7 +91,10 @@ class Tally:
 
 
 def tally(comparison, verdict: str) -> Tally:
-    items = _weighed(comparison, verdict)
+    return _tally(_weighed(comparison, verdict))
+
+
+def _tally(items: list[dict]) -> Tally:
     return Tally(round(sum(i["weight"] for i in items if i["weight"] > 0), 3),
                  round(-sum(i["weight"] for i in items if i["weight"] < 0), 3))
 
@@ -103,21 +106,32 @@ def trace_problem(comparison, verdict: str) -> str | None:
     ``trace_contradicts_verdict``: the distance agrees, but the measurements the trace
     names do not outweigh those it names as contrary (ties, left out of the trace, decided it).
     """
+    return _problem(comparison, verdict, lambda: tally(comparison, verdict))
+
+
+def _problem(comparison, verdict: str, tally_of) -> str | None:
     if comparison.predicted != verdict:
         return "sft_evidence_disagrees"
-    if not tally(comparison, verdict).favours_verdict:
+    if not tally_of().favours_verdict:
         return "trace_contradicts_verdict"
     return None
 
 
 def evidence_view(comparison, verdict: str) -> dict:
     """Variables for ``rationale_evidence.j2`` seen from the verdict's side."""
+    return _view(comparison, verdict)[0]
+
+
+def _view(comparison, verdict: str) -> tuple[dict, str | None]:
+    """(evidence_view, trace_problem): the measurements weighed once for both (a build
+    weighed every pair four times)."""
     items = _weighed(comparison, verdict)
     favour = sorted((i for i in items if i["weight"] > 0), key=lambda i: -i["weight"])
     against = sorted((i for i in items if i["weight"] < 0), key=lambda i: i["weight"])
     shown_f, shown_a = favour[:MAX_FEATURES_IN_TRACE], against[:MAX_CONTRARY_IN_TRACE]
     rest_f, rest_a = favour[len(shown_f):], against[len(shown_a):]
-    t = tally(comparison, verdict)
+    t = _tally(items)
+    problem = _problem(comparison, verdict, lambda: t)
     mine, theirs = (comparison.distance_a, comparison.distance_b) if verdict == "A" else (comparison.distance_b, comparison.distance_a)
     return {
         "verdict": verdict,
@@ -130,11 +144,17 @@ def evidence_view(comparison, verdict: str) -> dict:
         "contrary": f"{t.contrary:.3f}",
         "favour_count": len(favour),
         "against_count": len(against),
-        "consistent": trace_problem(comparison, verdict) is None,
+        "consistent": problem is None,
         "distance": {"mine": _fmt(mine), "theirs": _fmt(theirs)},
-    }
+    }, problem
 
 
 def evidence_trace(renderer: PromptRenderer, comparison, verdict: str) -> str:
     """A full trace (<think>...</think><answer>X</answer>) argued from the measurements."""
-    return make_trace(renderer.text("rationale_evidence", **evidence_view(comparison, verdict)), verdict)
+    return evidence_trace_and_problem(renderer, comparison, verdict)[0]
+
+
+def evidence_trace_and_problem(renderer: PromptRenderer, comparison, verdict: str) -> tuple[str, str | None]:
+    """(``evidence_trace``, ``trace_problem``) from one weighing of the measurements."""
+    view, problem = _view(comparison, verdict)
+    return make_trace(renderer.text("rationale_evidence", **view), verdict), problem

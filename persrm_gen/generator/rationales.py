@@ -18,6 +18,7 @@ counts the judge replies paid per strategy, for "judge requests per kept trace".
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -25,7 +26,7 @@ from persrm_gen.answer import format_ok, parse_verdict
 from persrm_gen.llm.client import LLMClient
 from persrm_gen.llm.failure_rate import DEFAULT_MAX_FAILURE_RATE, FailureRate
 from persrm_gen.llm.types import LLMRequest, cache_group_for
-from persrm_gen.generator.judgments import evidence_trace, trace_problem
+from persrm_gen.generator.judgments import evidence_trace_and_problem
 from persrm_gen.llm.usage import DatasetUsage
 from persrm_gen.progress import stage
 from persrm_gen.prompts.renderer import PromptRenderer
@@ -86,17 +87,9 @@ async def write_rationales(pairs: list[Pair], client: LLMClient, renderer: Promp
     """Fill ``pair.rationale`` in place; returns counts of traces dropped and why; ``tally``
     (when given) counts the judge requests per strategy."""
     drops: Counter = Counter()
-    comparisons, problems = {}, Counter()
     with stage(progress, "style evidence", len(pairs)) as tick:
-        for p in pairs:
-            comparisons[p.id] = compare(p.context, p.response_a, p.response_b)
-            p.rationale = evidence_trace(renderer, comparisons[p.id], p.label)
-            p.rationale_source = "evidence"
-            problem = trace_problem(comparisons[p.id], p.label)
-            p.meta["rationale_ok"] = problem is None
-            problems[problem] += 1
-            p.meta["style_verdict"] = comparisons[p.id].predicted  # the stats reuse it
-            tick()
+        # pure CPU work, in a thread so that the other shard's requests keep flowing meanwhile
+        comparisons, problems = await asyncio.to_thread(_evidence_traces, pairs, renderer, tick)
     if opt.mode == "evidence":
         drops["sft_evidence_disagrees"] = problems["sft_evidence_disagrees"]
         drops["trace_contradicts_verdict"] = problems["trace_contradicts_verdict"]
@@ -106,6 +99,20 @@ async def write_rationales(pairs: list[Pair], client: LLMClient, renderer: Promp
     if opt.swap_check:
         await _swap_check(pairs, comparisons, judge, renderer, opt, progress, drops)
     return drops
+
+
+def _evidence_traces(pairs: list[Pair], renderer: PromptRenderer, tick) -> tuple[dict, Counter]:
+    """Every pair's style comparison and evidence trace (in place); (comparisons, problems)."""
+    comparisons, problems = {}, Counter()
+    for p in pairs:
+        comparisons[p.id] = compare(p.context, p.response_a, p.response_b)
+        p.rationale, problem = evidence_trace_and_problem(renderer, comparisons[p.id], p.label)
+        p.rationale_source = "evidence"
+        p.meta["rationale_ok"] = problem is None
+        problems[problem] += 1
+        p.meta["style_verdict"] = comparisons[p.id].predicted  # the stats reuse it
+        tick()
+    return comparisons, problems
 
 
 class _Judge:
@@ -142,6 +149,10 @@ def rationale_request(p: Pair, comparison, renderer: PromptRenderer, opt: Ration
     )
 
 
+def _requests(wave: list[Pair], comparisons, renderer: PromptRenderer, opt: RationaleOptions, attempt: int) -> list[LLMRequest]:
+    return [rationale_request(p, comparisons[p.id], renderer, opt, attempt, False) for p in wave]
+
+
 async def _llm_traces(pairs, comparisons, judge: _Judge, renderer, opt, progress, drops: Counter) -> None:
     pending = list(pairs)
     failures = FailureRate("rationales", opt.max_failure_rate)
@@ -154,7 +165,7 @@ async def _llm_traces(pairs, comparisons, judge: _Judge, renderer, opt, progress
             waves = warm_first(pending) if attempt == 0 else [pending]
             texts_of: dict[str, str] = {}
             for wave in waves:
-                reqs = [rationale_request(p, comparisons[p.id], renderer, opt, attempt, False) for p in wave]
+                reqs = await asyncio.to_thread(_requests, wave, comparisons, renderer, opt, attempt)
                 texts_of.update(zip((p.id for p in wave), await judge(wave, reqs, failures)))
             still = []
             for p in pending:

@@ -295,7 +295,7 @@ class LLMClient:
 
     def rejected_replies(self, requests: Sequence[LLMRequest]) -> list[list[LLMResponse]]:
         """Per request, the paid replies to it that failed validation (from the cache), for the ledger."""
-        keys = [request_key(r, self.key_scope)[0] for r in requests]
+        keys = [r.cache_key(self.key_scope) for r in requests]  # memoised by complete_many's request_key
         found = self.cache.rejected_many(keys)
         return [found.get(k, []) for k in keys]
 

@@ -72,6 +72,9 @@ class LLMRequest:
 
     def cache_key(self, provider: str) -> str:
         """Stable hash of everything that determines the response (see :func:`request_key`)."""
+        memo = self.__dict__.get("_key_memo")
+        if memo is not None and memo[0] == provider:
+            return memo[1]
         return request_key(self, provider)[0]
 
 
@@ -97,7 +100,12 @@ def request_key(request: LLMRequest, provider: str) -> tuple[str, str]:
         d["messages"] = as_dicts(request.messages)
     d["provider"] = provider
     blob = json.dumps(d, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest(), blob
+    key = hashlib.sha256(blob.encode("utf-8")).hexdigest()
+    # kept on the (immutable) request, so the ledger's look-up (LLMClient.rejected_replies)
+    # after the requests ran does not serialize and hash them all again; not a field: not in
+    # ==, repr, asdict or the key itself, and dataclasses.replace starts without it
+    object.__setattr__(request, "_key_memo", (provider, key))
+    return key, blob
 
 
 @dataclass(frozen=True)

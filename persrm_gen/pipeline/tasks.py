@@ -66,6 +66,7 @@ def make_tasks(authors, plan: SplitPlan, renderer: PromptRenderer, opt: TaskOpti
         by_id = {s.id: s for s in author.samples}  # sample ids are unique within their author
         train_ids = sorted(plan.train_pool[author.author_id]) if author.author_id in plan.train_pool else []
         all_ids = sorted(by_id)
+        capped: dict[str, str] = {}  # a sample is in many targets' contexts: cut it once (one string, too)
         for sample in author.samples:
             split = plan.split_of[author.author_id, sample.id]
             # the author's other samples, sorted, as a view (no per-target copy of a long list)
@@ -84,7 +85,10 @@ def make_tasks(authors, plan: SplitPlan, renderer: PromptRenderer, opt: TaskOpti
                 opening, target = cut
                 query, is_prompt = renderer.text("task", opening=opening, genre=sample.genre), False
             ctx_ids = rng_for(seed, "context", sample.id).sample(pool, opt.context_size)
-            context = tuple(cap_words(by_id[c].text, opt.context_max_words) for c in ctx_ids)
+            for c in ctx_ids:
+                if c not in capped:
+                    capped[c] = cap_words(by_id[c].text, opt.context_max_words)
+            context = tuple(capped[c] for c in ctx_ids)
             tasks.append(
                 Task(
                     id=stable_id(author.author_id, sample.id),

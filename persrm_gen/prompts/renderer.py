@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from jinja2 import ChoiceLoader, FileSystemLoader, PackageLoader, TemplateNotFound
+from jinja2 import ChoiceLoader, FileSystemLoader, PackageLoader, TemplateNotFound, meta
 from jinja2.exceptions import SecurityError, TemplateError, TemplateSyntaxError
 
 from persrm_gen.errors import InputError, InputIssue
@@ -27,6 +27,7 @@ from persrm_gen.llm.types import Message
 SUFFIX = ".j2"
 SAMPLES = "_samples.j2"  # the author's samples, included by the templates that show them
 _QUERY_GAP = 200  # characters of template text (a heading) allowed between the samples and the query
+_LOADS_RE = re.compile(r"{%-?\s*(?:include|import|extends|from)\b")  # any other template it reads
 _INCLUDE_RE = re.compile(r"""{%-?\s*(?:include|import|extends)\s+["']([^"']+)["']""")
 
 
@@ -40,12 +41,23 @@ class PromptRenderer:
             loaders.append(FileSystemLoader(str(override_dir)))
         loaders.append(PackageLoader("persrm_gen", "prompts"))
         self.env = sandboxed_env(ChoiceLoader(loaders), keep_trailing_newline=False)
+        # no stat of the file at each {% include %}: a build renders what it hashed at the start
+        self.env.auto_reload = False
         self._hashes: dict[str, str] = {}
         self._shows_samples: dict[str, bool] = {}
+        self._compiled: dict[str, object] = {}
+        self._samples_cache: dict[tuple, str] = {}
+        self._samples_vars: frozenset[str] | None = None
 
     def _template(self, name: str):
-        with _template_errors(name + SUFFIX):
-            return self.env.get_template(name + SUFFIX)
+        """The compiled template, loaded once per renderer: Jinja's own cache checks the file
+        on disk again at every render (a stat per prompt), and the sources a build's request
+        keys hash (``template_hash``) are read once anyway."""
+        template = self._compiled.get(name)
+        if template is None:
+            with _template_errors(name + SUFFIX):
+                template = self._compiled[name] = self.env.get_template(name + SUFFIX)
+        return template
 
     def template_hash(self, name: str) -> str:
         """sha256 of the template's source: goes into the manifest and every request key."""
@@ -117,7 +129,7 @@ class PromptRenderer:
             self._shows_samples[name] = any(SAMPLES in _INCLUDE_RE.findall(src) for src in sources)
         if not self._shows_samples[name]:
             return 0
-        samples = self._template(SAMPLES.removesuffix(SUFFIX)).render(**variables).strip()
+        samples = self._samples_block(variables)
         if not samples or not user.startswith(samples):
             return 0
         end = len(samples)
@@ -125,6 +137,38 @@ class PromptRenderer:
         if isinstance(query, str) and query and 0 <= (at := user.find(query, end)) - end <= _QUERY_GAP:
             end = at + len(query)
         return end
+
+
+    def _samples_block(self, variables: dict) -> str:
+        """``_samples.j2`` rendered once per set of values it reads (every pair and re-sample of
+        a target shows the same samples); a template reading a non-hashable value renders each time."""
+        template = self._template(SAMPLES.removesuffix(SUFFIX))
+        if self._samples_vars is None:
+            sources = self._sources(SAMPLES, set())
+            # what an included template reads is not in this source: such a template is not cached
+            self._samples_vars = frozenset(meta.find_undeclared_variables(self.env.parse(sources[0]))) \
+                if len(sources) == 1 and not _LOADS_RE.search(sources[0]) else frozenset({"*"})
+        try:
+            if "*" in self._samples_vars:
+                raise TypeError
+            key = tuple((k, _frozen(variables.get(k))) for k in sorted(self._samples_vars))
+            hash(key)
+        except TypeError:
+            return template.render(**variables).strip()
+        out = self._samples_cache.get(key)
+        if out is None:  # (shards render in threads: get/set only, never a check then a read)
+            out = template.render(**variables).strip()
+            if len(self._samples_cache) >= 4096:
+                self._samples_cache.clear()
+            self._samples_cache[key] = out
+        return out
+
+
+def _frozen(value):
+    """A list or tuple of values as a tuple of (type, value), so it can key a cache."""
+    if isinstance(value, (list, tuple)):
+        return type(value), tuple(_frozen(v) for v in value)
+    return type(value), value
 
 
 @contextmanager
