@@ -7,6 +7,10 @@ edits and axis rewrites start from the chosen text, and every negative is brough
 chosen text's form (length, ending, paragraphing: :mod:`persrm_gen.generator.form`), so
 the budgets of negatives follow the chosen text that came back, not the author's target.
 
+Which side of the chosen text's length a negative is cut to is decided once the replies
+are in (:func:`length_sides`): the nearest sentence end favours whichever side the model
+tends to stop on, and "pick the longer (or the shorter) response" must not pay.
+
 ``--positive mixed`` makes the positive a style-matched generation for a seeded share of
 the targets (``MIXED_SHARE``): a generated positive then faces generated negatives, so
 "the human text wins" is no shortcut a reward model can learn.
@@ -14,12 +18,15 @@ the targets (``MIXED_SHARE``): a generated positive then faces generated negativ
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from persrm_gen.generator.edits import AXIS_DIRECTIONS, axis_rewrite, minimal_edit
 from persrm_gen.generator.form import (
     LAYOUT_AXIS,
+    LONGER,
+    SHORTER,
     Form,
     FormMismatch,
     cap_length,
@@ -28,6 +35,7 @@ from persrm_gen.generator.form import (
     fits,
     lay_out,
     n_words,
+    sides,
     token_budget,
 )
 from persrm_gen.generator.parsing import CONTINUATION_STOPS, UnparseableOutput, clean_continuation, clean_rewrite
@@ -48,6 +56,10 @@ RANDOM_STYLES = (
 )
 POSITIVES = ("real", "style-matched", "mixed")
 MIXED_SHARE = 0.5  # --positive mixed: the share of targets whose positive is generated
+# Negatives that are whole texts of their own, cut to a balanced side of the chosen text's
+# length; edits and axis rewrites of the chosen text keep the nearest cut (their length is
+# the chosen text's, give or take their edit).
+LENGTH_SIDES = ("mimic", "randomize", "other-author")
 
 
 @dataclass(frozen=True)
@@ -216,14 +228,53 @@ class Unusable:
     reason: str
 
 
-def to_candidate(job: Job, raw: str | None) -> Candidate | Unusable:
-    """The job's candidate (a negative in the chosen text's form), or why there is none."""
+def length_sides(jobs: Sequence[Job], raws: Sequence[str | None], seed: int) -> list[str | None]:
+    """The side of the chosen text's length (LONGER, SHORTER, None: nearest) each job's
+    negative is cut to, once its reply ``raws[i]`` is in.
+
+    Per author and strategy (so a shard of authors decides alone, whatever the shard size):
+    a negative that can reach one side only takes it; the others are dealt, in a seeded
+    order, to whichever side has fewer so far (a seeded coin on a tie). So "the longer
+    response wins" scores about one half per strategy, whichever side the model stops on."""
+    out: list[str | None] = [None] * len(jobs)
+    groups: dict[tuple[str, str], list[tuple[str, int, frozenset]]] = defaultdict(list)
+    for i, (job, raw) in enumerate(zip(jobs, raws)):
+        if job.strategy in LENGTH_SIDES and job.form is not None and (text := _parsed(job, raw)):
+            groups[(job.task.author_id, job.strategy)].append((job.task.id, i, sides(text, job.form)))
+    for (author, strategy), members in sorted(groups.items()):
+        count = {LONGER: 0, SHORTER: 0}
+        free = []
+        for _, i, reach in sorted(members):
+            if len(reach) == 2:
+                free.append(i)
+            elif reach:
+                (out[i],) = reach
+                count[out[i]] += 1
+        rng = rng_for(seed, "length-side", author, strategy)
+        rng.shuffle(free)
+        for i in free:
+            tie = count[LONGER] == count[SHORTER]
+            out[i] = (LONGER if rng.random() < 0.5 else SHORTER) if tie else min(count, key=count.get)
+            count[out[i]] += 1
+    return out
+
+
+def _parsed(job: Job, raw: str | None) -> str | None:
+    try:
+        return job.parse(raw or "") if job.request is not None else job.text
+    except UnparseableOutput:
+        return None
+
+
+def to_candidate(job: Job, raw: str | None, side: str | None = None) -> Candidate | Unusable:
+    """The job's candidate (a negative in the chosen text's form, cut to ``side`` of its
+    length: :func:`length_sides`), or why there is none."""
     text = job.text
     try:
         if job.request is not None:
             text = job.parse(raw or "")
         if text and job.form is not None:
-            text = fit(text, job.form, layout=job.strategy != LAYOUT_AXIS)
+            text = fit(text, job.form, layout=job.strategy != LAYOUT_AXIS, side=side)
     except FormMismatch:
         return Unusable(FormMismatch.reason)
     except UnparseableOutput:

@@ -15,6 +15,7 @@ from persrm_gen.generator.candidates import (
     CandidateFactory,
     Job,
     Unusable,
+    length_sides,
     resampled,
     to_candidate,
 )
@@ -40,7 +41,9 @@ async def make_candidates(opts: BuildOptions, client: LLMClient, factory: Candid
             chosen[job.task.id] = cand
     neg_jobs = [j for t in tasks if t.id in chosen for j in factory.negative_jobs(t, chosen[t.id])]
     negatives: list[Candidate] = []
-    for job, cand in zip(neg_jobs, await _run_jobs(client, neg_jobs, progress, "negatives", usage, opts)):
+    balanced = await _run_jobs(client, neg_jobs, progress, "negatives", usage, opts,
+                               sides=lambda jobs, raws: length_sides(jobs, raws, opts.seed))
+    for job, cand in zip(neg_jobs, balanced):
         if isinstance(cand, Unusable):
             drops[f"{cand.reason}_{job.strategy}"] += 1
         else:
@@ -49,7 +52,9 @@ async def make_candidates(opts: BuildOptions, client: LLMClient, factory: Candid
 
 
 async def _run_jobs(client: LLMClient, jobs: list[Job], progress, label: str, usage: DatasetUsage,
-                    opts: BuildOptions) -> list[Candidate | Unusable]:
+                    opts: BuildOptions, sides=None) -> list[Candidate | Unusable]:
+    """Each job's candidate or why there is none; ``sides(jobs, raw texts)`` gives the side of
+    the chosen text's length each is cut to (``generator.candidates.length_sides``)."""
     asked = [j for j in jobs if j.request is not None]
     responses: list = []
     failures = FailureRate(label, opts.max_failure_rate)
@@ -62,13 +67,15 @@ async def _run_jobs(client: LLMClient, jobs: list[Job], progress, label: str, us
                                       opts.max_attempts,
                                       usable=lambda i, text: not isinstance(to_candidate(asked[i], text), Unusable))
     it = iter(responses)
+    raws = [next(it) if j.request is not None else None for j in jobs]
+    texts = [None if r is None or isinstance(r, BaseException) else r.text for r in raws]
+    side = sides(jobs, texts) if sides is not None else [None] * len(jobs)
     out: list[Candidate | Unusable] = []
-    for j in jobs:
-        raw = next(it) if j.request is not None else None
+    for k, (j, raw) in enumerate(zip(jobs, raws)):
         if isinstance(raw, BaseException):
             out.append(Unusable("unusable"))
             continue
-        cand = to_candidate(j, raw.text if raw is not None else None)
+        cand = to_candidate(j, texts[k], side[k])
         if isinstance(cand, Unusable) and cand.reason == "unusable" and raw is not None:
             failures.add(f"unusable output ({j.strategy}): {raw.text[:80]!r}")
         out.append(cand)
