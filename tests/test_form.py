@@ -89,7 +89,12 @@ def test_requests_carry_the_chosen_texts_word_budget_and_negatives_follow_a_gene
     task = _task(0)
     chosen = Candidate(task.id, " ".join(["word"] * 59) + " end.", "generated", "style-matched")
     jobs = _factory("mixed").negative_jobs(task, chosen)
-    assert "mimic" not in [j.strategy for j in jobs]  # a generated positive is its task's mimic already
+    # a generated positive faces a weaker mimic: one of the author's samples, not all
+    mimic = next(j for j in jobs if j.strategy == "mimic")
+    shown = mimic.request.messages[-1].content
+    assert "One sample text here." in shown and "Another sample text." not in shown
+    real = _factory("real").negative_jobs(task, Candidate(task.id, chosen.text, "author", "real"))
+    assert "Another sample text." in next(j for j in real if j.strategy == "mimic").request.messages[-1].content
     randomize = next(j for j in jobs if j.strategy == "randomize")
     assert "about 60 words" in randomize.request.messages[-1].content
     assert randomize.request.max_tokens == token_budget(60, 320)

@@ -13,7 +13,8 @@ tends to stop on, and "pick the longer (or the shorter) response" must not pay.
 
 ``--positive mixed`` makes the positive a style-matched generation for a seeded share of
 the targets (``MIXED_SHARE``): a generated positive then faces generated negatives, so
-"the human text wins" is no shortcut a reward model can learn.
+"the human text wins" is no shortcut a reward model can learn; its mimic is a weaker one,
+shown one of the author's samples where the positive saw them all.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ RANDOM_STYLES = (
 )
 POSITIVES = ("real", "style-matched", "mixed")
 MIXED_SHARE = 0.5  # --positive mixed: the share of targets whose positive is generated
+WEAK_MIMIC_SAMPLES = 1  # the author samples shown to the mimic that faces a generated positive
 # Negatives that are whole texts of their own, cut to a balanced side of the chosen text's
 # length; edits and axis rewrites of the chosen text keep the nearest cut (their length is
 # the chosen text's, give or take their edit).
@@ -141,10 +143,8 @@ class CandidateFactory:
         form = Form.of(chosen.text)
         jobs: list[Job] = []
         for strategy in self.opt.negatives:
-            # a generated positive is the mimic of its task already (base models: the same prompt)
-            if strategy == "mimic" and chosen.strategy == "real":
-                req, parse = self._request(task, "mimic", "mimic", True, form, **self._gen_vars(task))
-                jobs.append(Job(task, "mimic", "generated", request=req, parse=parse))
+            if strategy == "mimic":
+                jobs.append(self._mimic(task, chosen, form))
             elif strategy == "randomize":
                 jobs.append(self._randomize(task, form))
             elif strategy == "minimal-edit":
@@ -156,6 +156,16 @@ class CandidateFactory:
             elif strategy == "axes":
                 jobs.append(self._axis(task, chosen.text, form))
         return [replace(j, form=form) for j in jobs if j.request is not None or j.text is not None]
+
+    def _mimic(self, task: Task, chosen: Candidate, form: Form) -> Job:
+        variables = self._gen_vars(task)
+        if chosen.strategy != "real":
+            # A generated positive is its task's best mimic (base models: the very same prompt).
+            # The mimic it faces sees WEAK_MIMIC_SAMPLES of the author's samples: machine text
+            # on both sides, the positive with the better evidence of the style.
+            variables["context"] = variables["context"][:WEAK_MIMIC_SAMPLES]
+        req, parse = self._request(task, "mimic", "mimic", True, form, **variables)
+        return Job(task, "mimic", "generated", request=req, parse=parse)
 
     def _randomize(self, task: Task, form: Form) -> Job:
         rng = rng_for(self.opt.seed, "randomize", task.id)
