@@ -40,7 +40,7 @@ from functools import lru_cache
 import numpy as np
 
 from persrm_gen.style import n_words
-from persrm_gen.textutil import PARAGRAPH_BREAK, STYLE_SENTENCE_SPLIT, STYLE_WORD
+from persrm_gen.textutil import FINISHED_END, PARAGRAPH_BREAK, STYLE_SENTENCE_SPLIT, STYLE_WORD
 
 FEATURES = (
     "log_words",  # length; a difference of logs is the log of the length ratio
@@ -52,7 +52,7 @@ FEATURES = (
     "paragraphs",  # count of blank-line breaks
     "capitals",  # share of letters that are upper case
     "type_token",  # distinct words / words over the first 100 words (length-independent)
-    "clean_end",  # 1 when the text ends with sentence punctuation
+    "clean_end",  # 1 when the text ends a sentence (textutil.FINISHED_END, as the candidates' trim)
     "digits",  # share of characters
     "quotes_parens",  # per word
 )
@@ -61,7 +61,6 @@ TTR_WINDOW = 100
 L2 = 3.0  # ridge on standardised features; keeps the judge calm on a few dozen pairs
 MIN_TRAIN_PAIRS = 4
 CV_FOLDS = 5
-_END = re.compile(r"[.!?…:;)\]\"'”’]\s*$")
 _QP = re.compile(r"[\"“”()\[\]]")
 
 Extra = Callable[[str], Sequence[float]]  # more per-text features, e.g. fluency
@@ -86,7 +85,7 @@ def text_features(text: str) -> tuple[float, ...]:
         float(len(PARAGRAPH_BREAK.findall(text.strip()))),
         sum(c.isupper() for c in letters) / max(len(letters), 1),
         len(set(head)) / max(len(head), 1),
-        1.0 if _END.search(text) else 0.0,
+        1.0 if FINISHED_END.search(text) else 0.0,
         sum(c.isdigit() for c in text) / max(len(text), 1),
         len(_QP.findall(text)) / per_word,
     )

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from persrm_gen.generator.parsing import UnparseableOutput
 from persrm_gen.style import n_words
-from persrm_gen.textutil import PARAGRAPH_BREAK, sentences
+from persrm_gen.textutil import FINISHED_END, PARAGRAPH_BREAK, sentences
 
 TOLERANCE = 0.15  # a negative has within ±15% of the chosen text's words
 TOKENS_PER_WORD = 1.5  # generous for English with current tokenizers: the budget must reach the window
@@ -40,7 +40,6 @@ LAYOUT_AXIS = "axis-structure"  # the one strategy whose point is the layout
 
 # Where a sentence ends: . ! ? and any closing quotes or brackets, before a space or the end.
 _SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*(?=\s|$)")
-_CLEAN_END = re.compile(r"[.!?][\"'”’)\]]*\s*$")
 _LIST_LINE = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s", re.MULTILINE)
 
 
@@ -52,7 +51,7 @@ class FormMismatch(UnparseableOutput):
 
 def ends_clean(text: str) -> bool:
     """True when the text ends a sentence (not cut off mid-sentence)."""
-    return bool(_CLEAN_END.search(text))
+    return bool(FINISHED_END.search(text))
 
 
 def bounds(words: int) -> tuple[int, int]:
