@@ -71,8 +71,8 @@ class _NoCorpus:
         return ["Some other writer's words."]
 
 
-def _factory(positive: str, seed: int = 0, chat: bool = True) -> CandidateFactory:
-    opt = CandidateOptions(model="m", positive=positive, seed=seed)
+def _factory(positive: str, seed: int = 0, chat: bool = True, **more) -> CandidateFactory:
+    opt = CandidateOptions(model="m", positive=positive, seed=seed, **more)
     return CandidateFactory(PromptRenderer(), opt, chat=chat, corpus=_NoCorpus())
 
 
@@ -83,6 +83,10 @@ def test_mixed_positives_are_seeded_and_both_kinds_occur():
     assert 10 <= kinds.count("style-matched") <= 30 and kinds.count("real") + kinds.count("style-matched") == 40
     assert kinds != [j.strategy for j in _factory("mixed", seed=1).positive_jobs(tasks)]
     assert {j.strategy for j in _factory("real").positive_jobs(tasks)} == {"real"}
+    # --mixed-share: a larger share generates the same targets and more
+    more = [j.strategy for j in _factory("mixed", mixed_share=0.8).positive_jobs(tasks)]
+    assert more.count("style-matched") > kinds.count("style-matched") + 5
+    assert all(m == "style-matched" for k, m in zip(kinds, more) if k == "style-matched")
 
 
 def test_requests_carry_the_chosen_texts_word_budget_and_negatives_follow_a_generated_positive():

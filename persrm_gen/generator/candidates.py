@@ -12,7 +12,7 @@ are in (:func:`length_sides`): the nearest sentence end favours whichever side t
 tends to stop on, and "pick the longer (or the shorter) response" must not pay.
 
 ``--positive mixed`` makes the positive a style-matched generation for a seeded share of
-the targets (``MIXED_SHARE``): a generated positive then faces generated negatives, so
+the targets (``--mixed-share``, default ``MIXED_SHARE``): a generated positive then faces generated negatives, so
 "the human text wins" is no shortcut a reward model can learn; its mimic is a weaker one,
 shown one of the author's samples where the positive saw them all.
 """
@@ -56,7 +56,7 @@ RANDOM_STYLES = (
     "an excited sports commentary",
 )
 POSITIVES = ("real", "style-matched", "mixed")
-MIXED_SHARE = 0.5  # --positive mixed: the share of targets whose positive is generated
+MIXED_SHARE = 0.5  # --positive mixed: the default share of targets whose positive is generated
 WEAK_MIMIC_SAMPLES = 1  # the author samples shown to the mimic that faces a generated positive
 # Negatives that are whole texts of their own, cut to a balanced side of the chosen text's
 # length; edits and axis rewrites of the chosen text keep the nearest cut (their length is
@@ -68,6 +68,7 @@ LENGTH_SIDES = ("mimic", "randomize", "other-author")
 class CandidateOptions:
     model: str
     positive: str = "real"  # "real" | "style-matched" | "mixed" (POSITIVES)
+    mixed_share: float = MIXED_SHARE  # with "mixed": the share of generated positives
     negatives: tuple[str, ...] = ("mimic", "randomize", "minimal-edit", "other-author", "axes")
     axes: tuple[str, ...] = AXES
     temperature: float = 0.8
@@ -122,7 +123,8 @@ class CandidateFactory:
     def positive_strategy(self, task: Task) -> str:
         """``real`` or ``style-matched`` for this task (``mixed``: seeded, a share generated)."""
         if self.opt.positive == "mixed":
-            generated = rng_for(self.opt.seed, "mixed-positive", task.id).random() < MIXED_SHARE
+            # one draw per task: a task generated at one share is generated at any larger share
+            generated = rng_for(self.opt.seed, "mixed-positive", task.id).random() < self.opt.mixed_share
             return "style-matched" if generated else "real"
         return self.opt.positive
 
