@@ -151,3 +151,25 @@ def test_whole_text_negatives_are_balanced_longer_and_shorter_per_strategy_and_e
     raws = [short_reply if j.request is not None and j.task.id in ("t0", "t1", "t2", "t3") else r for j, r in zip(jobs, raws)]
     picked = [s for j, s in zip(jobs, length_sides(jobs, raws, seed=0)) if j.strategy == "mimic"]
     assert picked.count(LONGER) == picked.count(SHORTER) == 10
+
+
+def test_drawn_negatives_keep_the_draw_nearest_the_positives_surface():
+    from persrm_gen.dataset.blind_audit import surface_distance
+    from persrm_gen.generator.candidates import nearest_draw
+
+    task = _task(0)
+    chosen = Candidate(task.id, "Parsimonious grammars, unfortunately, complicate considerable implementations; "
+                       "nevertheless, extraordinary simplifications emerge eventually.", "author", "real")
+    jobs = _factory("real", negative_draws=3).negative_jobs(task, chosen)
+    factory = _factory("real", negative_draws=3)
+    by = {j.strategy: factory.draws(j) for j in jobs}
+    assert len(by["mimic"]) == len(by["randomize"]) == 3 and len(by["minimal-edit"]) == 1
+    keys = {r.cache_key("local") for r in by["mimic"]}
+    assert len(keys) == 3 and by["mimic"][0] == next(j for j in jobs if j.strategy == "mimic").request
+    assert len(_factory("real").draws(jobs[0])) == 1  # one draw by default
+    mimic = next(j for j in jobs if j.strategy == "mimic")
+    plain = "It is a big day and we go out to see."  # short words, no commas
+    like = "Considerable grammars, unfortunately, complicate parsimonious implementations; eventually, remarkable simplifications emerge."
+    assert all(isinstance(to_candidate(mimic, t), Candidate) for t in (plain, like))
+    assert nearest_draw(mimic, [plain, like, None], surface_distance) == 1
+    assert nearest_draw(mimic, ["Too short.", None], surface_distance) == 0  # none usable: the first

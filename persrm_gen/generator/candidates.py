@@ -62,6 +62,11 @@ WEAK_MIMIC_SAMPLES = 1  # the author samples shown to the mimic that faces a gen
 # length; edits and axis rewrites of the chosen text keep the nearest cut (their length is
 # the chosen text's, give or take their edit).
 LENGTH_SIDES = ("mimic", "randomize", "other-author")
+# Generated negatives drawn --negative-draws times, the draw whose surface (the blind audit's
+# response-only features: word and sentence length, type-token ratio, commas) is nearest the
+# positive's kept: a base model's text is told from the author's by those, not by its style.
+DRAWN = ("mimic", "randomize")
+DRAW_ATTEMPT = 1000  # draw d is attempt d * DRAW_ATTEMPT: apart from the re-samples' 1, 2, ...
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,7 @@ class CandidateOptions:
     top_p: float = 0.95
     max_new_tokens: int = 320
     seed: int = 0
+    negative_draws: int = 1  # draws of each DRAWN negative; the nearest the positive's surface is kept
 
 
 @dataclass
@@ -86,6 +92,7 @@ class Job:
     text: str | None = None  # known without a model call
     parse: Callable[[str], str] = field(default=lambda s: s)
     form: Form | None = None  # the chosen text's form, which a negative is brought to
+    chosen: str = ""  # a negative's chosen text (its surface is what the draws are held to)
 
 
 class CandidateFactory:
@@ -157,7 +164,17 @@ class CandidateFactory:
                     jobs.append(Job(task, "other-author", "other-author", text=text))
             elif strategy == "axes":
                 jobs.append(self._axis(task, chosen.text, form))
-        return [replace(j, form=form) for j in jobs if j.request is not None or j.text is not None]
+        return [replace(j, form=form, chosen=chosen.text) for j in jobs if j.request is not None or j.text is not None]
+
+    def draws(self, job: Job) -> list[LLMRequest]:
+        """The requests of ``job``'s draws, its own first (one, unless DRAWN with --negative-draws)."""
+        if job.request is None:
+            return []
+        n = self.opt.negative_draws if job.strategy in DRAWN else 1
+        return [job.request] + [
+            replace(job.request, attempt=d * DRAW_ATTEMPT, seed=rng_for(job.request.seed, "draw", d).randrange(2**31))
+            for d in range(1, n)
+        ]
 
     def _mimic(self, task: Task, chosen: Candidate, form: Form) -> Job:
         variables = self._gen_vars(task)
@@ -269,6 +286,19 @@ def length_sides(jobs: Sequence[Job], raws: Sequence[str | None], seed: int) -> 
             out[i] = (LONGER if rng.random() < 0.5 else SHORTER) if tie else min(count, key=count.get)
             count[out[i]] += 1
     return out
+
+
+def nearest_draw(job: Job, raws: Sequence[str | None], distance: Callable[[str, str], float]) -> int:
+    """The index of the draw (``raws``) whose usable candidate is nearest ``job.chosen`` by
+    ``distance`` (the blind audit's surface distance); the first on a tie, 0 when none is usable."""
+    best, best_d = 0, None
+    for i, raw in enumerate(raws):
+        cand = to_candidate(job, raw) if raw is not None else Unusable("unusable")
+        if isinstance(cand, Candidate):
+            d = distance(job.chosen, cand.text)
+            if best_d is None or d < best_d:
+                best, best_d = i, d
+    return best
 
 
 def _parsed(job: Job, raw: str | None) -> str | None:

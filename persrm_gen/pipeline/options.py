@@ -108,6 +108,7 @@ class BuildOptions:
     context_size: Annotated[int, Field(ge=1)] = 3
     positive: Literal["real", "style-matched", "mixed"] = "real"
     mixed_share: Annotated[float, Field(ge=0, le=1)] = 0.5  # --positive mixed: the share of generated positives
+    negative_draws: Annotated[int, Field(ge=1)] = 1  # draws of each mimic/randomize negative
     negatives: Annotated[tuple[str, ...], _choices(STRATEGIES, "strategy", "strategies")] = STRATEGIES
     axes: Annotated[tuple[str, ...], _choices(AXES, "axis", "axes")] = AXES
     test_authors: Annotated[str | None, BeforeValidator(_count_or_file)] = None
@@ -190,6 +191,7 @@ class BuildOptions:
         return CandidateOptions(
             model=model, positive=self.positive, mixed_share=self.mixed_share, negatives=self.negatives, axes=self.axes,
             temperature=self.temperature, max_new_tokens=self.max_new_tokens, seed=self.seed,
+            negative_draws=self.negative_draws,
         )
 
 
