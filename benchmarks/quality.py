@@ -40,7 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from persrm_gen.dataset.blind_audit import audit  # noqa: E402
+from persrm_gen.dataset.blind_audit import FEATURES, audit, text_features  # noqa: E402
 from persrm_gen.dataset.reader import load_split_rows  # noqa: E402
 from persrm_gen.dataset.validators import ValidatorConfig, in_split_order, validate_pairs  # noqa: E402
 from persrm_gen.style import baseline_judge  # noqa: E402
@@ -92,9 +92,23 @@ def stylometric_unseen(rows: list[dict]) -> tuple[float | None, int]:
     return round(sum(hits) / len(hits), 4), len(hits)
 
 
+def surface_cues(rows: list[dict]) -> dict[str, dict]:
+    """Per strategy: the share of pairs whose chosen has the higher type-token ratio, the
+    longer words, and a generated chosen (--positive mixed): the human-vs-machine cue."""
+    ttr, wc = FEATURES.index("type_token"), FEATURES.index("word_chars")
+    out: dict[str, dict] = {}
+    for s in sorted({r["strategy"] for r in rows}):
+        sel = [r for r in rows if r["strategy"] == s]
+        fc = [(text_features(r["chosen"]), text_features(r["rejected"])) for r in sel]
+        out[s] = {"ttr_higher": round(sum(c[ttr] > x[ttr] for c, x in fc) / len(sel), 2),
+                  "words_longer": round(sum(c[wc] > x[wc] for c, x in fc) / len(sel), 2),
+                  "generated_chosen": sum(r.get("chosen_source") not in ("author", "other-author") for r in sel)}
+    return out
+
+
 def report(builds: dict[str, list[dict]], fluency) -> dict:
     pooled = [r for rows in builds.values() for r in rows]
-    result = {"pooled": audit(pooled, fluency), "builds": {}}
+    result = {"pooled": audit(pooled, fluency), "builds": {}, "cues": surface_cues(pooled)}
     for name, rows in builds.items():
         acc, n = stylometric_unseen(rows)
         blind = audit(rows, fluency)
@@ -111,12 +125,16 @@ def markdown(result: dict, tag: str) -> str:
     pooled = result["pooled"]
     if pooled is None:
         return f"### {tag}\n\ntoo few train pairs left to fit the blind judge"
-    lines = [f"### {tag}", "", "| strategy | pairs | blind, cv | blind, test (pairs) | pick-longer |", "|---|---:|---:|---:|---:|"]
+    lines = [f"### {tag}", "", "| strategy | pairs (generated chosen) | blind, cv | blind, test (pairs) | pick-longer | "
+             "chosen has higher TTR | chosen has longer words |", "|---|---:|---:|---:|---:|---:|---:|"]
+    cues = result.get("cues", {})
     for name, row in pooled["by_strategy"].items():
-        lines.append(f"| {name} | {row['n']} | {_f(row['cv_accuracy'])} | {_f(row['accuracy'])} ({row['n_test']}) | {_f(row['longer_chosen'])} |")
+        c = cues.get(name, {})
+        lines.append(f"| {name} | {row['n']} ({c.get('generated_chosen', 0)}) | {_f(row['cv_accuracy'])} | {_f(row['accuracy'])} "
+                     f"({row['n_test']}) | {_f(row['longer_chosen'])} | {_f(c.get('ttr_higher'))} | {_f(c.get('words_longer'))} |")
     test = pooled["by_split"]["test"]
     lines.append(f"| **all** | {sum(r['n'] for r in pooled['by_strategy'].values())} | {_f(pooled['cv_accuracy'])} | "
-                 f"{_f(test['accuracy'])} ({test['n']}) | {_f(pooled['longer_chosen'])} |")
+                 f"{_f(test['accuracy'])} ({test['n']}) | {_f(pooled['longer_chosen'])} | | |")
     lines += ["", "| build | pairs | stylometric baseline, test_unseen_authors (pairs) | blind, test | blind, cv | pick-longer |",
               "|---|---:|---:|---:|---:|---:|"]
     for name, b in result["builds"].items():

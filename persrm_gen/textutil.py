@@ -32,6 +32,10 @@ import re
 #   SENTENCE_END_ANY_SCRIPT / WORD_END (trainers' fitting): where a trimmed writing sample
 #       may end, ellipses and CJK full stops included, matched at the end of the sentence
 #       so the cut keeps its punctuation.
+# FINISHED_END: the text looks finished, i.e. ends a sentence (. ! ? and any closing quotes or
+#   brackets): one pattern for the candidates' clean-end trim (``generator.form.ends_clean``)
+#   and the blind audit's ``clean_end`` feature, so what the trim fixes is what the audit measures.
+FINISHED_END = re.compile(r"[.!?][\"'”’)\]]*\s*$")
 SENTENCE_BREAK = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
 PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 STYLE_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+|\n\s*\n")

@@ -131,3 +131,15 @@ def test_the_config_key_reaches_the_validator(tmp_path):
     opts = load_build_options({"authors": tmp_path / "authors.jsonl"}, config)
     assert opts.validator_config().max_blind_confidence == 0.85
     assert load_build_options({"authors": tmp_path / "a.jsonl"}, None).validator_config().max_blind_confidence is None
+
+
+def test_the_audits_clean_end_is_the_candidates_clean_end():
+    # the trim that makes negatives end like the positive, and the feature that checks it, agree
+    from persrm_gen.dataset.blind_audit import FEATURES, text_features
+    from persrm_gen.generator.form import ends_clean
+
+    endings = ["It stops.", 'He said "go."', "(An aside.)", "Really?!  ", "A list:", "a clause;", "see (below)",
+               "a quote'", "It trails…", "no end at all", "The end.\n"]
+    audit_says = [text_features("Some words here. " + e)[FEATURES.index("clean_end")] == 1.0 for e in endings]
+    assert audit_says == [ends_clean("Some words here. " + e) for e in endings]
+    assert audit_says.count(True) == 5

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from persrm_gen.generator.candidates import CandidateFactory, CandidateOptions, clean_positive, to_candidate
-from persrm_gen.generator.form import Form, FormMismatch, bounds, ends_clean, fit, token_budget
+from persrm_gen.generator.candidates import CandidateFactory, CandidateOptions, clean_positive, length_sides, to_candidate
+from persrm_gen.generator.form import LONGER, SHORTER, Form, FormMismatch, bounds, ends_clean, fit, sides, token_budget
 from persrm_gen.style import n_words
 from persrm_gen.prompts.renderer import PromptRenderer
 from persrm_gen.records import Candidate, Task
@@ -71,8 +71,8 @@ class _NoCorpus:
         return ["Some other writer's words."]
 
 
-def _factory(positive: str, seed: int = 0, chat: bool = True) -> CandidateFactory:
-    opt = CandidateOptions(model="m", positive=positive, seed=seed)
+def _factory(positive: str, seed: int = 0, chat: bool = True, **more) -> CandidateFactory:
+    opt = CandidateOptions(model="m", positive=positive, seed=seed, **more)
     return CandidateFactory(PromptRenderer(), opt, chat=chat, corpus=_NoCorpus())
 
 
@@ -83,13 +83,22 @@ def test_mixed_positives_are_seeded_and_both_kinds_occur():
     assert 10 <= kinds.count("style-matched") <= 30 and kinds.count("real") + kinds.count("style-matched") == 40
     assert kinds != [j.strategy for j in _factory("mixed", seed=1).positive_jobs(tasks)]
     assert {j.strategy for j in _factory("real").positive_jobs(tasks)} == {"real"}
+    # --mixed-share: a larger share generates the same targets and more
+    more = [j.strategy for j in _factory("mixed", mixed_share=0.8).positive_jobs(tasks)]
+    assert more.count("style-matched") > kinds.count("style-matched") + 5
+    assert all(m == "style-matched" for k, m in zip(kinds, more) if k == "style-matched")
 
 
 def test_requests_carry_the_chosen_texts_word_budget_and_negatives_follow_a_generated_positive():
     task = _task(0)
     chosen = Candidate(task.id, " ".join(["word"] * 59) + " end.", "generated", "style-matched")
     jobs = _factory("mixed").negative_jobs(task, chosen)
-    assert "mimic" not in [j.strategy for j in jobs]  # a generated positive is its task's mimic already
+    # a generated positive faces a weaker mimic: one of the author's samples, not all
+    mimic = next(j for j in jobs if j.strategy == "mimic")
+    shown = mimic.request.messages[-1].content
+    assert "One sample text here." in shown and "Another sample text." not in shown
+    real = _factory("real").negative_jobs(task, Candidate(task.id, chosen.text, "author", "real"))
+    assert "Another sample text." in next(j for j in real if j.strategy == "mimic").request.messages[-1].content
     randomize = next(j for j in jobs if j.strategy == "randomize")
     assert "about 60 words" in randomize.request.messages[-1].content
     assert randomize.request.max_tokens == token_budget(60, 320)
@@ -109,3 +118,58 @@ def test_a_generated_positive_ends_cleanly_and_is_laid_out_like_the_authors_targ
 def test_the_cut_is_at_the_sentence_end_nearest_the_positives_length_not_the_longest():
     text = " ".join(["word"] * 24) + " end. " + " ".join(["more"] * 3) + " stop. Then a tail"  # ends at 25 and 29
     assert n_words(fit(text, Form.of(POSITIVE))) == 25  # 26 wanted; 29 is in the window too
+
+
+def test_a_side_asks_for_the_nearest_end_on_that_side_and_sides_says_which_exist():
+    text = " ".join(["word"] * 23) + " end. " + " ".join(["more"] * 3) + " stop. Then a tail"  # ends at 24 and 28
+    form = Form.of(POSITIVE)  # 26 words: window 23..29
+    assert sides(text, form) == {LONGER, SHORTER}
+    assert n_words(fit(text, form, side=LONGER)) == 28 and n_words(fit(text, form, side=SHORTER)) == 24
+    short_only = " ".join(["word"] * 23) + " end."
+    assert sides(short_only, form) == {SHORTER}
+    assert n_words(fit(short_only, form, side=LONGER)) == 24  # no longer end: the nearest
+    assert sides("Too short.", form) == frozenset()
+
+
+def test_whole_text_negatives_are_balanced_longer_and_shorter_per_strategy_and_edits_keep_the_nearest():
+    # every reply could be cut either side; the nearest end is always the shorter one
+    reply = " ".join(["word"] * 14) + " end. " + " ".join(["more"] * 2) + " stop. And then more."  # 15, 18
+    chosen = {i: Candidate(f"t{i}", "The author wrote this text. It has two sentences and some more words in it now.",
+                           "author", "real") for i in range(20)}
+    jobs = [j for i in range(20) for j in _factory("real", chat=False).negative_jobs(_task(i), chosen[i])]
+    raws = [reply if j.request is not None else None for j in jobs]
+    side = length_sides(jobs, raws, seed=0)
+    assert side == length_sides(jobs, raws, seed=0)
+    for strategy in ("mimic", "randomize"):
+        picked = [s for j, s in zip(jobs, side) if j.strategy == strategy]
+        assert picked.count(LONGER) == picked.count(SHORTER) == 10
+        longer = [n_words(to_candidate(j, r, s).text) > 16 for j, r, s in zip(jobs, raws, side) if j.strategy == strategy]
+        assert sum(longer) == 10
+    assert all(s is None for j, s in zip(jobs, side) if j.strategy not in ("mimic", "randomize", "other-author"))
+    # forced sides count: a reply that can only be shorter takes it, the free ones make up for it
+    short_reply = " ".join(["word"] * 13) + " end."
+    raws = [short_reply if j.request is not None and j.task.id in ("t0", "t1", "t2", "t3") else r for j, r in zip(jobs, raws)]
+    picked = [s for j, s in zip(jobs, length_sides(jobs, raws, seed=0)) if j.strategy == "mimic"]
+    assert picked.count(LONGER) == picked.count(SHORTER) == 10
+
+
+def test_drawn_negatives_keep_the_draw_nearest_the_positives_surface():
+    from persrm_gen.dataset.blind_audit import surface_distance
+    from persrm_gen.generator.candidates import nearest_draw
+
+    task = _task(0)
+    chosen = Candidate(task.id, "Parsimonious grammars, unfortunately, complicate considerable implementations; "
+                       "nevertheless, extraordinary simplifications emerge eventually.", "author", "real")
+    jobs = _factory("real", negative_draws=3).negative_jobs(task, chosen)
+    factory = _factory("real", negative_draws=3)
+    by = {j.strategy: factory.draws(j) for j in jobs}
+    assert len(by["mimic"]) == len(by["randomize"]) == 3 and len(by["minimal-edit"]) == 1
+    keys = {r.cache_key("local") for r in by["mimic"]}
+    assert len(keys) == 3 and by["mimic"][0] == next(j for j in jobs if j.strategy == "mimic").request
+    assert len(_factory("real").draws(jobs[0])) == 1  # one draw by default
+    mimic = next(j for j in jobs if j.strategy == "mimic")
+    plain = "It is a big day and we go out to see."  # short words, no commas
+    like = "Considerable grammars, unfortunately, complicate parsimonious implementations; eventually, remarkable simplifications emerge."
+    assert all(isinstance(to_candidate(mimic, t), Candidate) for t in (plain, like))
+    assert nearest_draw(mimic, [plain, like, None], surface_distance) == 1
+    assert nearest_draw(mimic, ["Too short.", None], surface_distance) == 0  # none usable: the first

@@ -284,3 +284,32 @@ def test_deterministic():
     a, b = validate_pairs(rows), validate_pairs(list(rows))
     assert a.rejected == b.rejected and [r["id"] for r in a.kept] == [r["id"] for r in b.kept]
     assert a.counts()["near_duplicate"] == 8  # every edit of base; row 0 holds base itself
+
+
+def test_a_generated_positive_shared_by_its_own_tasks_pairs_is_no_duplicate(tmp_path):
+    # --positive mixed: one generated chosen faces every negative of its task
+    positive, other = words(50), words(50)
+    mine = dict(chosen_source="generated", chosen_strategy="style-matched", sample_id="s1")
+    rows = [
+        make_row(0, chosen=positive, strategy="randomize", **mine),
+        make_row(1, chosen=positive, strategy="minimal-edit", **mine),
+        make_row(2, chosen=positive, strategy="other-author", rejected_source="other-author", **mine),
+        # the same text as another task's positive, or as a negative: still duplicates
+        make_row(3, chosen=positive, **dict(mine, sample_id="s2")),
+        make_row(4, chosen=other, rejected=positive, sample_id="s3"),
+        make_row(5, chosen=positive, **dict(mine, author_id="someone-else")),
+    ]
+    report = validate_pairs(rows)
+    assert reasons(report) == {"p3": "exact_duplicate", "p4": "exact_duplicate", "p5": "exact_duplicate"}
+    # near duplicates: an edit of the shared positive in another task is still caught
+    near = [*rows[:3], make_row(6, chosen=edit(positive, 1, random.Random(2)), **dict(mine, sample_id="s4"))]
+    assert reasons(validate_pairs(near)) == {"p6": "near_duplicate"}
+    # the cross-shard check of a built folder agrees
+    from persrm_gen.dataset.crosscheck import CrossShardCheck
+
+    folder = tmp_path / "pairs"
+    folder.mkdir()
+    pq.write_table(pa.Table.from_pylist(rows), folder / "train.parquet")
+    check = CrossShardCheck()
+    check.add_file(folder / "train.parquet")
+    assert {k: v[0] for k, v in check.rejected().items()} == reasons(report)

@@ -40,7 +40,7 @@ from functools import lru_cache
 import numpy as np
 
 from persrm_gen.style import n_words
-from persrm_gen.textutil import PARAGRAPH_BREAK, STYLE_SENTENCE_SPLIT, STYLE_WORD
+from persrm_gen.textutil import FINISHED_END, PARAGRAPH_BREAK, STYLE_SENTENCE_SPLIT, STYLE_WORD
 
 FEATURES = (
     "log_words",  # length; a difference of logs is the log of the length ratio
@@ -52,18 +52,22 @@ FEATURES = (
     "paragraphs",  # count of blank-line breaks
     "capitals",  # share of letters that are upper case
     "type_token",  # distinct words / words over the first 100 words (length-independent)
-    "clean_end",  # 1 when the text ends with sentence punctuation
+    "clean_end",  # 1 when the text ends a sentence (textutil.FINISHED_END, as the candidates' trim)
     "digits",  # share of characters
     "quotes_parens",  # per word
 )
+# The surface a base model's text is told from the author's by, with the spread of each over the
+# example corpus's samples: the build keeps the draw of a generated negative nearest the
+# positive on these (surface_distance), fixed scales so a shard decides alone.
+SURFACE = {"sentence_words": 9.6, "word_chars": 0.37, "type_token": 0.06, "commas": 0.027}
 TEST_SPLITS_ALL = "test"  # key of the pooled test splits in the report
 TTR_WINDOW = 100
 L2 = 3.0  # ridge on standardised features; keeps the judge calm on a few dozen pairs
 MIN_TRAIN_PAIRS = 4
 CV_FOLDS = 5
-_END = re.compile(r"[.!?…:;)\]\"'”’]\s*$")
 _QP = re.compile(r"[\"“”()\[\]]")
 
+_INDEX = {name: i for i, name in enumerate(FEATURES)}
 Extra = Callable[[str], Sequence[float]]  # more per-text features, e.g. fluency
 
 
@@ -86,10 +90,16 @@ def text_features(text: str) -> tuple[float, ...]:
         float(len(PARAGRAPH_BREAK.findall(text.strip()))),
         sum(c.isupper() for c in letters) / max(len(letters), 1),
         len(set(head)) / max(len(head), 1),
-        1.0 if _END.search(text) else 0.0,
+        1.0 if FINISHED_END.search(text) else 0.0,
         sum(c.isdigit() for c in text) / max(len(text), 1),
         len(_QP.findall(text)) / per_word,
     )
+
+
+def surface_distance(a: str, b: str) -> float:
+    """How far apart two texts are on :data:`SURFACE` (root of the summed squared scaled differences)."""
+    fa, fb = text_features(a), text_features(b)
+    return math.sqrt(sum(((fa[_INDEX[k]] - fb[_INDEX[k]]) / s) ** 2 for k, s in SURFACE.items()))
 
 
 def pair_features(chosen: Sequence[str], rejected: Sequence[str], extra: Extra | None = None) -> np.ndarray:

@@ -25,10 +25,10 @@ import numpy as np
 
 from persrm_gen.dataset.minhash import MinHasher, band_keys, candidate_pairs_from_keys, jaccard, lsh_params
 from persrm_gen.dataset.schema import SPLITS
-from persrm_gen.dataset.validators import ValidatorConfig, is_generated, text_hash
+from persrm_gen.dataset.validators import ValidatorConfig, is_generated, positive_task, text_hash
 
 _COLUMNS = ["id", "author_id", "genre", "split", "label", "chosen", "rejected", "chosen_source",
-            "rejected_source", "context"]
+            "rejected_source", "context", "sample_id"]
 
 
 def _raw_hash(text: str) -> bytes:
@@ -60,6 +60,7 @@ class CrossShardCheck:
         self.label: list[str] = []
         self.pair_key: list[tuple[str, str]] = []
         self.gen_hashes: list[tuple[str, ...]] = []
+        self.positive_task: list[tuple[str, str] | None] = []  # validators.positive_task
         self.target: list[bytes | None] = []  # a test_seen row's real target text, hashed
         self.train_texts: set[bytes] = set()  # train targets and contexts, hashed
         self.texts = _Texts()
@@ -92,6 +93,7 @@ class CrossShardCheck:
             # as generated_texts(row), reusing the hashes just made: the same string objects
             self.gen_hashes.append(tuple(h for h, col in zip(key, ("chosen", "rejected"))
                                          if is_generated(row[f"{col}_source"])))
+            self.positive_task.append(positive_task(row))
             real_target = split == "test_seen_authors" and row["chosen_source"] == "author"
             self.target.append(_raw_hash(row["chosen"]) if real_target else None)
             if split == "train":
@@ -134,18 +136,21 @@ class CrossShardCheck:
     def _exact(self, order: list[int], out: dict) -> None:
         """As ``validators.exact_duplicates``, in the canonical order."""
         seen: dict[str, int] = {}
+        shared: dict[str, tuple[str, str]] = {}
         labels: dict[tuple[str, str], set] = defaultdict(set)
         for i in order:
             if i in out:
                 continue
-            key, label = self.pair_key[i], self.label[i]
-            hits = [seen[h] for h in self.gen_hashes[i] if h in seen]
+            key, label, task, hashes = self.pair_key[i], self.label[i], self.positive_task[i], self.gen_hashes[i]
+            hits = [seen[h] for k, h in enumerate(hashes) if h in seen and not (k == 0 and task and shared.get(h) == task)]
             mirror = self.config.allow_both_orders and all(self.pair_key[j] == key for j in hits)
             if hits and not (mirror and label not in labels[key]):
                 out[i] = ("exact_duplicate", f"a generated candidate repeats one of pair {self.ids[hits[0]]}")
                 continue
-            for h in self.gen_hashes[i]:
+            for h in hashes:
                 seen.setdefault(h, i)
+            if task:
+                shared.setdefault(hashes[0], task)
             labels[key].add(label)
 
     def _near(self, order: list[int], out: dict) -> None:
@@ -163,7 +168,7 @@ class CrossShardCheck:
             if pos[ra] > pos[rb]:
                 ra, rb = rb, ra
             mirror = self.config.allow_both_orders and self.pair_key[ra] == self.pair_key[rb] and self.label[ra] != self.label[rb]
-            if ra != rb and not mirror:
+            if ra != rb and not mirror and not self._same_positive(a, b):
                 proposed.append((a, b, ra, rb))
         if not proposed:
             return
@@ -178,6 +183,11 @@ class CrossShardCheck:
             if earlier:
                 j, jac = max(earlier, key=lambda x: (x[1], -pos[x[0]]))
                 out[i] = ("near_duplicate", f"a generated candidate has Jaccard {jac:.2f} with one of pair {self.ids[j]}")
+
+    def _same_positive(self, a: int, b: int) -> bool:
+        """Texts ``a`` and ``b`` are the one generated positive of a task (validators.positive_task)."""
+        ta, tb = (self.positive_task[self.texts.owner[t]] if self.texts.where[t][2] == "chosen" else None for t in (a, b))
+        return ta is not None and ta == tb
 
     def _shingles(self, wanted: set[int]) -> dict[int, np.ndarray]:
         """Shingle hashes of the generated texts ``wanted``, read back one file at a time."""

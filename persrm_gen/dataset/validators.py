@@ -24,7 +24,10 @@ claims a text that a later, valid row would then lose as a "duplicate":
                            on what is left until nothing more goes (at most ``blind_rounds``).
 
 Only generated text is checked for duplicates and leakage: the author's real text appears
-in several pairs on purpose (one per negative strategy) and is never "leaked".
+in several pairs on purpose (one per negative strategy) and is never "leaked". So does a
+generated positive (``--positive mixed``) in the pairs of its own task: it is one text
+facing each of the task's negatives; anywhere else (another task's positive, a negative)
+it is a duplicate like any other (:func:`positive_task`).
 Running ``validate_pairs`` on its own ``kept`` rows rejects nothing (with
 ``max_blind_confidence``, when the blind check settled within its rounds).
 """
@@ -148,6 +151,14 @@ def generated_texts(row: dict) -> list[str]:
     if is_generated(row.get("rejected_source")):
         out.append(row.get("rejected") or "")
     return out
+
+
+def positive_task(row: dict) -> tuple[str, str] | None:
+    """(author_id, sample_id) when the row's chosen is generated: the task whose pairs all
+    share that one positive, so repeating it among them is by design, not a duplicate."""
+    if not is_generated(row.get("chosen_source")) or not row.get("sample_id"):
+        return None
+    return str(row.get("author_id")), str(row["sample_id"])
 
 
 # --------------------------------------------------------------------------- per-row checks
@@ -335,18 +346,22 @@ def exact_duplicates(rows: Sequence[dict], config: ValidatorConfig | None = None
     builder's A/B-swapped copy); a third copy is a duplicate."""
     config = config or ValidatorConfig()
     seen: dict[str, int] = {}
+    shared: dict[str, tuple[str, str]] = {}  # a generated positive's hash -> its task
     labels: dict[tuple[str, str], set] = defaultdict(set)
     out: dict[int, str] = {}
     for i, row in enumerate(rows):
         hashes = [text_hash(t) for t in generated_texts(row)]
+        task = positive_task(row)  # when set, hashes[0] is the positive
         key, label = _pair_key(row), row.get("label")
-        hits = [seen[h] for h in hashes if h in seen]
+        hits = [seen[h] for k, h in enumerate(hashes) if h in seen and not (k == 0 and task and shared.get(h) == task)]
         mirror = config.allow_both_orders and all(_pair_key(rows[j]) == key for j in hits)
         if hits and not (mirror and label not in labels[key]):
             out[i] = f"a generated candidate repeats one of pair {rows[hits[0]].get('id')}"
             continue
         for h in hashes:
             seen.setdefault(h, i)
+        if task:
+            shared.setdefault(hashes[0], task)
         labels[key].add(label)
     return out
 
@@ -356,18 +371,20 @@ def near_duplicates(rows: Sequence[dict], config: ValidatorConfig | None = None)
     earlier row that is kept (greedy in row order: a rejected row claims nothing). The two
     orders of one pair (see exact_duplicates) are not near duplicates of each other."""
     config = config or ValidatorConfig()
-    texts, owner = [], []
+    texts, owner, task = [], [], []  # task: the positive's task (positive_task), else None
     for i, row in enumerate(rows):
-        for t in generated_texts(row):
+        for k, t in enumerate(generated_texts(row)):
             texts.append(t)
             owner.append(i)
+            task.append(positive_task(row) if k == 0 else None)
     keys = [_pair_key(r) for r in rows] if config.allow_both_orders else None
     neighbours: dict[int, list[tuple[int, float]]] = defaultdict(list)
     for a, b, jac in near_duplicate_pairs(
         texts, config.near_dup_threshold, config.num_perm, config.shingle_size, config.seed
     ):
         ra, rb = sorted((owner[a], owner[b]))
-        if ra == rb or (keys and keys[ra] == keys[rb] and rows[ra].get("label") != rows[rb].get("label")):
+        if ra == rb or (keys and keys[ra] == keys[rb] and rows[ra].get("label") != rows[rb].get("label")) \
+                or (task[a] is not None and task[a] == task[b]):
             continue
         neighbours[rb].append((ra, jac))
     out: dict[int, str] = {}

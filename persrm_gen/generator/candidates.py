@@ -7,19 +7,27 @@ edits and axis rewrites start from the chosen text, and every negative is brough
 chosen text's form (length, ending, paragraphing: :mod:`persrm_gen.generator.form`), so
 the budgets of negatives follow the chosen text that came back, not the author's target.
 
+Which side of the chosen text's length a negative is cut to is decided once the replies
+are in (:func:`length_sides`): the nearest sentence end favours whichever side the model
+tends to stop on, and "pick the longer (or the shorter) response" must not pay.
+
 ``--positive mixed`` makes the positive a style-matched generation for a seeded share of
-the targets (``MIXED_SHARE``): a generated positive then faces generated negatives, so
-"the human text wins" is no shortcut a reward model can learn.
+the targets (``--mixed-share``, default ``MIXED_SHARE``): a generated positive then faces generated negatives, so
+"the human text wins" is no shortcut a reward model can learn; its mimic is a weaker one,
+shown one of the author's samples where the positive saw them all.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from persrm_gen.generator.edits import AXIS_DIRECTIONS, axis_rewrite, minimal_edit
 from persrm_gen.generator.form import (
     LAYOUT_AXIS,
+    LONGER,
+    SHORTER,
     Form,
     FormMismatch,
     cap_length,
@@ -28,6 +36,7 @@ from persrm_gen.generator.form import (
     fits,
     lay_out,
     n_words,
+    sides,
     token_budget,
 )
 from persrm_gen.generator.parsing import CONTINUATION_STOPS, UnparseableOutput, clean_continuation, clean_rewrite
@@ -47,19 +56,31 @@ RANDOM_STYLES = (
     "an excited sports commentary",
 )
 POSITIVES = ("real", "style-matched", "mixed")
-MIXED_SHARE = 0.5  # --positive mixed: the share of targets whose positive is generated
+MIXED_SHARE = 0.5  # --positive mixed: the default share of targets whose positive is generated
+WEAK_MIMIC_SAMPLES = 1  # the author samples shown to the mimic that faces a generated positive
+# Negatives that are whole texts of their own, cut to a balanced side of the chosen text's
+# length; edits and axis rewrites of the chosen text keep the nearest cut (their length is
+# the chosen text's, give or take their edit).
+LENGTH_SIDES = ("mimic", "randomize", "other-author")
+# Generated negatives drawn --negative-draws times, the draw whose surface (the blind audit's
+# response-only features: word and sentence length, type-token ratio, commas) is nearest the
+# positive's kept: a base model's text is told from the author's by those, not by its style.
+DRAWN = ("mimic", "randomize")
+DRAW_ATTEMPT = 1000  # draw d is attempt d * DRAW_ATTEMPT: apart from the re-samples' 1, 2, ...
 
 
 @dataclass(frozen=True)
 class CandidateOptions:
     model: str
     positive: str = "real"  # "real" | "style-matched" | "mixed" (POSITIVES)
+    mixed_share: float = MIXED_SHARE  # with "mixed": the share of generated positives
     negatives: tuple[str, ...] = ("mimic", "randomize", "minimal-edit", "other-author", "axes")
     axes: tuple[str, ...] = AXES
     temperature: float = 0.8
     top_p: float = 0.95
     max_new_tokens: int = 320
     seed: int = 0
+    negative_draws: int = 1  # draws of each DRAWN negative; the nearest the positive's surface is kept
 
 
 @dataclass
@@ -71,6 +92,7 @@ class Job:
     text: str | None = None  # known without a model call
     parse: Callable[[str], str] = field(default=lambda s: s)
     form: Form | None = None  # the chosen text's form, which a negative is brought to
+    chosen: str = ""  # a negative's chosen text (its surface is what the draws are held to)
 
 
 class CandidateFactory:
@@ -108,7 +130,8 @@ class CandidateFactory:
     def positive_strategy(self, task: Task) -> str:
         """``real`` or ``style-matched`` for this task (``mixed``: seeded, a share generated)."""
         if self.opt.positive == "mixed":
-            generated = rng_for(self.opt.seed, "mixed-positive", task.id).random() < MIXED_SHARE
+            # one draw per task: a task generated at one share is generated at any larger share
+            generated = rng_for(self.opt.seed, "mixed-positive", task.id).random() < self.opt.mixed_share
             return "style-matched" if generated else "real"
         return self.opt.positive
 
@@ -129,10 +152,8 @@ class CandidateFactory:
         form = Form.of(chosen.text)
         jobs: list[Job] = []
         for strategy in self.opt.negatives:
-            # a generated positive is the mimic of its task already (base models: the same prompt)
-            if strategy == "mimic" and chosen.strategy == "real":
-                req, parse = self._request(task, "mimic", "mimic", True, form, **self._gen_vars(task))
-                jobs.append(Job(task, "mimic", "generated", request=req, parse=parse))
+            if strategy == "mimic":
+                jobs.append(self._mimic(task, chosen, form))
             elif strategy == "randomize":
                 jobs.append(self._randomize(task, form))
             elif strategy == "minimal-edit":
@@ -143,7 +164,27 @@ class CandidateFactory:
                     jobs.append(Job(task, "other-author", "other-author", text=text))
             elif strategy == "axes":
                 jobs.append(self._axis(task, chosen.text, form))
-        return [replace(j, form=form) for j in jobs if j.request is not None or j.text is not None]
+        return [replace(j, form=form, chosen=chosen.text) for j in jobs if j.request is not None or j.text is not None]
+
+    def draws(self, job: Job) -> list[LLMRequest]:
+        """The requests of ``job``'s draws, its own first (one, unless DRAWN with --negative-draws)."""
+        if job.request is None:
+            return []
+        n = self.opt.negative_draws if job.strategy in DRAWN else 1
+        return [job.request] + [
+            replace(job.request, attempt=d * DRAW_ATTEMPT, seed=rng_for(job.request.seed, "draw", d).randrange(2**31))
+            for d in range(1, n)
+        ]
+
+    def _mimic(self, task: Task, chosen: Candidate, form: Form) -> Job:
+        variables = self._gen_vars(task)
+        if chosen.strategy != "real":
+            # A generated positive is its task's best mimic (base models: the very same prompt).
+            # The mimic it faces sees WEAK_MIMIC_SAMPLES of the author's samples: machine text
+            # on both sides, the positive with the better evidence of the style.
+            variables["context"] = variables["context"][:WEAK_MIMIC_SAMPLES]
+        req, parse = self._request(task, "mimic", "mimic", True, form, **variables)
+        return Job(task, "mimic", "generated", request=req, parse=parse)
 
     def _randomize(self, task: Task, form: Form) -> Job:
         rng = rng_for(self.opt.seed, "randomize", task.id)
@@ -216,14 +257,66 @@ class Unusable:
     reason: str
 
 
-def to_candidate(job: Job, raw: str | None) -> Candidate | Unusable:
-    """The job's candidate (a negative in the chosen text's form), or why there is none."""
+def length_sides(jobs: Sequence[Job], raws: Sequence[str | None], seed: int) -> list[str | None]:
+    """The side of the chosen text's length (LONGER, SHORTER, None: nearest) each job's
+    negative is cut to, once its reply ``raws[i]`` is in.
+
+    Per author and strategy (so a shard of authors decides alone, whatever the shard size):
+    a negative that can reach one side only takes it; the others are dealt, in a seeded
+    order, to whichever side has fewer so far (a seeded coin on a tie). So "the longer
+    response wins" scores about one half per strategy, whichever side the model stops on."""
+    out: list[str | None] = [None] * len(jobs)
+    groups: dict[tuple[str, str], list[tuple[str, int, frozenset]]] = defaultdict(list)
+    for i, (job, raw) in enumerate(zip(jobs, raws)):
+        if job.strategy in LENGTH_SIDES and job.form is not None and (text := _parsed(job, raw)):
+            groups[(job.task.author_id, job.strategy)].append((job.task.id, i, sides(text, job.form)))
+    for (author, strategy), members in sorted(groups.items()):
+        count = {LONGER: 0, SHORTER: 0}
+        free = []
+        for _, i, reach in sorted(members):
+            if len(reach) == 2:
+                free.append(i)
+            elif reach:
+                (out[i],) = reach
+                count[out[i]] += 1
+        rng = rng_for(seed, "length-side", author, strategy)
+        rng.shuffle(free)
+        for i in free:
+            tie = count[LONGER] == count[SHORTER]
+            out[i] = (LONGER if rng.random() < 0.5 else SHORTER) if tie else min(count, key=count.get)
+            count[out[i]] += 1
+    return out
+
+
+def nearest_draw(job: Job, raws: Sequence[str | None], distance: Callable[[str, str], float]) -> int:
+    """The index of the draw (``raws``) whose usable candidate is nearest ``job.chosen`` by
+    ``distance`` (the blind audit's surface distance); the first on a tie, 0 when none is usable."""
+    best, best_d = 0, None
+    for i, raw in enumerate(raws):
+        cand = to_candidate(job, raw) if raw is not None else Unusable("unusable")
+        if isinstance(cand, Candidate):
+            d = distance(job.chosen, cand.text)
+            if best_d is None or d < best_d:
+                best, best_d = i, d
+    return best
+
+
+def _parsed(job: Job, raw: str | None) -> str | None:
+    try:
+        return job.parse(raw or "") if job.request is not None else job.text
+    except UnparseableOutput:
+        return None
+
+
+def to_candidate(job: Job, raw: str | None, side: str | None = None) -> Candidate | Unusable:
+    """The job's candidate (a negative in the chosen text's form, cut to ``side`` of its
+    length: :func:`length_sides`), or why there is none."""
     text = job.text
     try:
         if job.request is not None:
             text = job.parse(raw or "")
         if text and job.form is not None:
-            text = fit(text, job.form, layout=job.strategy != LAYOUT_AXIS)
+            text = fit(text, job.form, layout=job.strategy != LAYOUT_AXIS, side=side)
     except FormMismatch:
         return Unusable(FormMismatch.reason)
     except UnparseableOutput:

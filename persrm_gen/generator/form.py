@@ -6,10 +6,13 @@ paragraphs, learns a shortcut, not the author (issue 13). So every negative is b
 the chosen text's form before it becomes a pair:
 
 - length: within ``TOLERANCE`` (±15%) of the chosen text's words, cut only where a
-  sentence ends, at the end nearest the chosen text's length (so a negative is as often
-  shorter as longer); a text that cannot be cut into that window (too short, or no sentence end
-  inside it) is refused with :class:`FormMismatch` (``length_mismatch``), which the
-  candidates stage re-samples on API backends and otherwise drops and counts;
+  sentence ends, at the end nearest the chosen text's length; a text that cannot be cut into
+  that window (too short, or no sentence end inside it) is refused with :class:`FormMismatch`
+  (``length_mismatch``), which the candidates stage re-samples on API backends and otherwise
+  drops and counts. The nearest end is not as often shorter as longer (a model that stops
+  early gives shorter texts), so a caller may ask for a ``side`` of the chosen text's length
+  (:func:`sides` says which ones a text can reach): the candidates stage balances the sides
+  of the negatives that are whole texts of their own (``generator.candidates.LENGTH_SIDES``);
 - ending: when the chosen text ends a sentence, so does the negative; when it stops
   without sentence punctuation (a list, a title), the negative's final stop is dropped too;
 - layout: the negative's sentences are laid out in as many paragraphs (or lines) as the
@@ -28,7 +31,7 @@ from dataclasses import dataclass
 
 from persrm_gen.generator.parsing import UnparseableOutput
 from persrm_gen.style import n_words, words_of
-from persrm_gen.textutil import PARAGRAPH_BREAK, sentences
+from persrm_gen.textutil import FINISHED_END, PARAGRAPH_BREAK, sentences
 
 TOLERANCE = 0.15  # a negative has within ±15% of the chosen text's words
 TOKENS_PER_WORD = 1.5  # generous for English with current tokenizers: the budget must reach the window
@@ -37,7 +40,6 @@ LAYOUT_AXIS = "axis-structure"  # the one strategy whose point is the layout
 
 # Where a sentence ends: . ! ? and any closing quotes or brackets, before a space or the end.
 _SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*(?=\s|$)")
-_CLEAN_END = re.compile(r"[.!?][\"'”’)\]]*\s*$")
 _LIST_LINE = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s", re.MULTILINE)
 
 
@@ -49,7 +51,7 @@ class FormMismatch(UnparseableOutput):
 
 def ends_clean(text: str) -> bool:
     """True when the text ends a sentence (not cut off mid-sentence)."""
-    return bool(_CLEAN_END.search(text))
+    return bool(FINISHED_END.search(text))
 
 
 def bounds(words: int) -> tuple[int, int]:
@@ -95,13 +97,22 @@ def fits(text: str, form: Form) -> bool:
     return True
 
 
-def fit(text: str, form: Form, *, layout: bool = True) -> str:
-    """``text`` brought to ``form`` (length, ending, and with ``layout`` its paragraphing).
+LONGER, SHORTER = "longer", "shorter"  # the sides of the chosen text's length a negative may take
+
+
+def fit(text: str, form: Form, *, layout: bool = True, side: str | None = None) -> str:
+    """``text`` brought to ``form`` (length, ending, and with ``layout`` its paragraphing);
+    with ``side`` (LONGER or SHORTER) at the end nearest the chosen text's length on that
+    side of it when the text has one in the window (else as without).
 
     Raises :class:`FormMismatch` when no sentence end puts it inside the length window.
     """
     text = text.strip()
     lo, hi = bounds(form.words)
+    if side is not None:
+        on_side = [(abs(w - form.words), end) for w, end in _ends(text, form) if _on(side, w, form.words)]
+        if on_side:
+            text = text[:min(on_side)[1]].rstrip()
     if n_words(text) > hi or (form.clean_end and not ends_clean(text)):
         text = _cut(text, lo, hi, form.words)
     if n_words(text) < lo:
@@ -111,6 +122,35 @@ def fit(text: str, form: Form, *, layout: bool = True) -> str:
     if layout and not form.listed:
         text = lay_out(text, form)
     return text
+
+
+def sides(text: str, form: Form) -> frozenset[str]:
+    """The sides of the chosen text's length (LONGER, SHORTER) that ``fit`` can bring
+    ``text`` to; a cut of exactly its length is on neither."""
+    return frozenset(side for side in (LONGER, SHORTER)
+                     if any(_on(side, w, form.words) for w, _ in _ends(text.strip(), form)))
+
+
+def _on(side: str, words: int, goal: int) -> bool:
+    return words > goal if side == LONGER else words < goal
+
+
+def _ends(text: str, form: Form) -> list[tuple[int, int]]:
+    """(words, offset) of every place ``text`` may end inside the length window: its sentence
+    ends, and its own end when ``form`` allows that ending."""
+    lo, hi = bounds(form.words)
+    out, words, start = [], 0, 0
+    for m in _SENTENCE_END.finditer(text):
+        words += n_words(text[start:m.end()])
+        start = m.end()
+        if words > hi:
+            return out
+        if words >= lo:
+            out.append((words, m.end()))
+    total = words + n_words(text[start:])
+    if start < len(text) and lo <= total <= hi and not form.clean_end:
+        out.append((total, len(text)))
+    return out
 
 
 def cap_length(text: str, words: int) -> str:

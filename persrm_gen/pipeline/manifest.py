@@ -26,6 +26,8 @@ def build_manifest(opts: BuildOptions, renderer: PromptRenderer, plan, model_nam
         "seed": opts.seed,
         "context_size": opts.context_size,
         "positive": opts.positive,
+        **({"mixed_share": opts.mixed_share} if opts.positive == "mixed" else {}),
+        **({"negative_draws": opts.negative_draws} if opts.negative_draws > 1 else {}),
         "negatives": list(opts.negatives),
         "axes": list(opts.axes),
         "rationales": opts.rationales,

@@ -107,6 +107,8 @@ class BuildOptions:
     base_url: BaseUrl = None
     context_size: Annotated[int, Field(ge=1)] = 3
     positive: Literal["real", "style-matched", "mixed"] = "real"
+    mixed_share: Annotated[float, Field(ge=0, le=1)] = 0.5  # --positive mixed: the share of generated positives
+    negative_draws: Annotated[int, Field(ge=1)] = 1  # draws of each mimic/randomize negative
     negatives: Annotated[tuple[str, ...], _choices(STRATEGIES, "strategy", "strategies")] = STRATEGIES
     axes: Annotated[tuple[str, ...], _choices(AXES, "axis", "axes")] = AXES
     test_authors: Annotated[str | None, BeforeValidator(_count_or_file)] = None
@@ -187,8 +189,9 @@ class BuildOptions:
         from persrm_gen.generator.candidates import CandidateOptions
 
         return CandidateOptions(
-            model=model, positive=self.positive, negatives=self.negatives, axes=self.axes,
+            model=model, positive=self.positive, mixed_share=self.mixed_share, negatives=self.negatives, axes=self.axes,
             temperature=self.temperature, max_new_tokens=self.max_new_tokens, seed=self.seed,
+            negative_draws=self.negative_draws,
         )
 
 

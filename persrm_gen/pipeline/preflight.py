@@ -35,7 +35,7 @@ def render_requests(opts: BuildOptions, prepared: Prepared, tasks: Sequence[Task
     requests = [j.request for j in positives if j.request is not None]
     # the author's text stands in for a generated positive (same strategy, so the same negatives)
     negatives = [j for p in positives for j in factory.negative_jobs(p.task, stand_in_chosen(p))]
-    requests += [j.request for j in negatives if j.request is not None]
+    requests += [r for j in negatives for r in factory.draws(j)]
     pairs = [stand_in_pair(job) for job in negatives]
     if opts.rationale_mode(chat) == "llm":
         ropt = opts.rationale_options(chat, model)
