@@ -2,7 +2,7 @@
 
 The end step of a build (and of ``persrm-gen merge``) used to read every published pair's
 chosen and rejected texts back to measure the card's statistics, holding them all in
-memory at once: about 0.2 MB per sample, the largest allocation of a 100k-sample build.
+memory at once, so the build's peak memory grew with the dataset however small its shards.
 Instead each shard measures its own pairs once, when it finishes, and keeps one compact row
 per pair: the fields the stats read, the context-blind audit's features of the pair
 (``blind_audit.FEATURES``, chosen minus rejected, as ``blind_audit.pair_features`` gives
