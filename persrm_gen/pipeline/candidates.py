@@ -53,6 +53,16 @@ async def _run_jobs(client: LLMClient, jobs: list[Job], progress, label: str, us
     asked = [j for j in jobs if j.request is not None]
     responses: list = []
     failures = FailureRate(label, opts.max_failure_rate)
+    fitted: dict[int, tuple[str, Candidate | Unusable]] = {}
+
+    def fit_once(i: int, text: str) -> Candidate | Unusable:
+        """``to_candidate`` of asked[i]'s reply, parsed and fitted once (the re-sample check
+        and the result below read the same reply)."""
+        hit = fitted.get(i)
+        if hit is None or hit[0] != text:
+            hit = fitted[i] = (text, to_candidate(asked[i], text))
+        return hit[1]
+
     if asked:
         # Outputs that cannot be used (unparseable, or not in the chosen text's form) are
         # re-sampled, up to --max-attempts: a base model that stops early gets another try.
@@ -60,15 +70,15 @@ async def _run_jobs(client: LLMClient, jobs: list[Job], progress, label: str, us
         with stage(progress, label, len(asked), info=client.accounting.summary) as tick:
             responses = await _sample(client, [j.request for j in asked], tick, validate, failures, usage,
                                       opts.max_attempts,
-                                      usable=lambda i, text: not isinstance(to_candidate(asked[i], text), Unusable))
-    it = iter(responses)
+                                      usable=lambda i, text: not isinstance(fit_once(i, text), Unusable))
+    it = enumerate(responses)
     out: list[Candidate | Unusable] = []
     for j in jobs:
-        raw = next(it) if j.request is not None else None
+        i, raw = next(it) if j.request is not None else (None, None)
         if isinstance(raw, BaseException):
             out.append(Unusable("unusable"))
             continue
-        cand = to_candidate(j, raw.text if raw is not None else None)
+        cand = fit_once(i, raw.text) if raw is not None else to_candidate(j, None)
         if isinstance(cand, Unusable) and cand.reason == "unusable" and raw is not None:
             failures.add(f"unusable output ({j.strategy}): {raw.text[:80]!r}")
         out.append(cand)
