@@ -158,7 +158,7 @@ class PromptRenderer:
         out = self._samples_cache.get(key)
         if out is None:  # (shards render in threads: get/set only, never a check then a read)
             out = template.render(**variables).strip()
-            if len(self._samples_cache) >= 4096:
+            if len(self._samples_cache) >= 1024:  # a target's prompts render together: few are reused later
                 self._samples_cache.clear()
             self._samples_cache[key] = out
         return out
