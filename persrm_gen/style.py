@@ -302,11 +302,13 @@ class AuthorProfile:
     n_samples: int
     _scale: np.ndarray = field(init=False, repr=False, compare=False)
     _fw_scale: np.ndarray = field(init=False, repr=False, compare=False)
+    _measures: dict = field(init=False, repr=False, compare=False)  # text -> _Measure, see _measure
 
     def __post_init__(self) -> None:
         # the z-score denominators, once per profile rather than once per measured text
         object.__setattr__(self, "_scale", np.maximum(self.std, _FLOORS))
         object.__setattr__(self, "_fw_scale", np.maximum(self.fw_std, _FW_FLOOR))
+        object.__setattr__(self, "_measures", {})
 
     @classmethod
     def from_context(cls, context: Sequence[str]) -> AuthorProfile:
@@ -349,11 +351,19 @@ class _Measure:
         )
 
 
-@lru_cache(maxsize=8192)
 def _measure(text: str, profile: AuthorProfile) -> _Measure:
     """Memoised per (text, profile): the pair's margin, the evidence trace (``compare``) and
-    the swapped judge request measure the same texts against the same profile. The result
-    is shared: read only. A profile hashes by identity (``_profile`` returns the same one)."""
+    the swapped judge request measure the same texts against the same profile (``_profile``
+    returns the same object for the same context). Kept on the profile, so the memo lives
+    exactly as long as the profile does (a separate cache kept evicted profiles alive). The
+    result is shared: read only."""
+    found = profile._measures.get(text)
+    if found is None:  # (shards measure in threads: get/set only)
+        found = profile._measures[text] = _measure_fresh(text, profile)
+    return found
+
+
+def _measure_fresh(text: str, profile: AuthorProfile) -> _Measure:
     vec, fw, chunks, lower = _text_stats(text)
     z = np.minimum(np.abs(vec - profile.mean) / profile._scale, Z_CLIP)
     fw_z = np.minimum(np.abs(fw - profile.fw_mean) / profile._fw_scale, Z_CLIP)

@@ -192,8 +192,8 @@ def test_memoised_measurements_equal_a_fresh_computation():
     context = TERSE[:3]
     first = (compare(context, TERSE_REPLY, VERBOSE), style_margin(TERSE_REPLY, VERBOSE, AuthorProfile.from_context(context)))
     again = (compare(context, TERSE_REPLY, VERBOSE), style_margin(TERSE_REPLY, VERBOSE, AuthorProfile.from_context(context)))
-    for cached in (style._measure, style._profile, style._text_stats, style._feature_vector, style._words, style.n_words):
-        cached.cache_clear()
+    for cached in (style._profile, style._text_stats, style._feature_vector, style._words, style.n_words):
+        cached.cache_clear()  # a new profile object: its measurements start empty too
     fresh = (compare(context, TERSE_REPLY, VERBOSE), style_margin(TERSE_REPLY, VERBOSE, AuthorProfile.from_context(context)))
     assert first == again == fresh
     assert first[0].distance_a != first[0].distance_b

@@ -147,3 +147,15 @@ def test_one_sandboxed_environment_renders_prompts_and_the_card():
     # author text is data: a sample holding template syntax comes out literally
     out = PromptRenderer().text("task", opening="{{ 7*7 }} {% raw %}", genre="g", query_is_prompt=False)
     assert "{{ 7*7 }} {% raw %}" in out
+
+
+def test_the_cached_samples_block_follows_every_value_it_reads(tmp_path):
+    # the samples block is rendered once per set of the values it reads: a user's
+    # _samples.j2 reading more than `context` must not get another prompt's block
+    (tmp_path / "_samples.j2").write_text("# Samples for {{ query }}\n{% for s in context %}\n{{ s }}\n{% endfor %}\n")
+    r = PromptRenderer(tmp_path)
+    for query in ("first question", "second question", "first question"):
+        for context in (["one", "two"], ["one", "three"]):
+            user = r.messages("judge", context=context, query=query, response_a="a", response_b="b")[-1]
+            fresh = r.env.get_template("_samples.j2").render(context=context, query=query).strip()
+            assert user.cache_prefix >= len(fresh) and user.content.startswith(fresh)

@@ -48,6 +48,7 @@ class PromptRenderer:
         self._compiled: dict[str, object] = {}
         self._samples_cache: dict[tuple, str] = {}
         self._samples_vars: frozenset[str] | None = None
+        self._samples_cacheable: bool | None = None  # decided at the first samples block
 
     def _template(self, name: str):
         """The compiled template, loaded once per renderer: Jinja's own cache checks the file
@@ -138,30 +139,33 @@ class PromptRenderer:
             end = at + len(query)
         return end
 
-
     def _samples_block(self, variables: dict) -> str:
         """``_samples.j2`` rendered once per set of values it reads (every pair and re-sample of
-        a target shows the same samples); a template reading a non-hashable value renders each time."""
+        a target shows the same samples); a template reading a non-hashable value, or one that
+        reads another template (whose variables are not known here), renders each time."""
         template = self._template(SAMPLES.removesuffix(SUFFIX))
-        if self._samples_vars is None:
+        if self._samples_cacheable is None:
             sources = self._sources(SAMPLES, set())
-            # what an included template reads is not in this source: such a template is not cached
             self._samples_vars = frozenset(meta.find_undeclared_variables(self.env.parse(sources[0]))) \
-                if len(sources) == 1 and not _LOADS_RE.search(sources[0]) else frozenset({"*"})
+                if len(sources) == 1 and not _LOADS_RE.search(sources[0]) else None
+            self._samples_cacheable = self._samples_vars is not None
+        if not self._samples_cacheable:
+            return template.render(**variables).strip()
         try:
-            if "*" in self._samples_vars:
-                raise TypeError
-            key = tuple((k, _frozen(variables.get(k))) for k in sorted(self._samples_vars))
+            key = tuple((k, _frozen(variables.get(k, _MISSING))) for k in sorted(self._samples_vars))
             hash(key)
         except TypeError:
             return template.render(**variables).strip()
         out = self._samples_cache.get(key)
         if out is None:  # (shards render in threads: get/set only, never a check then a read)
             out = template.render(**variables).strip()
-            if len(self._samples_cache) >= 4096:
+            if len(self._samples_cache) >= 1024:  # a target's prompts render together: few are reused later
                 self._samples_cache.clear()
             self._samples_cache[key] = out
         return out
+
+
+_MISSING = object()  # a variable not passed (StrictUndefined raises) is not one passed as None
 
 
 def _frozen(value):
