@@ -18,7 +18,6 @@ counts the judge replies paid per strategy, for "judge requests per kept trace".
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -88,8 +87,10 @@ async def write_rationales(pairs: list[Pair], client: LLMClient, renderer: Promp
     (when given) counts the judge requests per strategy."""
     drops: Counter = Counter()
     with stage(progress, "style evidence", len(pairs)) as tick:
-        # pure CPU work, in a thread so that the other shard's requests keep flowing meanwhile
-        comparisons, problems = await asyncio.to_thread(_evidence_traces, pairs, renderer, tick)
+        # On the event loop, not in a worker thread: moved there (with the judge requests), a
+        # 10,000-sample build peaked at 1.23 GB RSS instead of 0.94 (likely the traces and
+        # prompts allocated in the threads' own malloc arenas), for no less CPU
+        comparisons, problems = _evidence_traces(pairs, renderer, tick)
     if opt.mode == "evidence":
         drops["sft_evidence_disagrees"] = problems["sft_evidence_disagrees"]
         drops["trace_contradicts_verdict"] = problems["trace_contradicts_verdict"]
@@ -165,7 +166,7 @@ async def _llm_traces(pairs, comparisons, judge: _Judge, renderer, opt, progress
             waves = warm_first(pending) if attempt == 0 else [pending]
             texts_of: dict[str, str] = {}
             for wave in waves:
-                reqs = await asyncio.to_thread(_requests, wave, comparisons, renderer, opt, attempt)
+                reqs = _requests(wave, comparisons, renderer, opt, attempt)
                 texts_of.update(zip((p.id for p in wave), await judge(wave, reqs, failures)))
             still = []
             for p in pending:
