@@ -147,9 +147,15 @@ def test_manifest_records_templates_seeds_counts_and_no_clock(built):
 
 def test_second_run_makes_no_model_calls_and_identical_files(built, authors, model):
     before = digests(built)
+    stamped = {p: p.stat().st_mtime_ns for p in (built / "data").rglob("*.parquet")}
+    proc = cli(*build_args(authors, built, model))
+    assert "up to date" in proc.stderr  # the stamp answers: nothing rebuilt, nothing rewritten
+    assert {p: p.stat().st_mtime_ns for p in (built / "data").rglob("*.parquet")} == stamped
+    (built / ".built").unlink()  # without the stamp the build replays every stage from the cache
     proc = cli(*build_args(authors, built, model))
     assert "(0 requests sent," in proc.stderr
     assert digests(built) == before
+    assert (built / ".built").is_file()
 
 
 def every_row(out: Path) -> dict[str, list[str]]:

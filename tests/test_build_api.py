@@ -244,6 +244,7 @@ def test_format_failures_are_paid_once_counted_and_never_bought_again(tmp_path, 
         assert f"{len(judge) // 2} failed" in first.stderr
         before = data_digests(out), (out / "manifest.json").read_bytes()
 
+        (out / ".built").unlink()  # replay every stage from the cache, not the up-to-date stamp
         again = run(args(authors, out, server, "--max-failure-rate", "1"), server)
         assert len(server.snapshot()) == len(hits)  # an identical re-run buys nothing
         assert "(0 requests sent" in again.stderr
@@ -387,3 +388,34 @@ def test_mixed_positives_are_recorded_and_the_same_seed_gives_the_same_rows(tmp_
     # a generated positive faces a weaker mimic (one author sample): machine text on both sides
     assert any(r["chosen_strategy"] == "style-matched" and r["strategy"] == "mimic" for r in rows)
     assert json.loads((tmp_path / "a" / "manifest.json").read_text())["positive"] == "mixed"
+
+
+def test_an_up_to_date_folder_is_left_alone_and_any_change_rebuilds_it(tmp_path, authors, reference):
+    """The ``.built`` stamp (pipeline/uptodate.py) skips only work whose result is verifiably
+    on disk: the same command, the same inputs, every published file as it was written."""
+    ref_out, _ = reference
+    mine, out = tmp_path / "authors.jsonl", tmp_path / "out"
+    mine.write_bytes(authors.read_bytes())
+    with FakeServer(reply=persona) as server:
+        run(args(mine, out, server), server)
+        paid = len(server.snapshot())
+        built = data_digests(out), (out / "manifest.json").read_bytes(), (out / "README.md").read_bytes()
+        assert data_digests(out) == data_digests(ref_out)
+
+        same = run(args(mine, out, server), server)
+        assert "up to date" in same.stderr and len(server.snapshot()) == paid
+
+        shard = sorted((out / "data" / "pairs").glob("train-*.parquet"))[0]
+        shard.write_bytes(shard.read_bytes()[:-10])  # a damaged file: rebuilt from the cache
+        fixed = run(args(mine, out, server), server)
+        assert "(0 requests sent" in fixed.stderr and len(server.snapshot()) == paid
+        assert (data_digests(out), (out / "manifest.json").read_bytes(), (out / "README.md").read_bytes()) == built
+
+        other = run(args(mine, out, server, "--concurrency", "7"), server)  # another command
+        assert "(0 requests sent" in other.stderr
+        assert "--concurrency 7" in json.loads((out / "manifest.json").read_text())["command"]
+
+        # other inputs under the same command text: a new fingerprint, so a real build
+        mine.write_text(mine.read_text(encoding="utf-8").replace(" the ", " The ", 1), encoding="utf-8")
+        edited = run(args(mine, out, server, "--concurrency", "7"), server)
+        assert "up to date" not in edited.stderr and len(server.snapshot()) > paid

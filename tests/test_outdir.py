@@ -149,6 +149,7 @@ def test_a_lone_manifest_is_refused_but_our_older_folders_and_a_copied_cache_are
     shutil.copytree(two_datasets[0], legacy)
     (legacy / ".persrm-gen").unlink()
     (legacy / ".lock").unlink()
+    (legacy / ".built").unlink()  # newer than the marker too
     assert "0 requests sent" in build(server, authors, legacy, check=True).stderr
     assert (legacy / ".persrm-gen").is_file() and dataset(legacy) == two_datasets[1]
     seeded = tmp_path / "seeded" / "out"  # a new folder seeded with a copied cache
@@ -239,7 +240,8 @@ def test_a_crash_at_any_publish_step_leaves_old_or_new_and_the_next_command_comp
     leftovers = {p.name for p in out.iterdir()} - {"README.md", "manifest.json", "data", "cache.sqlite",
                                                    "cache.sqlite-wal", "cache.sqlite-shm", ".persrm-gen", ".lock"}
     # before the journal, the finished shards stay for the next build to resume from
-    assert leftovers <= ({".staging"} if committed else {".staging", ".shards"}), leftovers
+    # and the old dataset's up-to-date stamp, which the journal's switch removes
+    assert leftovers <= ({".staging"} if committed else {".staging", ".shards", ".built"}), leftovers
     cli(server, "validate", str(out), check=True)
     again = build(server, authors, out, "--seed", "1", check=True)
     assert "0 requests sent" in again.stderr
@@ -250,6 +252,7 @@ def test_readme_and_manifest_follow_the_umask(tmp_path, authors, server, two_dat
     out = tmp_path / "out"
     shutil.copytree(two_datasets[0], out)
     (out / "README.md").chmod(0o600)  # as the landed code wrote it
+    (out / ".built").unlink()  # which wrote no up-to-date stamp either
     build(server, authors, out, check=True)
     for name in ("README.md", "manifest.json", "data/pairs/train-00000-of-00001.parquet"):
         assert stat.S_IMODE((out / name).stat().st_mode) == 0o644, name

@@ -86,6 +86,12 @@ def build(
     from persrm_gen.pipeline.build import run_build  # noqa: PLC0415
 
     result = run_build(opts, quiet=quiet)
+    if result.up_to_date:
+        pairs = sum(result.counts.get("pairs", {}).values())
+        console.print(f"[green]up to date[/green]: {result.out} holds the {pairs} pairs this command builds from "
+                      "these inputs (nothing changed since, 0 requests); delete its .built file to rebuild anyway",
+                      highlight=False)
+        return
     pairs = sum(result.counts.get("pairs", {}).values())
     sft = sum(result.counts.get("sft", {}).values())
     dropped = sum(v for k, v in result.rejections.items() if not k.startswith(("sft_", "trace_")))

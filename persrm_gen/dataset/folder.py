@@ -40,12 +40,13 @@ STAGING = ".staging"
 JOURNAL = ".publish"
 REPLACED = ".replaced"
 SHARDS = ".shards"  # finished shards of an unfinished build (pipeline.shardstore): kept for resume
+BUILT = ".built"  # what the published dataset was built from (pipeline.uptodate)
 PUBLISHED = ("data", "manifest.json", "README.md")  # switched in this order
 CACHE = ("cache.sqlite", "cache.sqlite-wal", "cache.sqlite-shm", "cache.sqlite-journal")
-OURS = frozenset(PUBLISHED + CACHE + (MARKER, LOCK, STAGING, JOURNAL, REPLACED, SHARDS))
+OURS = frozenset(PUBLISHED + CACHE + (MARKER, LOCK, STAGING, JOURNAL, REPLACED, SHARDS, BUILT))
 _ADDS_TO = frozenset(CACHE)  # what a build only adds to, never replaces or removes
 _DIRS = frozenset(("data", STAGING, REPLACED, SHARDS))  # every other entry of ours is a file
-_ATOMIC = (MARKER, JOURNAL)  # written in the folder itself, so their temp files are ours too
+_ATOMIC = (MARKER, JOURNAL, BUILT)  # written in the folder itself, so their temp files are ours too
 # Where a test may SIGKILL the publish (PERSRM_GEN_TEST_CRASH_AT=step); in order.
 PUBLISH_STEPS = ("staged", "journal", "data-aside", "data", "manifest.json", "README.md", "switched", "cleaned")
 _MARKER_TEXT = ("This folder is a persrm-gen output folder: persrm-gen replaces README.md, manifest.json,\n"
@@ -178,6 +179,9 @@ class OutputFolder:
         journal = self.path / JOURNAL
         if not journal.exists():
             return
+        # the stamp described the dataset being replaced (pipeline.uptodate); the build that
+        # publishes writes a new one once the switch is done
+        (self.path / BUILT).unlink(missing_ok=True)
         replaced = self.path / REPLACED
         replaced.mkdir(exist_ok=True)
         for name in PUBLISHED:

@@ -43,9 +43,11 @@ from persrm_gen.pipeline.preflight import check_templates
 from persrm_gen.pipeline.prepare import Prepared, prepare, shard_tasks
 from persrm_gen.pipeline.shards import author_shards, in_partition
 from persrm_gen.pipeline.shardstore import ShardStore, fingerprint
+from persrm_gen.pipeline.uptodate import manifest_if_up_to_date, stamp
 from persrm_gen.pipeline.validate import check_traces, screen
 from persrm_gen.pipeline.write import shard_configs, write_dataset
 from persrm_gen.progress import ShardProgress, make_progress
+from persrm_gen.redact import redact_text
 
 
 SHARDS_IN_FLIGHT = 2
@@ -62,6 +64,7 @@ class BuildResult:
     failed: int = 0  # requests given up on (faults, replies rejected after every try)
     shards: int = 0  # shards of authors in this build
     resumed: int = 0  # of them, finished by an earlier, interrupted run
+    up_to_date: bool = False  # the folder already held what this command makes (pipeline.uptodate)
 
 
 def run_build(opts: BuildOptions, *, quiet: bool = False) -> BuildResult:
@@ -74,39 +77,45 @@ def run_build(opts: BuildOptions, *, quiet: bool = False) -> BuildResult:
     transport, model = make_transport(opts)
     # Every template renders once before the folder is touched or a request is paid.
     check_templates(opts, prepared._replace(tasks=first), chat=bool(transport.supports_chat), model=model)
+    made_from, command = fingerprint(opts, prepared.renderer.used_hashes()), redact_text(opts.command)
     # locked until the build ends; an empty staging folder, published whole
-    with folder.writing() as staging, closing(open_build_cache(opts)) as cache:
-        store = ShardStore(opts.out, fingerprint(opts, prepared.renderer.used_hashes()))
-        store.open()
-        resumed = sum(store.is_done(i) for i in range(len(shards)))
-        client = make_client(opts, transport, cache)
-        with make_progress(quiet) as progress:
-            client_run(_generate(opts, prepared, shards, store, client, model, progress))
-        n_shards = len(shards)
-        # Every sample's text (the authors, the corpus of other authors' texts) is done with:
-        # freed before the end step, which reads only compact rows (``dataset.compact``).
-        del shards, first
-        prepared = prepared._replace(authors=[], corpus=None)
-        gc.collect()
-        summaries = [store.summary(i) for i in range(n_shards)]
-        rejections, skipped, usage, verdicts, tally = _totals(summaries, client)
+    with folder.writing() as staging:
+        if (done := manifest_if_up_to_date(opts.out, made_from, command)) is not None:
+            return BuildResult(opts.out, done.get("counts", {}), done.get("rejections", {}), 0, 0, done,
+                               up_to_date=True)
+        with closing(open_build_cache(opts)) as cache:
+            store = ShardStore(opts.out, made_from)
+            store.open()
+            resumed = sum(store.is_done(i) for i in range(len(shards)))
+            client = make_client(opts, transport, cache)
+            with make_progress(quiet) as progress:
+                client_run(_generate(opts, prepared, shards, store, client, model, progress))
+            n_shards = len(shards)
+            # Every sample's text (the authors, the corpus of other authors' texts) is done with:
+            # freed before the end step, which reads only compact rows (``dataset.compact``).
+            del shards, first
+            prepared = prepared._replace(authors=[], corpus=None)
+            gc.collect()
+            summaries = [store.summary(i) for i in range(n_shards)]
+            rejections, skipped, usage, verdicts, tally = _totals(summaries, client)
 
-        def manifest_for(counts: dict, rejections: dict, rows: list[dict], stats: dict) -> dict:
-            spent = usage.to_dict()
-            if tally.requests:  # judge requests per kept trace by strategy
-                spent["judge_requests_by_strategy"] = tally.to_dict(rows)
-            return build_manifest(opts, prepared.renderer, prepared.plan, model, counts, rejections, skipped, spent,
-                                  shortcuts=shortcut_summary(stats))
+            def manifest_for(counts: dict, rejections: dict, rows: list[dict], stats: dict) -> dict:
+                spent = usage.to_dict()
+                if tally.requests:  # judge requests per kept trace by strategy
+                    spent["judge_requests_by_strategy"] = tally.to_dict(rows)
+                return build_manifest(opts, prepared.renderer, prepared.plan, model, counts, rejections, skipped, spent,
+                                      shortcuts=shortcut_summary(stats))
 
-        counts, rejections, manifest = write_dataset(
-            staging, [Unit.of_folder(store.path(i)) for i in range(n_shards)], rejections, link=True,
-            source=str(opts.authors), predicted=verdicts, previous_card=opts.out / "README.md",
-            manifest_for=manifest_for, compact_of=store.compact,
-        )
-        folder.publish()
-        store.clear()
-        return BuildResult(opts.out, counts, rejections, client.accounting.requests, client.accounting.cache_hits,
-                           manifest, failed=client.accounting.total().failures, shards=n_shards, resumed=resumed)
+            counts, rejections, manifest = write_dataset(
+                staging, [Unit.of_folder(store.path(i)) for i in range(n_shards)], rejections, link=True,
+                source=str(opts.authors), predicted=verdicts, previous_card=opts.out / "README.md",
+                manifest_for=manifest_for, compact_of=store.compact,
+            )
+            folder.publish()
+            store.clear()
+            stamp(opts.out, made_from, command)
+            return BuildResult(opts.out, counts, rejections, client.accounting.requests, client.accounting.cache_hits,
+                               manifest, failed=client.accounting.total().failures, shards=n_shards, resumed=resumed)
 
 
 def _first_tasks(prepared: Prepared, shards: list[list], opts: BuildOptions) -> list:
