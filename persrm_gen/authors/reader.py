@@ -7,12 +7,15 @@ instead of a stack trace. Messages never quote sample text: it is personal data.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
+import sys
 import unicodedata
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import (
     BaseModel,
@@ -212,14 +215,26 @@ def split_lines(data: bytes, issues: IssueCollector, *, strict_format: bool = Tr
     be plain UTF-8 + LF); otherwise they are tolerated. Undecodable lines are always
     reported (with line and byte offset) and skipped.
     """
+    for number, _start, _size, text in lines_at(data, issues, strict_format=strict_format):
+        yield number, text
+
+
+def lines_at(data: bytes, issues: IssueCollector, *, strict_format: bool = True) -> Iterator[tuple[int, int, int, str]]:
+    """:func:`split_lines` with each line's byte offset and size in the file (its ending
+    excluded), so a caller can read one line again later. One line at a time: a list of
+    every line would hold a second copy of the file."""
     offset = 0  # byte offset of the current line in the file, for the user's hex editor
     if data.startswith(BOM):
         if strict_format:
             issues.add(1, "file starts with a UTF-8 byte-order mark; save it as UTF-8 without BOM")
-        data, offset = data[len(BOM):], len(BOM)
+        offset = len(BOM)
     crlf_reported = False
-    for number, raw in enumerate(data.split(b"\n"), start=1):
-        start, offset = offset, offset + len(raw) + 1
+    number = 0
+    while offset <= len(data):
+        number += 1
+        end = data.find(b"\n", offset)
+        end = len(data) if end < 0 else end
+        start, raw, offset = offset, data[offset:end], end + 1
         if raw.endswith(b"\r"):
             raw = raw[:-1]
             if strict_format and not crlf_reported:
@@ -236,7 +251,7 @@ def split_lines(data: bytes, issues: IssueCollector, *, strict_format: bool = Tr
             )
             continue
         if text.strip():
-            yield number, text
+            yield number, start, len(raw), text
 
 
 def parse_object(text: str, line: int, issues: IssueCollector) -> dict | None:
@@ -268,27 +283,122 @@ def _plural(n: int, word: str) -> str:
 
 def load_authors(path: str | Path, *, min_samples: int = 1, min_samples_reason: str | None = None) -> list[Author]:
     """Load and validate authors.jsonl; raise InputError listing every defect found."""
+    return [author for _, _, author in _validated(path, min_samples, min_samples_reason, keep=True)]
+
+
+def index_authors(path: str | Path, *, min_samples: int = 1, min_samples_reason: str | None = None) -> list[AuthorRef]:
+    """:func:`load_authors` (the same checks, the same errors) keeping each author as an
+    :class:`AuthorRef`: its ids and genres, and where its line is in the file. The texts
+    stay on disk until a shard needs them, so a build's memory does not grow with them."""
+    source = _LineSource(path)
+    return [AuthorRef(source, span, author) for _, span, author in _validated(path, min_samples, min_samples_reason,
+                                                                               keep=False)]
+
+
+def _validated(path: str | Path, min_samples: int, reason: str | None, *, keep: bool) -> list[tuple[int, tuple, Any]]:
+    """(line, (offset, size, digest) of the line, the Author, or with ``keep=False`` just its
+    ids and genres) per author, or InputError listing every defect."""
     issues = IssueCollector(str(path))
     data = read_bytes(path)
-    authors: list[tuple[int, Author]] = []
+    authors: list[tuple[int, tuple, Any]] = []
     ids = _IdRegistry(issues)
     seen_lines = 0
-    for line, text in split_lines(data, issues):
+    for line, start, size, text in lines_at(data, issues):
         seen_lines += 1
         obj = parse_object(text, line, issues)
         if obj is None:
             continue
         ids.check(obj, line)
         try:
-            authors.append((line, Author.model_validate(obj)))
+            author = Author.model_validate(obj)
         except ValidationError as exc:
             for message in describe_errors(exc):
                 issues.add(line, message)
+            continue
+        span = (start, size, _digest(data[start:start + size])) if not keep else ()
+        authors.append((line, span, author if keep else _Outline.of(author)))
     if not seen_lines and not issues.issues:
         issues.add(None, "no authors (the file is empty)")
-    _check_min_samples(authors, min_samples, min_samples_reason, issues)
+    _check_min_samples(authors, min_samples, reason, issues)
     issues.raise_if_any()
-    return [author for _, author in authors]
+    return authors
+
+
+def _digest(line: bytes) -> bytes:
+    return hashlib.blake2b(line, digest_size=16).digest()
+
+
+class _Outline(NamedTuple):
+    """An author without texts: what splits, shards and the corpus index read."""
+
+    author_id: str
+    samples: tuple
+
+    @classmethod
+    def of(cls, author: Author) -> _Outline:
+        return cls(author.author_id, tuple((s.id, sys.intern(s.genre)) for s in author.samples))
+
+
+class _LineSource:
+    """One line of the authors file read again by its offset (``os.pread``, one descriptor
+    kept open). Each line's digest from the first read is checked, so a file changed
+    during the build stops it instead of mixing two versions into one dataset."""
+
+    def __init__(self, path: str | Path):
+        self.path = str(path)
+        self._fd: int | None = None
+
+    def line(self, offset: int, size: int, digest: bytes) -> bytes:
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDONLY)
+        raw = os.pread(self._fd, size, offset)
+        if _digest(raw) != digest:
+            raise InputError(InputIssue(self.path, None, "the file changed during the build; run the build again"))
+        return raw
+
+    def __del__(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+
+
+class SampleRef:
+    """A sample's id and genre; its text is read from the file when asked for."""
+
+    __slots__ = ("_author", "_index", "id", "genre")
+
+    def __init__(self, author: AuthorRef, index: int, sample_id: str, genre: str):
+        self._author, self._index, self.id, self.genre = author, index, sample_id, genre
+
+    @property
+    def text(self) -> str:
+        return self._author.sample_text(self._index)
+
+
+class AuthorRef:
+    """An author of the file, its texts left on disk: ``author_id`` and ``samples`` (ids and
+    genres, each with a lazy ``text``) for the splits, shards and the corpus; :meth:`load`
+    the validated :class:`Author` when its shard is built."""
+
+    __slots__ = ("_source", "_span", "author_id", "samples")
+
+    def __init__(self, source: _LineSource, span: tuple[int, int, bytes], outline: _Outline):
+        self._source, self._span, self.author_id = source, span, outline.author_id
+        self.samples = [SampleRef(self, i, sid, genre) for i, (sid, genre) in enumerate(outline.samples)]
+
+    def _object(self) -> dict:
+        return json.loads(self._source.line(*self._span).decode("utf-8"))
+
+    def load(self) -> Author:
+        """The author as :func:`load_authors` gives it (the line validated again)."""
+        return Author.model_validate(self._object())
+
+    def sample_text(self, index: int) -> str:
+        return self._object()["samples"][index]["text"]
+
+
+def load_all(authors: Iterable[Author | AuthorRef]) -> list[Author]:
+    """Authors with their texts in memory (an AuthorRef's line read and validated again)."""
+    return [a.load() if isinstance(a, AuthorRef) else a for a in authors]
 
 
 class _IdRegistry:
@@ -339,10 +449,9 @@ def _nonblank_str(value: Any) -> bool:
     return isinstance(value, str) and bool(value.strip())
 
 
-def _check_min_samples(
-    authors: list[tuple[int, Author]], min_samples: int, reason: str | None, issues: IssueCollector
-) -> None:
-    for line, author in authors:
+def _check_min_samples(authors: list[tuple[int, tuple, Any]], min_samples: int, reason: str | None,
+                       issues: IssueCollector) -> None:
+    for line, _, author in authors:
         if len(author.samples) < min_samples:
             why = f" ({reason})" if reason else ""
             issues.add(

@@ -5,13 +5,15 @@ samples of test authors and of a held-out genre are only used inside their own s
 
 Rows are indexed once by split group (and genre); a task's pool is a view of one such
 list without the task author's rows (contiguous, since rows are added author by
-author), so picking costs the same for 10 authors as for 10,000 (see draws.py).
+author), so picking costs the same for 10 authors as for 10,000 (see draws.py). A row
+holds its sample, not its text: a build's samples are ``AuthorRef`` samples whose text
+stays in the authors file until drawn, so the corpus does not grow with the texts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from persrm_gen.pipeline.draws import Excluding, shuffled
 from persrm_gen.pipeline.splits import SplitPlan
@@ -29,8 +31,12 @@ OPENINGS_KEPT = 8192
 class _Row(NamedTuple):
     author_id: str
     genre: str
-    text: str
+    sample: Any  # a Sample, or an authors.reader.SampleRef whose text is read from the file when asked for
     group: str
+
+    @property
+    def text(self) -> str:
+        return self.sample.text
 
 
 class _Index:
@@ -71,7 +77,7 @@ class Corpus:
                 group = "train" if key in train_pool else plan.split_of[key]
                 if group == "test_seen_authors":
                     continue  # a held-out target of a seen author: never reused
-                row = _Row(a.author_id, s.genre, s.text, group)
+                row = _Row(a.author_id, s.genre, s, group)
                 self._by_group.setdefault(group, _Index()).add(len(self._rows), row)
                 self._by_group_genre.setdefault((group, s.genre), _Index()).add(len(self._rows), row)
                 self._rows.append(row)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from persrm_gen.authors.reader import load_authors
+from persrm_gen.authors.reader import index_authors, load_all
 from persrm_gen.errors import InputError
 from persrm_gen.pipeline.corpus import Corpus
 from persrm_gen.pipeline.options import BuildOptions
@@ -30,7 +30,8 @@ def prepare(opts: BuildOptions, *, tasks: bool = True) -> Prepared:
     """Authors, splits, tasks. Raises InputError. ``tasks=False``: no tasks yet (a sharded
     build makes each shard's with :func:`shard_tasks`, so they are never all in memory)."""
     reason = f"1 target + {opts.context_size} context samples (see --context-size)"
-    authors = load_authors(opts.authors, min_samples=opts.context_size + 1, min_samples_reason=reason)
+    # ids and genres only: each shard reads its own authors' texts again (``shard_tasks``)
+    authors = index_authors(opts.authors, min_samples=opts.context_size + 1, min_samples_reason=reason)
     renderer = PromptRenderer(opts.prompts_dir)
     test_authors = read_test_authors(opts.test_authors, [a.author_id for a in authors], opts.seed)
     plan = plan_splits(
@@ -52,7 +53,7 @@ def shard_tasks(prepared: Prepared, authors: list, opts: BuildOptions) -> tuple[
     """The tasks of ``authors`` (and samples skipped, per reason): per author only, so a
     task is the same whichever shard its author is built in."""
     task_opt = TaskOptions(context_size=opts.context_size)
-    tasks, skipped = make_tasks(authors, prepared.plan, prepared.renderer, task_opt, opts.seed)
+    tasks, skipped = make_tasks(load_all(authors), prepared.plan, prepared.renderer, task_opt, opts.seed)
     return _limit_targets(tasks, opts), skipped
 
 
