@@ -336,6 +336,15 @@ def test_an_edit_of_a_generated_positive_is_no_duplicate_of_it(tmp_path):
     ]
     report = validate_pairs(rows)
     assert reasons(report) == {"p3": "near_duplicate", "p4": "near_duplicate", "p5": "leakage"}
+    # two rewrites of one real chosen are near copies of each other by design too (--positive real
+    # lost axis pairs this way on the example corpus), but not of another task's rewrite
+    punctuated_real = real.replace(" ", ", ", 3)
+    siblings = [
+        make_row(6, chosen=real, rejected=edit(real, 1, rng), strategy="minimal-edit", rejected_source="edited", sample_id="s3"),
+        make_row(7, chosen=real, rejected=punctuated_real, strategy="axis-punctuation", rejected_source="edited", sample_id="s3"),
+        make_row(8, chosen=words(50, rng), rejected=real.replace(" ", "; ", 2), strategy="axis-punctuation", rejected_source="edited", sample_id="s6"),
+    ]
+    assert reasons(validate_pairs(siblings)) == {"p8": "near_duplicate"}
     # the cross-shard check of a built folder agrees, the rows split over two files
     from persrm_gen.dataset.crosscheck import CrossShardCheck
 
