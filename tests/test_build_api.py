@@ -371,24 +371,6 @@ def test_negatives_meet_the_length_tolerance_and_keep_the_paragraphing(reference
     assert {r["real_side"] for r in rows} == {"chosen", "both"}  # real positives; other-author is real too
 
 
-def test_mixed_positives_are_recorded_and_the_same_seed_gives_the_same_rows(tmp_path, authors):
-    with FakeServer(reply=persona) as server:
-        for name in ("a", "b"):
-            run(args(authors, tmp_path / name, server, "--positive", "mixed"), server)
-    assert data_digests(tmp_path / "a") == data_digests(tmp_path / "b")
-    rows = _pair_rows(tmp_path / "a")
-    _assert_in_form(rows)
-    by_kind = Counter(r["chosen_strategy"] for r in rows)
-    assert by_kind["real"] and by_kind["style-matched"]
-    for r in rows:
-        generated = r["chosen_strategy"] == "style-matched"
-        assert r["chosen_source"] == ("generated" if generated else "author")
-        assert r["real_side"] in (("neither", "rejected") if generated else ("chosen", "both"))
-    # a generated positive faces a weaker mimic (one author sample): machine text on both sides
-    assert any(r["chosen_strategy"] == "style-matched" and r["strategy"] == "mimic" for r in rows)
-    assert json.loads((tmp_path / "a" / "manifest.json").read_text())["positive"] == "mixed"
-
-
 def punctuating(body: dict, text: str) -> str:
     """``persona``, but a rewrite changes punctuation only: a near copy of its source (the
     word shingles of the near-duplicate check ignore punctuation, Jaccard 1.0)."""
@@ -410,3 +392,22 @@ def test_rewrites_of_a_generated_positive_are_not_dropped_as_its_near_duplicates
     assert any(r["strategy"].startswith("axis-") for r in rewrites)
     rejections = json.loads((tmp_path / "out" / "manifest.json").read_text())["rejections"]
     assert rejections.get("near_duplicate", 0) == 0, rejections
+
+
+def test_mixed_positives_are_recorded_and_the_same_seed_gives_the_same_rows(tmp_path, authors):
+    with FakeServer(reply=persona) as server:
+        for name in ("a", "b"):
+            run(args(authors, tmp_path / name, server, "--positive", "mixed"), server)
+    assert data_digests(tmp_path / "a") == data_digests(tmp_path / "b")
+    rows = _pair_rows(tmp_path / "a")
+    _assert_in_form(rows)
+    by_kind = Counter(r["chosen_strategy"] for r in rows)
+    assert by_kind["real"] and by_kind["style-matched"]
+    for r in rows:
+        generated = r["chosen_strategy"] == "style-matched"
+        assert r["chosen_source"] == ("generated" if generated else "author")
+        assert r["real_side"] in (("neither", "rejected") if generated else ("chosen", "both"))
+    # a generated positive faces a weaker mimic (one author sample): machine text on both sides
+    assert any(r["chosen_strategy"] == "style-matched" and r["strategy"] == "mimic" for r in rows)
+    assert json.loads((tmp_path / "a" / "manifest.json").read_text())["positive"] == "mixed"
+
