@@ -410,4 +410,3 @@ def test_mixed_positives_are_recorded_and_the_same_seed_gives_the_same_rows(tmp_
     # a generated positive faces a weaker mimic (one author sample): machine text on both sides
     assert any(r["chosen_strategy"] == "style-matched" and r["strategy"] == "mimic" for r in rows)
     assert json.loads((tmp_path / "a" / "manifest.json").read_text())["positive"] == "mixed"
-
