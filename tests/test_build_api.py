@@ -372,6 +372,29 @@ def test_negatives_meet_the_length_tolerance_and_keep_the_paragraphing(reference
     assert {r["real_side"] for r in rows} == {"chosen", "both"}  # real positives; other-author is real too
 
 
+def punctuating(body: dict, text: str) -> str:
+    """``persona``, but a rewrite changes punctuation only: a near copy of its source (the
+    word shingles of the near-duplicate check ignore punctuation, Jaccard 1.0)."""
+    if "# Text\n" in text and "<answer>" not in _system(body):
+        digest = int(hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest(), 16)
+        words = text.split("# Text\n", 1)[1].split()  # commas at places of the request's own choosing
+        return "Sure, here is the edited text:\n\n" + " ".join(w + "," * (digest >> i & 1) for i, w in enumerate(words))
+    return persona(body, text)
+
+
+def test_rewrites_of_a_generated_positive_are_not_dropped_as_its_near_duplicates(tmp_path, authors):
+    # the task's other pairs hold the generated positive as their chosen; its own rewrites
+    # are near copies of it by design (issue 13: every axis pair of a mixed build was lost)
+    with FakeServer(reply=punctuating) as server:
+        run(args(authors, tmp_path / "out", server, "--positive", "mixed", "--mixed-share", "1"), server)
+    rows = _pair_rows(tmp_path / "out")
+    rewrites = [r for r in rows if r["strategy"].startswith(("axis-", "minimal-edit"))]
+    assert rewrites and all(r["chosen_source"] == "generated" for r in rewrites)
+    assert any(r["strategy"].startswith("axis-") for r in rewrites)
+    rejections = json.loads((tmp_path / "out" / "manifest.json").read_text())["rejections"]
+    assert rejections.get("near_duplicate", 0) == 0, rejections
+
+
 def test_mixed_positives_are_recorded_and_the_same_seed_gives_the_same_rows(tmp_path, authors):
     with FakeServer(reply=persona) as server:
         for name in ("a", "b"):

@@ -313,3 +313,46 @@ def test_a_generated_positive_shared_by_its_own_tasks_pairs_is_no_duplicate(tmp_
     check = CrossShardCheck()
     check.add_file(folder / "train.parquet")
     assert {k: v[0] for k, v in check.rejected().items()} == reasons(report)
+
+
+def test_an_edit_of_a_generated_positive_is_no_duplicate_of_it(tmp_path):
+    # --positive mixed: minimal-edit and axis rewrites of a generated positive are near copies
+    # of it by design, and the task's other pairs hold that positive as their chosen
+    rng = random.Random(5)
+    positive, other_positive, real = words(50, rng), words(50, rng), words(50, rng)
+    mine = dict(chosen_source="generated", chosen_strategy="style-matched", sample_id="s1")
+    punctuated = positive.replace(" ", ", ", 3)  # word shingles ignore punctuation: Jaccard 1.0
+    rows = [
+        make_row(0, chosen=positive, strategy="mimic", **mine),
+        make_row(1, chosen=positive, rejected=punctuated, strategy="axis-punctuation", rejected_source="edited", **mine),
+        make_row(2, chosen=positive, rejected=edit(positive, 1, rng), strategy="minimal-edit", rejected_source="edited", **mine),
+        # an edit of this positive made in another task (from its own chosen) is still a duplicate
+        make_row(3, chosen=other_positive, rejected=edit(positive, 1, rng), strategy="minimal-edit",
+                 rejected_source="edited", **dict(mine, sample_id="s2")),
+        make_row(4, chosen=real, rejected=positive.replace(" ", "; ", 2), strategy="axis-punctuation",
+                 rejected_source="edited", sample_id="s3"),
+        # a generated positive quoting its context is a leak, in every pair of its task
+        make_row(5, chosen=CONTEXT[0] + " " + words(10, rng), strategy="mimic", **dict(mine, sample_id="s4")),
+    ]
+    report = validate_pairs(rows)
+    assert reasons(report) == {"p3": "near_duplicate", "p4": "near_duplicate", "p5": "leakage"}
+    # two rewrites of one real chosen are near copies of each other by design too (--positive real
+    # lost axis pairs this way on the example corpus), but not of another task's rewrite
+    punctuated_real = real.replace(" ", ", ", 3)
+    siblings = [
+        make_row(6, chosen=real, rejected=edit(real, 1, rng), strategy="minimal-edit", rejected_source="edited", sample_id="s3"),
+        make_row(7, chosen=real, rejected=punctuated_real, strategy="axis-punctuation", rejected_source="edited", sample_id="s3"),
+        make_row(8, chosen=words(50, rng), rejected=real.replace(" ", "; ", 2), strategy="axis-punctuation", rejected_source="edited", sample_id="s6"),
+    ]
+    assert reasons(validate_pairs(siblings)) == {"p8": "near_duplicate"}
+    # the cross-shard check of a built folder agrees, the rows split over two files
+    from persrm_gen.dataset.crosscheck import CrossShardCheck
+
+    folder = tmp_path / "pairs"
+    folder.mkdir()
+    pq.write_table(pa.Table.from_pylist(rows[:2]), folder / "train-0.parquet")
+    pq.write_table(pa.Table.from_pylist(rows[2:5]), folder / "train-1.parquet")
+    check = CrossShardCheck()
+    for f in sorted(folder.iterdir()):
+        check.add_file(f)
+    assert {k: v[0] for k, v in check.rejected().items()} == {"p3": "near_duplicate", "p4": "near_duplicate"}

@@ -25,10 +25,10 @@ import numpy as np
 
 from persrm_gen.dataset.minhash import MinHasher, band_keys, candidate_pairs_from_keys, jaccard, lsh_params
 from persrm_gen.dataset.schema import SPLITS
-from persrm_gen.dataset.validators import ValidatorConfig, is_generated, positive_task, text_hash
+from persrm_gen.dataset.validators import ValidatorConfig, edit_families, is_generated, positive_task, text_hash
 
 _COLUMNS = ["id", "author_id", "genre", "split", "label", "chosen", "rejected", "chosen_source",
-            "rejected_source", "context", "sample_id"]
+            "rejected_source", "context", "sample_id", "strategy"]
 
 
 def _raw_hash(text: str) -> bytes:
@@ -37,9 +37,11 @@ def _raw_hash(text: str) -> bytes:
 
 @dataclass
 class _Texts:
-    """Generated texts: owner row, where the text is (file, row, column), LSH band keys."""
+    """Generated texts: owner row, where the text is (file, row, column), its edit family
+    (``validators.edit_families``), LSH band keys."""
 
     owner: list[int] = field(default_factory=list)
+    family: list[tuple | None] = field(default_factory=list)
     where: list[tuple[int, int, str]] = field(default_factory=list)
     keys: list[np.ndarray] = field(default_factory=list)
     valid: list[np.ndarray] = field(default_factory=list)
@@ -99,6 +101,7 @@ class CrossShardCheck:
             if split == "train":
                 self.train_texts.add(_raw_hash(row["chosen"]))
                 self.train_texts.update(_raw_hash(c) for c in row["context"] or ())
+            self.texts.family += edit_families(row, self.config)
             for col in ("chosen", "rejected"):
                 if is_generated(row[f"{col}_source"]):
                     self.texts.owner.append(i)
@@ -168,7 +171,7 @@ class CrossShardCheck:
             if pos[ra] > pos[rb]:
                 ra, rb = rb, ra
             mirror = self.config.allow_both_orders and self.pair_key[ra] == self.pair_key[rb] and self.label[ra] != self.label[rb]
-            if ra != rb and not mirror and not self._same_positive(a, b):
+            if ra != rb and not mirror and not self._same_family(a, b):
                 proposed.append((a, b, ra, rb))
         if not proposed:
             return
@@ -184,10 +187,10 @@ class CrossShardCheck:
                 j, jac = max(earlier, key=lambda x: (x[1], -pos[x[0]]))
                 out[i] = ("near_duplicate", f"a generated candidate has Jaccard {jac:.2f} with one of pair {self.ids[j]}")
 
-    def _same_positive(self, a: int, b: int) -> bool:
-        """Texts ``a`` and ``b`` are the one generated positive of a task (validators.positive_task)."""
-        ta, tb = (self.positive_task[self.texts.owner[t]] if self.texts.where[t][2] == "chosen" else None for t in (a, b))
-        return ta is not None and ta == tb
+    def _same_family(self, a: int, b: int) -> bool:
+        """Texts ``a`` and ``b`` are one task's chosen or rewrites of it (validators.edit_families)."""
+        fa = self.texts.family[a]
+        return fa is not None and fa == self.texts.family[b]
 
     def _shingles(self, wanted: set[int]) -> dict[int, np.ndarray]:
         """Shingle hashes of the generated texts ``wanted``, read back one file at a time."""

@@ -27,7 +27,10 @@ Only generated text is checked for duplicates and leakage: the author's real tex
 in several pairs on purpose (one per negative strategy) and is never "leaked". So does a
 generated positive (``--positive mixed``) in the pairs of its own task: it is one text
 facing each of the task's negatives; anywhere else (another task's positive, a negative)
-it is a duplicate like any other (:func:`positive_task`).
+it is a duplicate like any other (:func:`positive_task`). Likewise a minimal edit or axis
+rewrite is a near copy of the chosen it was made from, and of that chosen's other rewrites,
+by design: those are never near duplicates of each other (:func:`edit_families`), while
+the same edit facing another task's pairs is.
 Running ``validate_pairs`` on its own ``kept`` rows rejects nothing (with
 ``max_blind_confidence``, when the blind check settled within its rounds).
 """
@@ -159,6 +162,26 @@ def positive_task(row: dict) -> tuple[str, str] | None:
     if not is_generated(row.get("chosen_source")) or not row.get("sample_id"):
         return None
     return str(row.get("author_id")), str(row["sample_id"])
+
+
+def edit_families(row: dict, config: ValidatorConfig | None = None) -> list[tuple | None]:
+    """Per text of ``generated_texts(row)``: the family it belongs to, or None.
+
+    A family is one task's chosen text and the rewrites made from it by design
+    (``rewrite_strategies``: minimal edits, axis rewrites): (author_id, sample_id, hash of
+    the chosen). Those texts are near copies of one another on purpose (an axis-punctuation
+    rewrite has the same word shingles as its source), so the near-duplicate check does not
+    compare them with each other; anything from another family still counts. A real chosen
+    is never checked, but its rewrites are one family all the same (two edits of one text)."""
+    config = config or ValidatorConfig()
+    family = (str(row.get("author_id")), str(row.get("sample_id")), text_hash(row.get("chosen") or ""))
+    rewrite = str(row.get("strategy") or "").startswith(config.rewrite_strategies)
+    out = []
+    if is_generated(row.get("chosen_source")):
+        out.append(family if positive_task(row) else None)
+    if is_generated(row.get("rejected_source")):
+        out.append(family if rewrite else None)
+    return out
 
 
 # --------------------------------------------------------------------------- per-row checks
@@ -369,14 +392,14 @@ def exact_duplicates(rows: Sequence[dict], config: ValidatorConfig | None = None
 def near_duplicates(rows: Sequence[dict], config: ValidatorConfig | None = None) -> dict[int, str]:
     """Row index -> detail, for rows with a generated candidate near-duplicating one of an
     earlier row that is kept (greedy in row order: a rejected row claims nothing). The two
-    orders of one pair (see exact_duplicates) are not near duplicates of each other."""
+    orders of one pair (see exact_duplicates) are not near duplicates of each other, nor
+    are a task's chosen and the rewrites made from it (``edit_families``)."""
     config = config or ValidatorConfig()
-    texts, owner, task = [], [], []  # task: the positive's task (positive_task), else None
+    texts, owner, family = [], [], []  # family: edit_families, else None
     for i, row in enumerate(rows):
-        for k, t in enumerate(generated_texts(row)):
-            texts.append(t)
-            owner.append(i)
-            task.append(positive_task(row) if k == 0 else None)
+        texts += generated_texts(row)
+        family += edit_families(row, config)
+        owner += [i] * (len(texts) - len(owner))
     keys = [_pair_key(r) for r in rows] if config.allow_both_orders else None
     neighbours: dict[int, list[tuple[int, float]]] = defaultdict(list)
     for a, b, jac in near_duplicate_pairs(
@@ -384,7 +407,7 @@ def near_duplicates(rows: Sequence[dict], config: ValidatorConfig | None = None)
     ):
         ra, rb = sorted((owner[a], owner[b]))
         if ra == rb or (keys and keys[ra] == keys[rb] and rows[ra].get("label") != rows[rb].get("label")) \
-                or (task[a] is not None and task[a] == task[b]):
+                or (family[a] is not None and family[a] == family[b]):
             continue
         neighbours[rb].append((ra, jac))
     out: dict[int, str] = {}
