@@ -25,7 +25,14 @@ import numpy as np
 
 from persrm_gen.dataset.minhash import MinHasher, band_keys, candidate_pairs_from_keys, jaccard, lsh_params
 from persrm_gen.dataset.schema import SPLITS
-from persrm_gen.dataset.validators import ValidatorConfig, edit_families, is_generated, positive_task, text_hash
+from persrm_gen.dataset.validators import (
+    SeenTexts,
+    ValidatorConfig,
+    edit_families,
+    is_generated,
+    positive_task,
+    text_hash,
+)
 
 _COLUMNS = ["id", "author_id", "genre", "split", "label", "chosen", "rejected", "chosen_source",
             "rejected_source", "context", "sample_id", "strategy"]
@@ -138,22 +145,18 @@ class CrossShardCheck:
 
     def _exact(self, order: list[int], out: dict) -> None:
         """As ``validators.exact_duplicates``, in the canonical order."""
-        seen: dict[str, int] = {}
-        shared: dict[str, tuple[str, str]] = {}
+        seen = SeenTexts()
         labels: dict[tuple[str, str], set] = defaultdict(set)
         for i in order:
             if i in out:
                 continue
             key, label, task, hashes = self.pair_key[i], self.label[i], self.positive_task[i], self.gen_hashes[i]
-            hits = [seen[h] for k, h in enumerate(hashes) if h in seen and not (k == 0 and task and shared.get(h) == task)]
+            hits = seen.hits(hashes, task)
             mirror = self.config.allow_both_orders and all(self.pair_key[j] == key for j in hits)
             if hits and not (mirror and label not in labels[key]):
                 out[i] = ("exact_duplicate", f"a generated candidate repeats one of pair {self.ids[hits[0]]}")
                 continue
-            for h in hashes:
-                seen.setdefault(h, i)
-            if task:
-                shared.setdefault(hashes[0], task)
+            seen.claim(i, hashes, task)
             labels[key].add(label)
 
     def _near(self, order: list[int], out: dict) -> None:

@@ -368,25 +368,42 @@ def exact_duplicates(rows: Sequence[dict], config: ValidatorConfig | None = None
     With ``allow_both_orders`` the same chosen/rejected pair may appear once per label (the
     builder's A/B-swapped copy); a third copy is a duplicate."""
     config = config or ValidatorConfig()
-    seen: dict[str, int] = {}
-    shared: dict[str, tuple[str, str]] = {}  # a generated positive's hash -> its task
+    seen = SeenTexts()
     labels: dict[tuple[str, str], set] = defaultdict(set)
     out: dict[int, str] = {}
     for i, row in enumerate(rows):
         hashes = [text_hash(t) for t in generated_texts(row)]
         task = positive_task(row)  # when set, hashes[0] is the positive
         key, label = _pair_key(row), row.get("label")
-        hits = [seen[h] for k, h in enumerate(hashes) if h in seen and not (k == 0 and task and shared.get(h) == task)]
+        hits = seen.hits(hashes, task)
         mirror = config.allow_both_orders and all(_pair_key(rows[j]) == key for j in hits)
         if hits and not (mirror and label not in labels[key]):
             out[i] = f"a generated candidate repeats one of pair {rows[hits[0]].get('id')}"
             continue
-        for h in hashes:
-            seen.setdefault(h, i)
-        if task:
-            shared.setdefault(hashes[0], task)
+        seen.claim(i, hashes, task)
         labels[key].add(label)
     return out
+
+
+class SeenTexts:
+    """The exact-duplicate check's memory, here and across shards (``crosscheck``): each
+    generated text's hash -> the first kept row holding it, and a generated positive's hash
+    -> its task, whose other pairs repeat that positive by design (:func:`positive_task`)."""
+
+    def __init__(self) -> None:
+        self.first: dict[str, int] = {}
+        self.task_of: dict[str, tuple[str, str]] = {}
+
+    def hits(self, hashes: Sequence[str], task: tuple[str, str] | None) -> list[int]:
+        """Earlier rows repeating one of ``hashes`` (``hashes[0]`` is the positive when ``task``)."""
+        return [self.first[h] for k, h in enumerate(hashes)
+                if h in self.first and not (k == 0 and task and self.task_of.get(h) == task)]
+
+    def claim(self, i: int, hashes: Sequence[str], task: tuple[str, str] | None) -> None:
+        for h in hashes:
+            self.first.setdefault(h, i)
+        if task:
+            self.task_of.setdefault(hashes[0], task)
 
 
 def near_duplicates(rows: Sequence[dict], config: ValidatorConfig | None = None) -> dict[int, str]:
