@@ -175,3 +175,22 @@ def test_bullets_are_line_breaks_not_dashes():
     listed = axis_rewrite(TEXT, "structure", random.Random(0))
     assert featurize(listed)["dashes"] == featurize(TEXT)["dashes"] == 0
     assert featurize("It was fast - very fast.")["dashes"] > 0
+
+
+def test_minimal_edit_carries_no_word_length_cue_on_the_example_corpus():
+    """The synonym table's common side is short (use, help, show, also...), and texts mostly
+    hold it: swapping 3-4 spots at random made the negative's words longer nearly every time,
+    a response-only cue (blind_audit's word_chars) for "the shorter-worded one is the author's"."""
+    from persrm_gen.dataset.blind_audit import FEATURES, text_features
+
+    wc = FEATURES.index("word_chars")
+    diffs = []
+    for text in _example_texts():
+        for seed in range(3):
+            out = minimal_edit(text, random.Random(seed))
+            if out is not None:
+                diffs.append(text_features(out)[wc] - text_features(text)[wc])
+    moved = [d for d in diffs if abs(d) > 1e-9]
+    assert len(diffs) >= 30
+    if len(moved) > len(diffs) / 2:  # most edits change the mean word length: no consistent sign
+        assert 0.35 <= sum(d > 0 for d in moved) / len(moved) <= 0.65, (sum(d > 0 for d in moved), len(moved))

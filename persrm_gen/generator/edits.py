@@ -14,26 +14,40 @@ import re
 from persrm_gen.style import words_of
 from persrm_gen.textutil import ASCII_WORD, sentences
 
-# Common words with a near-synonym each. Direction does not matter for minimal edits.
+# Common words with a near-synonym each, both ways.
 _SYN_PAIRS = """
-big:large small:little fast:quick begin:start end:finish help:assist show:demonstrate
-use:employ need:require get:obtain make:create buy:purchase try:attempt want:wish
-about:regarding enough:sufficient often:frequently maybe:perhaps also:additionally
-but:however so:therefore hard:difficult easy:simple clear:obvious main:primary
-change:modify keep:retain give:provide ask:request tell:inform think:believe
-idea:notion problem:issue way:method part:portion whole:entire important:significant
-new:novel old:previous many:numerous some:several very:quite really:truly
-right:correct wrong:incorrect good:fine bad:poor allow:permit stop:halt
-find:discover choose:select answer:reply look:appear see:observe build:construct
-people:individuals job:task goal:aim chance:opportunity rule:guideline usually:typically
-mostly:largely quickly:rapidly simply:merely today:now fix:repair check:verify
-understand:grasp suggest:propose explain:clarify happen:occur include:contain
+big:large small:little fast:quick begin:start end:finish help:assist use:employ need:require
+get:obtain make:create buy:purchase try:attempt want:wish enough:sufficient maybe:perhaps
+easy:simple clear:obvious main:primary change:modify keep:retain give:provide ask:request
+tell:inform think:believe idea:notion problem:issue way:method part:portion whole:entire
+important:significant new:novel old:previous some:several very:quite really:truly
+right:correct wrong:incorrect good:fine bad:poor allow:permit stop:halt find:discover
+choose:select answer:reply look:appear build:construct job:task goal:aim chance:opportunity
+rule:guideline usually:typically mostly:largely quickly:rapidly simply:merely today:now
+fix:repair check:verify understand:grasp suggest:propose explain:clarify happen:occur
+include:contain
+""".split()
+# One way only, to a shorter (or as long) word. Texts hold the short side of most pairs
+# above, so swaps lengthened the words nearly every time, and a minimal edit can balance its
+# change in characters (_balanced_spots) only when the text also holds words to shorten.
+# The short side of these is common ("but", "about", "also", "so"): both ways, they would
+# lengthen again (those pairs were both ways once: show:demonstrate, also:additionally...).
+_SHORTER_WAYS = """
+because:since currently:now actually:really receive:get moreover:also furthermore:also
+additionally:also therefore:so however:but regarding:about demonstrate:show frequently:often
+difficult:hard individuals:people observe:see numerous:many necessary:needed individual:person
+different:distinct possible:feasible within:inside instead:rather approximately:about
+additional:extra particular:specific existing:current purpose:aim children:kids
+remember:recall responsibility:duty program:plan country:nation
 """.split()
 SYNONYMS: dict[str, str] = {}
 for pair in _SYN_PAIRS:
     a, b = pair.split(":")
     SYNONYMS[a] = b
     SYNONYMS.setdefault(b, a)
+for pair in _SHORTER_WAYS:
+    a, b = pair.split(":")
+    SYNONYMS.setdefault(a, b)
 
 _CONTRACTIONS = {
     "do not": "don't", "does not": "doesn't", "did not": "didn't", "is not": "isn't",
@@ -58,20 +72,54 @@ def _match_case(src: str, new: str) -> str:
 def _swap_words(text: str, rng: random.Random, table: dict[str, str], n: int) -> tuple[str, int]:
     """Replace ``n`` randomly chosen words found in ``table``; returns (text, replaced)."""
     spots = [m for m in ASCII_WORD.finditer(text) if m.group(0).lower() in table]
-    chosen = sorted(rng.sample(spots, min(n, len(spots))), key=lambda m: m.start())
+    chosen = rng.sample(spots, min(n, len(spots)))
+    return _replace(text, chosen, table), len(chosen)
+
+
+def _replace(text: str, spots: list[re.Match], table: dict[str, str]) -> str:
+    """``text`` with each word matched at ``spots`` replaced by its entry in ``table``."""
     out, last = [], 0
-    for m in chosen:
+    for m in sorted(spots, key=lambda m: m.start()):
         out += [text[last:m.start()], _match_case(m.group(0), table[m.group(0).lower()])]
         last = m.end()
     out.append(text[last:])
-    return "".join(out), len(chosen)
+    return "".join(out)
+
+
+BALANCE_TRIES = 64  # seeded swap sets a minimal edit looks at for the smallest change in characters
+
+
+def _balanced_spots(spots: list[re.Match], n: int, rng: random.Random) -> list[re.Match]:
+    """``n`` of ``spots`` whose swaps change the text's length in characters the least.
+
+    Random swaps made the edit's words longer nearly every time (texts hold the table's
+    short side): "the shorter-worded response is the author's" was a cue a judge could read
+    without the author. Among ``BALANCE_TRIES`` seeded draws the first with the smallest
+    |change| is kept, a tie between longer and shorter going to a seeded side (a coin per edit)."""
+    direction = rng.choice((-1, 1))
+
+    def cost(pick: list[re.Match]) -> tuple[int, int]:
+        change = sum(len(SYNONYMS[m.group(0).lower()]) - len(m.group(0)) for m in pick)
+        return abs(change), int(change * direction < 0)
+
+    best = rng.sample(spots, n)
+    for _ in range(BALANCE_TRIES - 1):
+        if cost(best)[0] == 0:
+            break
+        pick = rng.sample(spots, n)
+        if cost(pick) < cost(best):
+            best = pick
+    return best
 
 
 def minimal_edit(text: str, rng: random.Random) -> str | None:
-    """3-4 words replaced by near-synonyms, or None when the text has too few candidates."""
+    """3-4 words replaced by near-synonyms, the swap set that changes the length in characters
+    least (:func:`_balanced_spots`), or None when the text has fewer than 3 candidates."""
     n = rng.choice((3, 4))
-    edited, done = _swap_words(text, rng, SYNONYMS, n)
-    return edited if done >= 3 else None
+    spots = [m for m in ASCII_WORD.finditer(text) if m.group(0).lower() in SYNONYMS]
+    if len(spots) < 3:
+        return None
+    return _replace(text, _balanced_spots(spots, min(n, len(spots)), rng), SYNONYMS)
 
 
 _NOT_CLAUSE_END = r"(?![ \t]*(?:[.,;:!?)\]]|$))"
