@@ -442,3 +442,60 @@ def test_an_up_to_date_folder_is_left_alone_and_any_change_rebuilds_it(tmp_path,
         mine.write_text(mine.read_text(encoding="utf-8").replace(" the ", " The ", 1), encoding="utf-8")
         edited = run(args(mine, out, server, "--concurrency", "7"), server)
         assert "up to date" not in edited.stderr and len(server.snapshot()) > paid
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_a_generated_positive_faces_a_generated_other_author_and_a_real_one_the_real_text(tmp_path, authors, reference):
+    """Another author's real text on the rejected side of a machine-written chosen is the
+    "human text loses" cue: under a generated positive the other-author negative is a
+    generation conditioned on one other author's samples of the genre, drawn without leakage."""
+    with FakeServer(reply=persona) as server:
+        run(args(authors, tmp_path / "out", server, "--positive", "mixed"), server)
+        hits = [h for h in server.snapshot() if h.fault is None and h.status == 200]
+    rows = _pair_rows(tmp_path / "out")
+    other = [r for r in rows if r["strategy"] == "other-author"]
+    facing_generated = [r for r in other if r["chosen_strategy"] == "style-matched"]
+    assert facing_generated and len(facing_generated) < len(other)
+    for r in other:
+        generated = r["chosen_strategy"] == "style-matched"
+        assert r["rejected_source"] == ("generated" if generated else "other-author")
+        assert r["real_side"] == ("neither" if generated else "both")
+    usage = json.loads((tmp_path / "out" / "manifest.json").read_text())["usage"]["stages"]
+    assert usage["other-author"]["requests"] >= len(facing_generated)
+
+    samples_of = {}  # normalised sample text -> (author, genre)
+    for line in authors.read_text().splitlines():
+        a = json.loads(line)
+        for s in a["samples"]:
+            samples_of[_norm(s["text"])] = (a["author_id"], s.get("genre", ""))
+    unseen = {r["author_id"] for r in rows if r["split"] == "test_unseen_authors"}
+    tasks = {r["query"]: r for r in rows}
+    seen = 0
+    for h in hits:
+        if "imitate another author's style" not in _system(h.body):
+            continue  # mimic.j2 serves mimic and generated other-author negatives alike
+        shown = [_norm(s) for s in re.split(r"\n## Sample \d+\n", h.text.split("\n# Task\n")[0])[1:]]
+        query = h.text.split("\n# Task\n", 1)[1].split("\n\nWrite a response", 1)[0]
+        task = tasks.get(query)
+        writers = {src for s in shown for full, src in samples_of.items() if full.startswith(s)}
+        assert shown and len(writers) == 1, writers  # every sample is a text of one author
+        ((writer, genre),) = writers
+        if task is None or writer == task["author_id"]:
+            continue  # the task's own mimic (or a task whose pairs were all dropped)
+        seen += 1
+        assert genre == task["genre"]
+        assert len(shown) <= len(task["context"])
+        if task["split"] in ("train", "test_seen_authors"):
+            assert writer not in unseen  # no unseen author's text reaches a train row
+    assert seen >= len(facing_generated)
+
+
+def test_real_positives_keep_the_real_other_author_text(reference):
+    out, _ = reference
+    rows = _pair_rows(out)
+    other = [r for r in rows if r["strategy"] == "other-author"]
+    assert other and all(r["rejected_source"] == "other-author" and r["real_side"] == "both" for r in other)
+    assert "other-author" not in json.loads((out / "manifest.json").read_text())["usage"]["stages"]

@@ -67,6 +67,9 @@ class _NoCorpus:
     def other_author_text(self, task, fits=None):
         return None
 
+    def other_author_samples(self, task):
+        return []
+
     def random_style_samples(self, task, k, max_words=None):
         return ["Some other writer's words."]
 

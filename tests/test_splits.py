@@ -160,3 +160,33 @@ def test_max_targets_per_author_keeps_every_split(tmp_path):
     assert set(per_author.values()) == {3}
     assert {t.split for t in limited} == {t.split for t in full}
     assert [t.id for t in limited] == [t.id for t in prepare(opts)[3]]  # seeded, stable
+
+
+@pytest.mark.parametrize("numbered", [False, True])
+def test_other_author_samples_are_one_other_authors_same_genre_texts_without_leakage(tmp_path, numbered):
+    """The samples a generated other-author negative is conditioned on (``--positive mixed``):
+    texts of ONE other author of the task's genre, drawn under other_author_text's rules."""
+    authors = load_authors(write_authors(tmp_path / "a.jsonl", genres=("essay", "email"), numbered=numbered))
+    plan = _plan(authors)
+    opt = TaskOptions(context_size=2, context_max_words=12)
+    tasks, _ = make_tasks(authors, plan, PromptRenderer(), opt, seed=0)
+    corpus = Corpus(authors, plan, opt, seed=0)
+    texts = {(a.author_id, s.id): (s.text, s.genre) for a in authors for s in a.samples}
+    unseen = {text for (aid, _), (text, _) in texts.items() if aid in ("author-0", "author-1")}
+    test_seen = {texts[k][0] for k, split in plan.split_of.items() if split == "test_seen_authors"}
+    writers = set()
+    for t in tasks:
+        samples = corpus.other_author_samples(t)
+        assert samples == corpus.other_author_samples(t)  # seeded by the task
+        assert 1 <= len(samples) <= len(t.context) and len(set(samples)) == len(samples)
+        sources = [[k for k, (text, genre) in texts.items() if text.startswith(s.rstrip("."))] for s in samples]
+        assert all(len(src) == 1 for src in sources), sources
+        (author,) = {src[0][0] for src in sources}
+        writers.add(author)
+        assert author != t.author_id
+        assert all(texts[src[0]][1] == t.genre for src in sources)
+        assert all(len(s.split()) <= 12 for s in samples)  # capped like context
+        assert not any(texts[src[0]][0] in test_seen for src in sources)  # a held-out target: never reused
+        if t.split in ("train", "test_seen_authors"):
+            assert not any(texts[src[0]][0] in unseen for src in sources)
+    assert len(writers) > 2

@@ -29,7 +29,7 @@ def build(
     context_size: int = typer.Option(3, help="K: few-shot samples of the author shown with each task."),
     positive: str = typer.Option("real", help="real (the author's own continuation), style-matched (a generation conditioned on the author's samples) or mixed (a share of the targets, --mixed-share, seeded, get a style-matched one)."),
     mixed_share: float = typer.Option(0.5, help="With --positive mixed: the share of targets (seeded) whose positive is a style-matched generation."),
-    negative_draws: int = typer.Option(1, help="Draws of each mimic and randomize negative; the one nearest the positive in word length, sentence length, type-token ratio and commas is kept (a context-blind judge reads those)."),
+    negative_draws: int = typer.Option(1, help="Draws of each mimic and randomize negative (and other-author, when generated); the one nearest the positive in word length, sentence length, type-token ratio and commas is kept (a context-blind judge reads those)."),
     negatives: Optional[str] = typer.Option(None, help=f"Comma list from {','.join(STRATEGIES)} (default: all)."),
     axes: Optional[str] = typer.Option(None, help=f"Axes for the axes strategy, from {','.join(AXES)} (default: all)."),
     test_authors: Optional[str] = typer.Option(None, help="Unseen test authors: a number, or a file with one author id per line (default: 20%)."),

@@ -12,9 +12,11 @@ are in (:func:`length_sides`): the nearest sentence end favours whichever side t
 tends to stop on, and "pick the longer (or the shorter) response" must not pay.
 
 ``--positive mixed`` makes the positive a style-matched generation for a seeded share of
-the targets (``--mixed-share``, default ``MIXED_SHARE``): a generated positive then faces generated negatives, so
-"the human text wins" is no shortcut a reward model can learn; its mimic is a weaker one,
-shown one of the author's samples where the positive saw them all.
+the targets (``--mixed-share``, default ``MIXED_SHARE``): a generated positive then faces
+generated negatives only, so "the human text wins" (or loses) is no shortcut a reward model
+can learn. Its mimic is a weaker one, shown one of the author's samples where the positive
+saw them all; its other-author negative is a generation conditioned on another author's
+samples of the genre (``Corpus.other_author_samples``), not that author's real text.
 """
 
 from __future__ import annotations
@@ -65,7 +67,8 @@ LENGTH_SIDES = ("mimic", "randomize", "other-author")
 # Generated negatives drawn --negative-draws times, the draw whose surface (the blind audit's
 # response-only features: word and sentence length, type-token ratio, commas) is nearest the
 # positive's kept: a base model's text is told from the author's by those, not by its style.
-DRAWN = ("mimic", "randomize")
+# other-author is drawn only when it is generated (facing a generated positive).
+DRAWN = ("mimic", "randomize", "other-author")
 DRAW_ATTEMPT = 1000  # draw d is attempt d * DRAW_ATTEMPT: apart from the re-samples' 1, 2, ...
 
 
@@ -87,7 +90,7 @@ class CandidateOptions:
 class Job:
     task: Task
     strategy: str
-    source: str  # "author" | "generated" | "edited" | "other-author"
+    source: str  # "author" | "generated" | "edited" | "other-author" (another author's real text)
     request: LLMRequest | None = None
     text: str | None = None  # known without a model call
     parse: Callable[[str], str] = field(default=lambda s: s)
@@ -159,9 +162,8 @@ class CandidateFactory:
             elif strategy == "minimal-edit":
                 jobs.append(self._minimal_edit(task, chosen.text, form))
             elif strategy == "other-author":
-                text = self.corpus.other_author_text(task, fits=lambda t: fits(t, form))
-                if text is not None:
-                    jobs.append(Job(task, "other-author", "other-author", text=text))
+                if (job := self._other_author(task, chosen, form)) is not None:
+                    jobs.append(job)
             elif strategy == "axes":
                 jobs.append(self._axis(task, chosen.text, form))
         return [replace(j, form=form, chosen=chosen.text) for j in jobs if j.request is not None or j.text is not None]
@@ -185,6 +187,21 @@ class CandidateFactory:
             variables["context"] = variables["context"][:WEAK_MIMIC_SAMPLES]
         req, parse = self._request(task, "mimic", "mimic", True, form, **variables)
         return Job(task, "mimic", "generated", request=req, parse=parse)
+
+    def _other_author(self, task: Task, chosen: Candidate, form: Form) -> Job | None:
+        """Another author of the genre: their real text facing a real positive; facing a
+        generated one, a generation conditioned on their samples (the ``mimic`` prompt with
+        another author's texts), since real text against a machine-written chosen is the
+        "the human text loses" cue. None when the genre has no other author to draw on."""
+        if chosen.strategy == "real":
+            text = self.corpus.other_author_text(task, fits=lambda t: fits(t, form))
+            return Job(task, "other-author", "other-author", text=text) if text is not None else None
+        samples = self.corpus.other_author_samples(task)
+        if not samples:
+            return None
+        variables = self._gen_vars(task) | {"context": samples}
+        req, parse = self._request(task, "mimic", "other-author", True, form, **variables)
+        return Job(task, "other-author", "generated", request=req, parse=parse)
 
     def _randomize(self, task: Task, form: Form) -> Job:
         rng = rng_for(self.opt.seed, "randomize", task.id)

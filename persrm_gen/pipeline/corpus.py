@@ -128,6 +128,30 @@ class Corpus:
             first, tried = first if first is not None else text, tried + 1
         return first
 
+    def other_author_samples(self, task: Task) -> list[str]:
+        """Up to ``len(task.context)`` texts of ONE other author of the task's genre, capped
+        like context: what a generated other-author negative is conditioned on when the
+        task's positive is generated (a real other author's text facing a machine-written
+        chosen is "the human text loses", the cue the generated positive was to remove).
+        The same pool as :meth:`other_author_text` (no test text reaches a train task); the
+        author is the first, in seeded order, with as many texts as the task's context
+        among the first ``OTHER_AUTHOR_TRIES`` looked at, else the one with the most."""
+        index, pool = self._candidates(task, same_genre=True)
+        rng = rng_for(self.seed, "other-author-samples", task.id)
+        k = len(task.context)
+        best: str | None = None
+        for tried, row in enumerate(shuffled(rng, pool)):
+            author = self._rows[row].author_id
+            if best is None or _size(index, author) > _size(index, best):
+                best = author
+            if _size(index, best) >= k or tried + 1 >= OTHER_AUTHOR_TRIES:
+                break
+        if best is None:
+            return []
+        lo, hi = index.span[best]
+        picked = rng.sample(range(lo, hi), min(k, hi - lo))
+        return [cap_words(self._rows[index.rows[i]].text, self.opt.context_max_words) for i in picked]
+
     def random_style_samples(self, task: Task, k: int, max_words: int | None = None) -> list[str]:
         """Texts by other writers, preferably of another genre, to steer a base model away."""
         index, rows = self._candidates(task, same_genre=False)
@@ -137,3 +161,8 @@ class Corpus:
         chosen = rng.sample(pool, min(k, len(pool))) if len(pool) else []
         cap = max_words or self.opt.context_max_words
         return [cap_words(self._rows[row].text, cap) for row in chosen]
+
+
+def _size(index: _Index, author_id: str) -> int:
+    lo, hi = index.span[author_id]
+    return hi - lo

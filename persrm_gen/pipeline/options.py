@@ -108,7 +108,7 @@ class BuildOptions:
     context_size: Annotated[int, Field(ge=1)] = 3
     positive: Literal["real", "style-matched", "mixed"] = "real"
     mixed_share: Annotated[float, Field(ge=0, le=1)] = 0.5  # --positive mixed: the share of generated positives
-    negative_draws: Annotated[int, Field(ge=1)] = 1  # draws of each mimic/randomize negative
+    negative_draws: Annotated[int, Field(ge=1)] = 1  # draws of each generated mimic/randomize/other-author negative
     negatives: Annotated[tuple[str, ...], _choices(STRATEGIES, "strategy", "strategies")] = STRATEGIES
     axes: Annotated[tuple[str, ...], _choices(AXES, "axis", "axes")] = AXES
     test_authors: Annotated[str | None, BeforeValidator(_count_or_file)] = None
