@@ -35,10 +35,10 @@ include:contain
 _SHORTER_WAYS = """
 because:since currently:now actually:really receive:get moreover:also furthermore:also
 additionally:also therefore:so however:but regarding:about demonstrate:show frequently:often
-difficult:hard individuals:people observe:see numerous:many necessary:needed individual:person
+difficult:hard individuals:people observe:see numerous:many necessary:needed
 different:distinct possible:feasible within:inside instead:rather approximately:about
 additional:extra particular:specific existing:current purpose:aim children:kids
-remember:recall responsibility:duty program:plan country:nation
+remember:recall responsibility:duty country:nation
 """.split()
 SYNONYMS: dict[str, str] = {}
 for pair in _SYN_PAIRS:
