@@ -194,3 +194,15 @@ def test_minimal_edit_carries_no_word_length_cue_on_the_example_corpus():
     assert len(diffs) >= 30
     if len(moved) > len(diffs) / 2:  # most edits change the mean word length: no consistent sign
         assert 0.35 <= sum(d > 0 for d in moved) / len(moved) <= 0.65, (sum(d > 0 for d in moved), len(moved))
+
+
+def test_a_vocabulary_rewrite_is_never_a_minimal_edit():
+    """A text with only 3-4 synonym spots got all of them swapped by both rewrites: the same
+    text twice for one task, so the validators dropped one pair as an exact duplicate."""
+    for text in _example_texts():
+        for seed in range(3):
+            out = axis_rewrite(text, "vocabulary", random.Random(seed))
+            if out is not None:
+                assert _diff_words(text, out) >= 5
+            assert out is None or out != minimal_edit(text, random.Random(seed))
+    assert axis_rewrite("We need a big change; it is not hard.", "vocabulary", random.Random(0)) is None
