@@ -52,4 +52,5 @@ class StageFailed(Exception):
 
 
 class RunInterrupted(Exception):
-    """SIGINT/SIGTERM (or ``request_stop``): in-flight responses were cached, nothing else sent."""
+    """SIGINT/SIGTERM (or ``request_stop``): in-flight responses were cached, nothing else sent
+    (a local model's generation in progress may have been dropped instead: it is unpaid)."""

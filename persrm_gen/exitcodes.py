@@ -12,6 +12,7 @@ escape sequence must not repaint the user's terminal).
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
 import re
@@ -70,7 +71,7 @@ def run_cli(entry: Callable[[], object]) -> None:
         fail(f"{exc} The cache keeps what was done; re-run the same command to resume.", 4)
     except RunInterrupted as exc:
         fail(f"{exc} Completed requests are cached; re-run the same command to resume.", 130)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):  # a second Ctrl-C/SIGTERM cancels the run's task
         fail("interrupted; completed requests are cached. Re-run the same command to resume.", 130)
     except ModuleNotFoundError as exc:
         extra = EXTRAS.get((exc.name or "").split(".")[0])

@@ -249,6 +249,60 @@ def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_dataset(tmp_path, b
     assert strip(out) == strip(built)  # the command differs only by --out
 
 
+def start_and_wait_for_generation(authors: Path, out: Path, model: Path) -> subprocess.Popen:
+    """A local build in the background, returned once its first batch is cached (the next is running)."""
+    cmd = [sys.executable, "-m", "persrm_gen.cli", *build_args(authors, out, model, "--batch-size", "2")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    db = out / "cache.sqlite"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+        try:
+            if db.exists() and sqlite3.connect(db).execute("SELECT COUNT(*) FROM responses").fetchone()[0] >= 2:
+                break
+        except sqlite3.Error:
+            continue
+    assert proc.poll() is None, "the build finished before it could be stopped"
+    return proc
+
+
+def test_second_ctrl_c_exits_130_with_one_line(tmp_path, authors, model):
+    proc = start_and_wait_for_generation(authors, tmp_path / "out", model)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)  # cancels the run: one line, never a traceback
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and len(stderr.strip().splitlines()) == 1, stderr
+
+
+def test_sigterm_mid_generation_exits_promptly_caches_nothing_partial_then_resumes(tmp_path, built, authors, model):
+    """Slurm and Kubernetes send SIGKILL about 30 s after SIGTERM: a local build stops
+    generating at once (tests/test_local.py shows it stops within a token), exits 130 with
+    one line, records no cut-off reply, leaves no published or staged files and no lock."""
+    import fcntl
+
+    out = tmp_path / "out"
+    proc = start_and_wait_for_generation(authors, out, model)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert time.monotonic() - sent < 15, stderr
+    assert proc.returncode == 130, stderr
+    assert len(stderr.strip().splitlines()) == 1 and "re-run the same command" in stderr, stderr
+    columns = "request, output_tokens, finish_reason"
+    rows = sqlite3.connect(out / "cache.sqlite").execute(
+        f"SELECT {columns} FROM responses UNION ALL SELECT {columns} FROM rejected").fetchall()
+    # The tiny model never ends a text itself: a reply is whole when a stop string or its max_tokens ended it.
+    assert all(reason == "stop" or n == json.loads(req)["max_tokens"] for req, n, reason in rows)
+    assert not {"data", "manifest.json", "README.md", ".staging"} & {p.name for p in out.iterdir()}
+    with open(out / ".lock", "a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises if the build still held it
+    resumed = cli(*build_args(authors, out, model))
+    assert requests_sent(resumed) < json.loads((built / "manifest.json").read_text())["usage"]["total"]["requests"]
+    data = lambda d: {k: v for k, v in digests(d).items() if k.startswith("data/")}  # noqa: E731
+    assert data(out) == data(built), row_differences(out, built)
+
+
 def test_validate_fails_on_a_tampered_folder(tmp_path, built):
     import shutil
 

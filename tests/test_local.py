@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import signal
 
 import pytest
 import torch
 
-from persrm_gen.errors import InputError
+from persrm_gen.errors import InputError, RunInterrupted
 from persrm_gen.llm.cache import RequestCache
 from persrm_gen.llm.client import LLMClient
 from persrm_gen.llm.transports.local import LocalTransport
@@ -271,3 +272,55 @@ def test_sampler_draws_from_the_tempered_nucleus_and_ignores_rounding_noise():
     a = [rows[0].pick(flat) for _ in range(200)]
     b = [rows[1].pick(jitter) for _ in range(200)]
     assert sum(x != y for x, y in zip(a, b)) <= 1
+
+
+def _signal_during_first_batch(model_dir, tmp_path, sig: int):
+    """Three requests, one per batch, through the client with its signal handlers; ``sig``
+    reaches this process at the 5th forward pass of the first batch. Returns (what
+    complete_many raised, forward passes run, batches finished, the cache's rows)."""
+    import os
+    import sqlite3
+
+    t = LocalTransport(model_dir, device="cpu", num_threads=1, batch_size=1, max_wait_ms=0)
+    t.load()
+    forwards = []
+
+    def count(_module, _args, _output) -> None:
+        forwards.append(1)
+        if len(forwards) == 5:
+            os.kill(os.getpid(), sig)
+
+    t.model.register_forward_hook(count)
+
+    async def run():
+        client = LLMClient(t, RequestCache(tmp_path / "cache.sqlite"), concurrency=3)
+        client.handle_signals()
+        try:
+            await client.complete_many([_req(p, max_tokens=200, stage="candidates") for p in PROMPTS[:3]])
+        except Exception as exc:  # noqa: BLE001 - returned for the test to check
+            return exc
+        finally:
+            await client.aclose()
+            client.cache.close()
+
+    raised = asyncio.run(run())
+    rows = sqlite3.connect(tmp_path / "cache.sqlite").execute(
+        "SELECT output_tokens, finish_reason FROM responses UNION ALL SELECT output_tokens, finish_reason FROM rejected"
+    ).fetchall()
+    return raised, len(forwards), t.batches_run, rows
+
+
+def test_sigterm_abandons_the_generation_in_progress_and_caches_nothing(model_dir, tmp_path):
+    """A scheduler's SIGTERM (SIGKILL follows within 30 s) must not wait for a CPU batch:
+    generation stops within a token and no cut-off reply reaches the cache."""
+    raised, forwards, batches, rows = _signal_during_first_batch(model_dir, tmp_path, signal.SIGTERM)
+    assert isinstance(raised, RunInterrupted), raised
+    assert forwards < 50  # the 200 tokens asked for were not generated (signal delivery may take a few)
+    assert batches == 0 and rows == []  # nothing partial recorded, nothing queued was started
+
+
+def test_first_sigint_finishes_the_batch_in_progress_and_starts_no_other(model_dir, tmp_path):
+    raised, forwards, batches, rows = _signal_during_first_batch(model_dir, tmp_path, signal.SIGINT)
+    assert isinstance(raised, RunInterrupted), raised
+    assert batches == 1 and forwards == 200  # the running batch ran to the end: every token of it
+    assert rows == [(200, "length")]  # and was cached whole; the queued two were never generated

@@ -357,17 +357,27 @@ class LLMClient:
         return self._stopped
 
     def handle_signals(self) -> None:
-        """Call inside the running loop: first SIGINT/SIGTERM stops gracefully, a second cancels."""
-        loop, task = asyncio.get_running_loop(), asyncio.current_task()
+        """Call inside the running loop: first SIGINT/SIGTERM stops gracefully, a second cancels.
 
-        def on_signal() -> None:
-            if self._stopped is None:
+        A transport whose work in flight is unpaid (the local model: ``interrupt``) starts
+        nothing new on the first signal, and on SIGTERM or a second signal drops the
+        generation in progress at once: a scheduler sends SIGKILL about 30 s after SIGTERM,
+        and a CPU batch can take longer. Paid replies are always waited for and cached.
+        """
+        loop, task = asyncio.get_running_loop(), asyncio.current_task()
+        interrupt = getattr(self.transport, "interrupt", None)
+
+        def on_signal(sig: int) -> None:
+            first = self._stopped is None
+            if first:
                 self.request_stop()
-            elif task is not None:
+            if interrupt is not None:
+                interrupt(now=not first or sig == signal.SIGTERM)
+            if not first and task is not None:
                 task.cancel()
 
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, on_signal)
+            loop.add_signal_handler(sig, on_signal, sig)
             self._signals.append(sig)
 
     async def aclose(self) -> None:

@@ -160,7 +160,7 @@ async def _generate(opts: BuildOptions, prepared: Prepared, shards: list[list], 
     """Every unfinished shard, each saved to the store as it finishes. Two shards are under
     way at a time: while one waits for its last requests or measures its pairs, the next
     one's requests are already in flight (a shard's rows never depend on another's)."""
-    client.handle_signals()  # SIGINT: finish in-flight writes, then stop with a resume hint
+    client.handle_signals()  # SIGINT/SIGTERM: finish paid in-flight writes, then stop with a resume hint
     try:
         chat = bool(client.transport.supports_chat)  # instruction model: prompts as chat messages
         factory = CandidateFactory(prepared.renderer, opts.candidate_options(model), chat=chat, corpus=prepared.corpus)

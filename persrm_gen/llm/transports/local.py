@@ -12,6 +12,15 @@ request's cache key (which includes its seed and attempt), the step and the toke
 So the sampling decisions of a request never depend on its neighbours; only the float
 rounding of a batched forward pass does, and that flips a token only where two noisy
 scores tie to float precision (see benchmarks/README.md, "Local backend").
+
+Interruption (:meth:`LocalTransport.interrupt`): generation here is free but slow (a CPU
+batch can take a minute), so a stop does not wait for queued work: no new batch starts,
+and a stop ``now`` (SIGTERM, a second Ctrl-C: a scheduler kills 30 s later) also abandons
+the batch in generation at the next decoder layer it enters. That is finer than between
+tokens, which matters: the prompt pass of a batch alone takes seconds on a busy CPU. The
+whole batch then fails with :class:`GenerationInterrupted`: no reply, partial or not, so
+nothing partial can reach the cache (rows that had finished are generated again on resume;
+they cost nothing).
 """
 
 from __future__ import annotations
@@ -20,7 +29,8 @@ import asyncio
 import gc
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +46,7 @@ from transformers import (
     StoppingCriteriaList,
 )
 
-from persrm_gen.errors import FatalProviderError
+from persrm_gen.errors import FatalProviderError, RunInterrupted
 from persrm_gen.llm.types import LLMRequest, LLMResponse, as_dicts
 
 
@@ -46,6 +56,10 @@ class UnsupportedRequest(FatalProviderError, ValueError):
     A FatalProviderError so the client does not retry it, and a ValueError because it is
     a bad argument.
     """
+
+
+class GenerationInterrupted(RunInterrupted):
+    """The transport was interrupted before this request's generation finished: no reply."""
 
 
 @dataclass
@@ -179,9 +193,49 @@ class _RowStopper(StoppingCriteria):
         return any(s and s in text for s in row.request.stop)
 
 
+class _Halted(Exception):
+    """Raised inside the forward pass to abandon a batch (see :func:`_halt_hooks`)."""
+
+
+@contextmanager
+def _halt_hooks(model, halt: threading.Event) -> Iterator[None]:
+    """While inside, every layer of the model's layer stacks (its ``ModuleList`` children:
+    the decoder layers of any Hugging Face causal LM) checks ``halt`` before it runs and
+    raises :class:`_Halted` once it is set. About 20 checks per token: free."""
+    def check(_module, _args) -> None:
+        if halt.is_set():
+            raise _Halted
+
+    layers = [layer for m in model.modules() if isinstance(m, torch.nn.ModuleList) for layer in m]
+    handles = [layer.register_forward_pre_hook(check) for layer in layers]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
 def _cut_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
     cuts = [text.find(s) for s in stops if s and s in text]
     return (text[: min(cuts)], True) if cuts else (text, False)
+
+
+def _interrupted() -> GenerationInterrupted:
+    return GenerationInterrupted("interrupted: the local model stopped before this generation finished")
+
+
+def _drain(queue: asyncio.Queue[_Pending]) -> list[_Pending]:
+    taken = []
+    while not queue.empty():
+        taken.append(queue.get_nowait())
+    return taken
+
+
+def _refuse(pending: list[_Pending]) -> None:
+    """Fail requests that will not be generated (the transport was interrupted)."""
+    for p in pending:
+        if not p.future.done():
+            p.future.set_exception(GenerationInterrupted("interrupted: the local model starts no new generation"))
 
 
 def _default_threads() -> int:
@@ -237,6 +291,10 @@ class LocalTransport:
         self._queue: asyncio.Queue[_Pending] | None = None
         self._worker: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Interruption state of the current worker (a new worker starts with a fresh one):
+        # no new batch once _stop_new is set; the batch in generation is dropped when _halt is.
+        self._stop_new = False
+        self._halt = threading.Event()
 
     # -- model lifetime -------------------------------------------------------------
 
@@ -262,7 +320,17 @@ class LocalTransport:
             )
             self.model = model
 
+    def interrupt(self, *, now: bool) -> None:
+        """Start no new batch: queued and later requests fail with GenerationInterrupted.
+        ``now``: the batch in generation is also abandoned within a layer of the forward
+        pass, and all its requests fail the same way (nothing partial is returned). Call
+        from the event loop."""
+        self._stop_new = True
+        if now:
+            self._halt.set()
+
     async def aclose(self) -> None:
+        self._halt.set()  # a batch still generating in its thread is wanted by no one
         worker, self._worker = self._worker, None
         # A worker from an earlier event loop was already cancelled when that loop ended.
         if worker is not None and not worker.done() and worker.get_loop() is asyncio.get_running_loop():
@@ -294,7 +362,10 @@ class LocalTransport:
         if self._loop is not loop or self._worker is None or self._worker.done():
             # First use, or a new event loop (e.g. a second asyncio.run): start a worker here.
             self._loop, self._queue = loop, asyncio.Queue()
+            self._stop_new, self._halt = False, threading.Event()
             self._worker = loop.create_task(self._run_worker(self._queue))
+        elif self._stop_new:
+            raise GenerationInterrupted("interrupted: the local model starts no new generation")
         future = loop.create_future()
         self._queue.put_nowait(_Pending(request, future))
         return await future
@@ -305,6 +376,10 @@ class LocalTransport:
         try:
             while True:
                 await self._fill(queue, pool)
+                if self._stop_new:
+                    _refuse([*pool, *_drain(queue)])
+                    pool.clear()
+                    continue
                 batch = [p for p in self._pick(pool) if not p.future.done()]  # skip cancelled
                 if not batch:
                     continue
@@ -365,6 +440,9 @@ class LocalTransport:
         return self.tokenizer(request.prompt)["input_ids"]
 
     def _generate_batch(self, requests: Sequence[LLMRequest]) -> list[LLMResponse | Exception]:
+        halt = self._halt  # this worker's: a later worker gets its own
+        if halt.is_set():
+            return [_interrupted() for _ in requests]
         self.load()
         model = self.model  # aclose() may drop self.model while this thread still runs
         results: list[LLMResponse | Exception | None] = [None] * len(requests)
@@ -382,7 +460,12 @@ class LocalTransport:
             encoded.append(ids)
             slots.append(i)
         if rows:
-            for slot, response in zip(slots, self._generate_rows(model, rows, encoded)):
+            try:
+                with _halt_hooks(model, halt):
+                    generated = self._generate_rows(model, rows, encoded)
+            except _Halted:
+                generated = [_interrupted() for _ in rows]
+            for slot, response in zip(slots, generated):
                 results[slot] = response
         return results  # type: ignore[return-value]
 
