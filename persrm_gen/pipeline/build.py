@@ -96,26 +96,34 @@ def run_build(opts: BuildOptions, *, quiet: bool = False) -> BuildResult:
             del shards, first
             prepared = prepared._replace(authors=[], corpus=None)
             gc.collect()
-            summaries = [store.summary(i) for i in range(n_shards)]
-            rejections, skipped, usage, verdicts, tally = _totals(summaries, client)
-
-            def manifest_for(counts: dict, rejections: dict, rows: list[dict], stats: dict) -> dict:
-                spent = usage.to_dict()
-                if tally.requests:  # judge requests per kept trace by strategy
-                    spent["judge_requests_by_strategy"] = tally.to_dict(rows)
-                return build_manifest(opts, prepared.renderer, prepared.plan, model, counts, rejections, skipped, spent,
-                                      shortcuts=shortcut_summary(stats))
-
-            counts, rejections, manifest = write_dataset(
-                staging, [Unit.of_folder(store.path(i)) for i in range(n_shards)], rejections, link=True,
-                source=str(opts.authors), predicted=verdicts, previous_card=opts.out / "README.md",
-                manifest_for=manifest_for, compact_of=store.compact,
-            )
+            counts, rejections, manifest = _end_step(opts, prepared, model, staging, store, n_shards, client)
             folder.publish()
             store.clear()
             stamp(opts.out, made_from, command)
             return BuildResult(opts.out, counts, rejections, client.accounting.requests, client.accounting.cache_hits,
                                manifest, failed=client.accounting.total().failures, shards=n_shards, resumed=resumed)
+
+
+def _end_step(opts: BuildOptions, prepared: Prepared, model: str, staging: Path, store: ShardStore, n_shards: int,
+              client: LLMClient) -> tuple[dict, dict, dict]:
+    """Every finished shard into ``staging``: the checks across shards, the published files,
+    the manifest and the card, from the shards' files and summaries alone. (counts,
+    rejections, manifest)."""
+    summaries = [store.summary(i) for i in range(n_shards)]
+    rejections, skipped, usage, verdicts, tally = _totals(summaries, client)
+
+    def manifest_for(counts: dict, rejections: dict, rows: list[dict], stats: dict) -> dict:
+        spent = usage.to_dict()
+        if tally.requests:  # judge requests per kept trace by strategy
+            spent["judge_requests_by_strategy"] = tally.to_dict(rows)
+        return build_manifest(opts, prepared.renderer, prepared.plan, model, counts, rejections, skipped, spent,
+                              shortcuts=shortcut_summary(stats))
+
+    return write_dataset(
+        staging, [Unit.of_folder(store.path(i)) for i in range(n_shards)], rejections, link=True,
+        source=str(opts.authors), predicted=verdicts, previous_card=opts.out / "README.md",
+        manifest_for=manifest_for, compact_of=store.compact,
+    )
 
 
 def _first_tasks(prepared: Prepared, shards: list[list], opts: BuildOptions) -> list:
