@@ -266,15 +266,6 @@ def start_and_wait_for_generation(authors: Path, out: Path, model: Path) -> subp
     return proc
 
 
-def test_second_ctrl_c_exits_130_with_one_line(tmp_path, authors, model):
-    proc = start_and_wait_for_generation(authors, tmp_path / "out", model)
-    proc.send_signal(signal.SIGINT)
-    time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)  # cancels the run: one line, never a traceback
-    _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130 and len(stderr.strip().splitlines()) == 1, stderr
-
-
 def test_sigterm_mid_generation_exits_promptly_caches_nothing_partial_then_resumes(tmp_path, built, authors, model):
     """Slurm and Kubernetes send SIGKILL about 30 s after SIGTERM: a local build stops
     generating at once (tests/test_local.py shows it stops within a token), exits 130 with

@@ -274,10 +274,10 @@ def test_sampler_draws_from_the_tempered_nucleus_and_ignores_rounding_noise():
     assert sum(x != y for x, y in zip(a, b)) <= 1
 
 
-def _signal_during_first_batch(model_dir, tmp_path, sig: int):
-    """Three requests, one per batch, through the client with its signal handlers; ``sig``
-    reaches this process at the 5th forward pass of the first batch. Returns (what
-    complete_many raised, forward passes run, batches finished, the cache's rows)."""
+def _signal_during_first_batch(model_dir, tmp_path, *sigs: int):
+    """Three requests, one per batch, through the client with its signal handlers; ``sigs``
+    reach this process from the 5th forward pass of the first batch on, one per pass.
+    Returns (what complete_many raised, forward passes run, batches finished, the cache's rows)."""
     import os
     import sqlite3
 
@@ -287,8 +287,8 @@ def _signal_during_first_batch(model_dir, tmp_path, sig: int):
 
     def count(_module, _args, _output) -> None:
         forwards.append(1)
-        if len(forwards) == 5:
-            os.kill(os.getpid(), sig)
+        if 5 <= len(forwards) < 5 + len(sigs):
+            os.kill(os.getpid(), sigs[len(forwards) - 5])
 
     t.model.register_forward_hook(count)
 
@@ -297,7 +297,7 @@ def _signal_during_first_batch(model_dir, tmp_path, sig: int):
         client.handle_signals()
         try:
             await client.complete_many([_req(p, max_tokens=200, stage="candidates") for p in PROMPTS[:3]])
-        except Exception as exc:  # noqa: BLE001 - returned for the test to check
+        except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 - returned for the test to check
             return exc
         finally:
             await client.aclose()
@@ -324,3 +324,21 @@ def test_first_sigint_finishes_the_batch_in_progress_and_starts_no_other(model_d
     assert isinstance(raised, RunInterrupted), raised
     assert batches == 1 and forwards == 200  # the running batch ran to the end: every token of it
     assert rows == [(200, "length")]  # and was cached whole; the queued two were never generated
+
+
+def test_second_sigint_abandons_the_batch_the_first_let_finish(model_dir, tmp_path):
+    raised, forwards, batches, rows = _signal_during_first_batch(model_dir, tmp_path, signal.SIGINT, signal.SIGINT)
+    assert isinstance(raised, asyncio.CancelledError), raised  # which the CLI turns into exit 130 (below)
+    assert forwards < 50 and batches == 0 and rows == []
+
+
+def test_a_cancelled_run_exits_130_with_one_line_not_a_traceback(capsys):
+    from persrm_gen.exitcodes import run_cli
+
+    def cancelled() -> None:
+        raise asyncio.CancelledError
+
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(cancelled)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 130 and len(err.strip().splitlines()) == 1 and "re-run the same command" in err.lower()

@@ -274,18 +274,21 @@ class Unusable:
     reason: str
 
 
-def length_sides(jobs: Sequence[Job], raws: Sequence[str | None], seed: int) -> list[str | None]:
+def length_sides(jobs: Sequence[Job], raws: Sequence[str | None], seed: int,
+                 parse: Callable[[Job, str | None], str | Unusable] | None = None) -> list[str | None]:
     """The side of the chosen text's length (LONGER, SHORTER, None: nearest) each job's
     negative is cut to, once its reply ``raws[i]`` is in.
 
     Per author and strategy (so a shard of authors decides alone, whatever the shard size):
     a negative that can reach one side only takes it; the others are dealt, in a seeded
     order, to whichever side has fewer so far (a seeded coin on a tie). So "the longer
-    response wins" scores about one half per strategy, whichever side the model stops on."""
+    response wins" scores about one half per strategy, whichever side the model stops on.
+    ``parse``: :func:`parse_reply` or a memo of it (:class:`ReplyParses`)."""
+    parse = parse or parse_reply
     out: list[str | None] = [None] * len(jobs)
     groups: dict[tuple[str, str], list[tuple[str, int, frozenset]]] = defaultdict(list)
     for i, (job, raw) in enumerate(zip(jobs, raws)):
-        if job.strategy in LENGTH_SIDES and job.form is not None and (text := _parsed(job, raw)):
+        if job.strategy in LENGTH_SIDES and job.form is not None and isinstance(text := parse(job, raw), str):
             groups[(job.task.author_id, job.strategy)].append((job.task.id, i, sides(text, job.form)))
     for (author, strategy), members in sorted(groups.items()):
         count = {LONGER: 0, SHORTER: 0}
@@ -305,12 +308,15 @@ def length_sides(jobs: Sequence[Job], raws: Sequence[str | None], seed: int) -> 
     return out
 
 
-def nearest_draw(job: Job, raws: Sequence[str | None], distance: Callable[[str, str], float]) -> int:
+def nearest_draw(job: Job, raws: Sequence[str | None], distance: Callable[[str, str], float],
+                 parse: Callable[[Job, str | None], str | Unusable] | None = None) -> int:
     """The index of the draw (``raws``) whose usable candidate is nearest ``job.chosen`` by
-    ``distance`` (the blind audit's surface distance); the first on a tie, 0 when none is usable."""
+    ``distance`` (the blind audit's surface distance); the first on a tie, 0 when none is usable.
+    ``parse``: :func:`parse_reply` or a memo of it (:class:`ReplyParses`)."""
+    parse = parse or parse_reply
     best, best_d = 0, None
     for i, raw in enumerate(raws):
-        cand = to_candidate(job, raw) if raw is not None else Unusable("unusable")
+        cand = cut(job, parse(job, raw)) if raw is not None else Unusable("unusable")
         if isinstance(cand, Candidate):
             d = distance(job.chosen, cand.text)
             if best_d is None or d < best_d:
@@ -318,26 +324,53 @@ def nearest_draw(job: Job, raws: Sequence[str | None], distance: Callable[[str, 
     return best
 
 
-def _parsed(job: Job, raw: str | None) -> str | None:
-    try:
-        return job.parse(raw or "") if job.request is not None else job.text
-    except UnparseableOutput:
-        return None
+def parse_reply(job: Job, raw: str | None) -> str | Unusable:
+    """The side-free half of :func:`to_candidate`: the job's text before it is brought to
+    the chosen text's form (its reply parsed, or its known text), or why there is none."""
+    text = job.text
+    if job.request is not None:
+        try:
+            text = job.parse(raw or "")
+        except UnparseableOutput:
+            return Unusable("unusable")
+    return text if text else Unusable("unusable")
+
+
+def cut(job: Job, parsed: str | Unusable, side: str | None = None) -> Candidate | Unusable:
+    """The other half: :func:`parse_reply`'s text brought to the chosen text's form and cut
+    to ``side`` of its length (:func:`length_sides`; None: the nearest sentence end)."""
+    if isinstance(parsed, Unusable):
+        return parsed
+    text = parsed
+    if job.form is not None:
+        try:
+            text = fit(text, job.form, layout=job.strategy != LAYOUT_AXIS, side=side)
+        except FormMismatch:
+            return Unusable(FormMismatch.reason)
+        except UnparseableOutput:
+            return Unusable("unusable")
+        if not text:
+            return Unusable("unusable")
+    return Candidate(task_id=job.task.id, text=text, source=job.source, strategy=job.strategy)
 
 
 def to_candidate(job: Job, raw: str | None, side: str | None = None) -> Candidate | Unusable:
     """The job's candidate (a negative in the chosen text's form, cut to ``side`` of its
     length: :func:`length_sides`), or why there is none."""
-    text = job.text
-    try:
-        if job.request is not None:
-            text = job.parse(raw or "")
-        if text and job.form is not None:
-            text = fit(text, job.form, layout=job.strategy != LAYOUT_AXIS, side=side)
-    except FormMismatch:
-        return Unusable(FormMismatch.reason)
-    except UnparseableOutput:
-        return Unusable("unusable")
-    if not text:
-        return Unusable("unusable")
-    return Candidate(task_id=job.task.id, text=text, source=job.source, strategy=job.strategy)
+    return cut(job, parse_reply(job, raw), side)
+
+
+class ReplyParses:
+    """:func:`parse_reply` memoised per (job, reply): the candidates stage asks about one reply
+    several times (is it usable, which draw is nearest, which length side, the final cut),
+    and a reply is parsed once. Lives as long as the stage's jobs (keyed by their id)."""
+
+    def __init__(self) -> None:
+        self._memo: dict[tuple[int, str | None], str | Unusable] = {}
+
+    def __call__(self, job: Job, raw: str | None) -> str | Unusable:
+        key = (id(job), raw)
+        found = self._memo.get(key)
+        if found is None:
+            found = self._memo[key] = parse_reply(job, raw)
+        return found

@@ -14,11 +14,12 @@ from collections.abc import Callable
 from persrm_gen.generator.candidates import (
     CandidateFactory,
     Job,
+    ReplyParses,
     Unusable,
+    cut,
     length_sides,
     nearest_draw,
     resampled,
-    to_candidate,
 )
 from persrm_gen.dataset.blind_audit import surface_distance
 from persrm_gen.generator.parsing import UnparseableOutput, clean_rewrite
@@ -44,7 +45,7 @@ async def make_candidates(opts: BuildOptions, client: LLMClient, factory: Candid
     neg_jobs = [j for t in tasks if t.id in chosen for j in factory.negative_jobs(t, chosen[t.id])]
     negatives: list[Candidate] = []
     balanced = await _run_jobs(client, neg_jobs, progress, "negatives", usage, opts, draws=factory.draws,
-                               sides=lambda jobs, raws: length_sides(jobs, raws, opts.seed))
+                               sides=lambda jobs, raws, parse: length_sides(jobs, raws, opts.seed, parse))
     for job, cand in zip(neg_jobs, balanced):
         if isinstance(cand, Unusable):
             drops[f"{cand.reason}_{job.strategy}"] += 1
@@ -57,12 +58,14 @@ async def _run_jobs(client: LLMClient, jobs: list[Job], progress, label: str, us
                     opts: BuildOptions, draws=None, sides=None) -> list[Candidate | Unusable]:
     """Each job's candidate or why there is none. ``draws(job)`` gives a job's requests (its
     own and its extra draws: the draw nearest the chosen text's surface is kept,
-    ``generator.candidates.nearest_draw``); ``sides(jobs, raw texts)`` the side of the chosen
-    text's length each is cut to (``generator.candidates.length_sides``)."""
+    ``generator.candidates.nearest_draw``); ``sides(jobs, raw texts, parse)`` the side of the
+    chosen text's length each is cut to (``generator.candidates.length_sides``). Every step
+    reads a reply's parse from one memo: each reply is parsed once."""
     asked = [j for j in jobs if j.request is not None]
     sent = [(j, r) for j in asked for r in (draws(j) if draws is not None else [j.request])]
     responses: list = []
     failures = FailureRate(label, opts.max_failure_rate)
+    parses = ReplyParses()
     if sent:
         # Outputs that cannot be used (unparseable, or not in the chosen text's form) are
         # re-sampled, up to --max-attempts: a base model that stops early gets another try.
@@ -70,17 +73,18 @@ async def _run_jobs(client: LLMClient, jobs: list[Job], progress, label: str, us
         with stage(progress, label, len(sent), info=client.accounting.summary) as tick:
             responses = await _sample(client, [r for _, r in sent], tick, validate, failures, usage,
                                       opts.max_attempts,
-                                      usable=lambda i, text: not isinstance(to_candidate(sent[i][0], text), Unusable))
-    picked = _nearest_draws(sent, responses)
+                                      usable=lambda i, text: not isinstance(cut(sent[i][0], parses(sent[i][0], text)),
+                                                                            Unusable))
+    picked = _nearest_draws(sent, responses, parses)
     raws = [picked[id(j)] if j.request is not None else None for j in jobs]
     texts = [None if r is None or isinstance(r, BaseException) else r.text for r in raws]
-    side = sides(jobs, texts) if sides is not None else [None] * len(jobs)
+    side = sides(jobs, texts, parses) if sides is not None else [None] * len(jobs)
     out: list[Candidate | Unusable] = []
     for k, (j, raw) in enumerate(zip(jobs, raws)):
         if isinstance(raw, BaseException):
             out.append(Unusable("unusable"))
             continue
-        cand = to_candidate(j, texts[k], side[k])
+        cand = cut(j, parses(j, texts[k]), side[k])
         if isinstance(cand, Unusable) and cand.reason == "unusable" and raw is not None:
             failures.add(f"unusable output ({j.strategy}): {raw.text[:80]!r}")
         out.append(cand)
@@ -88,7 +92,7 @@ async def _run_jobs(client: LLMClient, jobs: list[Job], progress, label: str, us
     return out
 
 
-def _nearest_draws(sent: list[tuple[Job, object]], responses: list) -> dict[int, object]:
+def _nearest_draws(sent: list[tuple[Job, object]], responses: list, parses: ReplyParses) -> dict[int, object]:
     """id(job) -> the response of its draw nearest its chosen text's surface (its only one
     when it was drawn once; the first when none is usable)."""
     by_job: dict[int, tuple[Job, list]] = {}
@@ -100,7 +104,7 @@ def _nearest_draws(sent: list[tuple[Job, object]], responses: list) -> dict[int,
             picked[key] = resps[0]
             continue
         texts = [None if isinstance(r, BaseException) else r.text for r in resps]
-        picked[key] = resps[nearest_draw(job, texts, surface_distance)]
+        picked[key] = resps[nearest_draw(job, texts, surface_distance, parses)]
     return picked
 
 
