@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+import unicodedata
+from functools import lru_cache
 
 # --------------------------------------------------------------- words and sentences
 # Every word and sentence pattern of the package lives here, named for what it counts. They
@@ -110,3 +112,24 @@ def rng_for(seed: int, *parts: object) -> random.Random:
 
 def stable_id(*parts: object, n: int = 16) -> str:
     return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()[:n]
+
+
+# --------------------------------------------------------------- sameness
+def _is_punct(ch: str) -> bool:
+    return unicodedata.category(ch).startswith("P")
+
+
+@lru_cache(maxsize=4096)  # a pair's texts are normalized by the row check and again by the duplicate checks
+def normalized(text: str) -> str:
+    """Casefold, collapse whitespace, strip punctuation (and spaces) at both ends: the
+    validators' "same text" (identical pairs, exact duplicates), here so that a rule-based
+    rewrite can tell it changed nothing the validators would see."""
+    t = " ".join(text.casefold().split())
+    if t[:1].isalnum() and t[-1:].isalnum():  # fast path: nothing to strip
+        return t
+    start, end = 0, len(t)
+    while start < end and (_is_punct(t[start]) or t[start].isspace()):
+        start += 1
+    while end > start and (_is_punct(t[end - 1]) or t[end - 1].isspace()):
+        end -= 1
+    return t[start:end]

@@ -206,3 +206,25 @@ def test_a_vocabulary_rewrite_is_never_a_minimal_edit():
                 assert _diff_words(text, out) >= 5
             assert out is None or out != minimal_edit(text, random.Random(seed))
     assert axis_rewrite("We need a big change; it is not hard.", "vocabulary", random.Random(0)) is None
+
+
+# -- an axis negative the identical-pair check would drop is never made (issue 13) -----------------
+
+def test_an_axis_rewrite_that_changes_only_what_normalization_strips_is_no_rewrite():
+    # one sentence and no marks: the only punctuation change is its final stop ("." -> "!"),
+    # and a one-sentence bullet is the sentence behind a "- ": both the same text normalized
+    assert axis_rewrite("The project team has been working on a new version of the loader.", "punctuation",
+                        random.Random(0)) is None
+    assert axis_rewrite("The project team has been working on a new version of the loader.", "structure",
+                        random.Random(0)) is None
+
+
+def test_the_structure_axis_applies_only_to_a_text_of_several_blocks():
+    from persrm_gen.generator.edits import axis_applies
+
+    # one paragraph: any change of structure adds line breaks, so "the text with line breaks
+    # is the negative" would be a context-blind shortcut right on every pair
+    assert not axis_applies(TEXT, "structure")
+    assert axis_applies(TEXT.replace(" It is not hard", "\n\nIt is not hard"), "structure")
+    assert axis_applies("- First point here.\n- Second point here.", "structure")
+    assert all(axis_applies(TEXT, a) for a in AXIS_REWRITES if a != "structure")

@@ -176,3 +176,21 @@ def test_drawn_negatives_keep_the_draw_nearest_the_positives_surface():
     assert all(isinstance(to_candidate(mimic, t), Candidate) for t in (plain, like))
     assert nearest_draw(mimic, [plain, like, None], surface_distance) == 1
     assert nearest_draw(mimic, ["Too short.", None], surface_distance) == 0  # none usable: the first
+
+
+def test_an_axis_negative_takes_another_axis_when_its_own_cannot_change_the_chosen_text():
+    from persrm_gen.dataset.validators import normalize
+
+    task = _task(0)
+    one_par = Candidate(task.id, "The team has worked on a new loader. It reads files, and it is big.", "author", "real")
+    strategies = set()
+    for seed in range(12):
+        factory = _factory("real", seed=seed, chat=False, axes=("structure", "punctuation", "vocabulary"))
+        (axis,) = [j for j in factory.negative_jobs(task, one_par) if j.strategy.startswith("axis-")]
+        strategies.add(axis.strategy)
+        assert normalize(axis.text) != normalize(one_par.text)
+    assert strategies == {"axis-punctuation"}  # structure does not apply, vocabulary finds too few words
+    # an instruction model is never asked for a structure rewrite of one paragraph either
+    chat = {j.strategy for s in range(12) for j in _factory("real", seed=s, axes=("structure", "punctuation"))
+            .negative_jobs(task, one_par) if j.strategy.startswith("axis-")}
+    assert chat == {"axis-punctuation"}

@@ -41,7 +41,6 @@ import difflib
 import hashlib
 import math
 import numbers
-import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +53,7 @@ from persrm_gen.answer import format_ok, parse_verdict
 from persrm_gen.dataset.blind_audit import confident_shortcuts
 from persrm_gen.dataset.minhash import near_duplicate_pairs, tokens
 from persrm_gen.dataset.schema import SPLITS, in_contract_order
+from persrm_gen.textutil import normalized as normalize  # the identical-pair and duplicate checks' notion of "same text"
 
 REASONS = (
     "bad_format",
@@ -119,24 +119,6 @@ class ValidationReport:
 
 
 # --------------------------------------------------------------------------- text helpers
-
-def _is_punct(ch: str) -> bool:
-    return unicodedata.category(ch).startswith("P")
-
-
-@lru_cache(maxsize=4096)  # a pair's texts are normalized by the row check and again by the duplicate checks
-def normalize(text: str) -> str:
-    """Casefold, collapse whitespace, strip punctuation (and spaces) at both ends."""
-    t = " ".join(text.casefold().split())
-    if t[:1].isalnum() and t[-1:].isalnum():  # fast path: nothing to strip
-        return t
-    start, end = 0, len(t)
-    while start < end and (_is_punct(t[start]) or t[start].isspace()):
-        start += 1
-    while end > start and (_is_punct(t[end - 1]) or t[end - 1].isspace()):
-        end -= 1
-    return t[start:end]
-
 
 def text_hash(text: str) -> str:
     return hashlib.blake2b(normalize(text).encode(), digest_size=16).hexdigest()

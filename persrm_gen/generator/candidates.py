@@ -25,7 +25,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from persrm_gen.generator.edits import AXIS_DIRECTIONS, axis_rewrite, minimal_edit
+from persrm_gen.generator.edits import AXIS_DIRECTIONS, axis_applies, axis_rewrite, minimal_edit
 from persrm_gen.generator.form import (
     LAYOUT_AXIS,
     LONGER,
@@ -222,10 +222,24 @@ class CandidateFactory:
         return Job(task, "minimal-edit", "generated", request=req, parse=parse)
 
     def _axis(self, task: Task, chosen: str, form: Form) -> Job:
+        """One axis rewrite: the seeded axis, or, when it does not apply to the chosen text
+        (``edits.axis_applies``) or a rule-based rewrite along it changes nothing, the next
+        of the others in a seeded order (none left: no axis negative)."""
         rng = rng_for(self.opt.seed, "axis", task.id)
-        axis = rng.choice(self.opt.axes)
+        first = rng.choice(self.opt.axes)
+        rest = [a for a in self.opt.axes if a != first]
+        order = [a for a in [first] + rng_for(self.opt.seed, "axis-order", task.id).sample(rest, len(rest))
+                 if axis_applies(chosen, a)]
+        if not order:
+            return Job(task, "axes", "edited")
         if not self.chat:
-            return Job(task, f"axis-{axis}", "edited", text=axis_rewrite(chosen, axis, rng))
+            for axis in order:
+                # the first axis draws on as before the fallback existed: its rewrites are unchanged
+                own = rng if axis == first else rng_for(self.opt.seed, "axis", task.id, axis)
+                if (text := axis_rewrite(chosen, axis, own)) is not None:
+                    return Job(task, f"axis-{axis}", "edited", text=text)
+            return Job(task, f"axis-{order[0]}", "edited")
+        axis = order[0]
         req, parse = self._request(task, "axis", f"axis-{axis}", False, form, text=chosen, axis=axis,
                                    direction=AXIS_DIRECTIONS[axis])
         return Job(task, f"axis-{axis}", "generated", request=req, parse=parse)
