@@ -94,7 +94,8 @@ def build(
         return
     pairs = sum(result.counts.get("pairs", {}).values())
     sft = sum(result.counts.get("sft", {}).values())
-    dropped = sum(v for k, v in result.rejections.items() if not k.startswith(("sft_", "trace_")))
+    # traces re-written and positives that fell back to the author's text are no pairs lost
+    dropped = sum(v for k, v in result.rejections.items() if not k.startswith(("sft_", "trace_", "positive_fallback")))
     cost = result.manifest.get("usage", {}).get("total", {})
     saved = f", discounts saved ${cost['saved_usd']:.4f}" if cost.get("saved_usd", 0) > 0 else ""
     console.print(

@@ -17,6 +17,12 @@ generated negatives only, so "the human text wins" (or loses) is no shortcut a r
 can learn. Its mimic is a weaker one, shown one of the author's samples where the positive
 saw them all; its other-author negative is a generation conditioned on another author's
 samples of the genre (``Corpus.other_author_samples``), not that author's real text.
+
+A generated positive that copies its context (the row validator's ``leakage`` rule, checked
+by the pipeline, which re-samples it up to ``--max-attempts``) and still copies it after
+them is replaced, under ``--positive mixed``, by the author's real text
+(:meth:`CandidateFactory.fallback_positive`: the task becomes a real positive, with a real
+positive's negatives); under ``--positive style-matched`` the task is dropped.
 """
 
 from __future__ import annotations
@@ -142,12 +148,23 @@ class CandidateFactory:
         jobs = []
         for t in tasks:
             if self.positive_strategy(t) == "real":
-                jobs.append(Job(t, "real", "author", text=clean_positive(t.target)))
+                jobs.append(self._real_positive(t))
             else:
                 form = Form.of(t.target)
                 req, parse = self._request(t, "matched", "positive", True, form, **self._gen_vars(t))
                 jobs.append(Job(t, "style-matched", "generated", request=req, parse=_positive_parse(parse, form)))
         return jobs
+
+    def fallback_positive(self, task: Task) -> Job | None:
+        """The positive of a task whose generated one stayed unusable (copying its context):
+        under ``mixed`` the author's real text, as if the seeded draw had said ``real`` (a
+        mixed build is real and generated positives alike); None under ``style-matched``,
+        which promises generated positives only (the task is dropped)."""
+        return self._real_positive(task) if self.opt.positive == "mixed" else None
+
+    @staticmethod
+    def _real_positive(task: Task) -> Job:
+        return Job(task, "real", "author", text=clean_positive(task.target))
 
     # -- phase 2: negatives -------------------------------------------------------
     def negative_jobs(self, task: Task, chosen: Candidate) -> list[Job]:
@@ -283,7 +300,8 @@ def resampled(request: LLMRequest, attempt: int) -> LLMRequest:
 
 @dataclass(frozen=True)
 class Unusable:
-    """Why a job gave no candidate: ``unusable`` (unparseable) or ``length_mismatch``."""
+    """Why a job gave no candidate: ``unusable`` (unparseable), ``length_mismatch``, or
+    ``leakage`` (a generated positive copying its context: ``pipeline.candidates``)."""
 
     reason: str
 

@@ -3,6 +3,14 @@ positives that came back; a sampled API output that cannot be parsed, or cannot 
 to the chosen text's length at a sentence end, is sampled again (a new attempt index, so a
 new cache key) up to ``--max-attempts``; what is still unusable is dropped and counted by
 reason (``unusable_<strategy>``, ``length_mismatch_<strategy>``).
+
+A generated positive that copies its context (the row validator's ``leakage`` rule, with the
+build's ``leak_ngram`` and ``max_leak_fraction``) is unusable too, and re-sampled the same way:
+caught at row validation instead, it would lose its task's pairs after their negatives were
+bought. One that still copies after ``--max-attempts`` falls back to the author's real text
+under ``--positive mixed`` (counted as ``positive_fallback_real``; its negatives are then a
+real positive's) and is dropped under ``--positive style-matched`` (``leakage_positive``).
+Every reply stays in the cache either way, so a re-run buys nothing.
 What the jobs ask for is decided in :mod:`persrm_gen.generator.candidates`; this module only runs them.
 """
 
@@ -20,8 +28,10 @@ from persrm_gen.generator.candidates import (
     length_sides,
     nearest_draw,
     resampled,
+    to_candidate,
 )
 from persrm_gen.dataset.blind_audit import surface_distance
+from persrm_gen.dataset.validators import leak_coverage
 from persrm_gen.generator.parsing import UnparseableOutput, clean_rewrite
 from persrm_gen.llm.client import LLMClient
 from persrm_gen.llm.faults import TransientError
@@ -31,13 +41,20 @@ from persrm_gen.pipeline.options import BuildOptions
 from persrm_gen.progress import stage
 from persrm_gen.records import Candidate, Task
 
+LEAKAGE = "leakage"  # why a generated positive that copies its context is unusable
+
 
 async def make_candidates(opts: BuildOptions, client: LLMClient, factory: CandidateFactory, tasks: list[Task],
                           progress, usage: DatasetUsage, drops: Counter) -> tuple[dict[str, Candidate], list[Candidate]]:
-    """(positive per task id, negatives); unusable outputs are counted in ``drops``."""
+    """(positive per task id, negatives); unusable outputs (and positives that fell back to
+    the author's real text) are counted in ``drops``."""
     pos_jobs = factory.positive_jobs(tasks)
     chosen: dict[str, Candidate] = {}
-    for job, cand in zip(pos_jobs, await _run_jobs(client, pos_jobs, progress, "positives", usage, opts)):
+    for job, cand in zip(pos_jobs, await _run_jobs(client, pos_jobs, progress, "positives", usage, opts,
+                                                   reject=_leakage(opts))):
+        if isinstance(cand, Unusable) and cand.reason == LEAKAGE and (real := factory.fallback_positive(job.task)):
+            cand = to_candidate(real, None)
+            drops["positive_fallback_real"] += 1
         if isinstance(cand, Unusable):
             drops[f"{cand.reason}_positive"] += 1
         else:
@@ -54,13 +71,32 @@ async def make_candidates(opts: BuildOptions, client: LLMClient, factory: Candid
     return chosen, negatives
 
 
+def _leakage(opts: BuildOptions) -> Callable[[Job, Candidate], str | None]:
+    """The row validator's leakage rule (``dataset.validators``, the build's ValidatorConfig)
+    on a generated candidate: LEAKAGE when it copies a span of its task's context."""
+    config = opts.validator_config()
+
+    def reject(job: Job, cand: Candidate) -> str | None:
+        frac, span = leak_coverage(cand.text, job.task.context, config.leak_ngram)
+        return LEAKAGE if span is not None and frac > config.max_leak_fraction else None
+
+    return reject
+
+
 async def _run_jobs(client: LLMClient, jobs: list[Job], progress, label: str, usage: DatasetUsage,
-                    opts: BuildOptions, draws=None, sides=None) -> list[Candidate | Unusable]:
+                    opts: BuildOptions, draws=None, sides=None, reject=None) -> list[Candidate | Unusable]:
     """Each job's candidate or why there is none. ``draws(job)`` gives a job's requests (its
     own and its extra draws: the draw nearest the chosen text's surface is kept,
     ``generator.candidates.nearest_draw``); ``sides(jobs, raw texts, parse)`` the side of the
-    chosen text's length each is cut to (``generator.candidates.length_sides``). Every step
-    reads a reply's parse from one memo: each reply is parsed once."""
+    chosen text's length each is cut to (``generator.candidates.length_sides``);
+    ``reject(job, candidate)`` why a generated candidate is not usable after all (None: it
+    is), re-sampled like an unparseable one. Every step reads a reply's parse from one memo:
+    each reply is parsed once."""
+
+    def checked(job: Job, cand: Candidate | Unusable) -> Candidate | Unusable:
+        why = reject(job, cand) if reject is not None and isinstance(cand, Candidate) else None
+        return cand if why is None else Unusable(why)
+
     asked = [j for j in jobs if j.request is not None]
     sent = [(j, r) for j in asked for r in (draws(j) if draws is not None else [j.request])]
     responses: list = []
@@ -72,9 +108,8 @@ async def _run_jobs(client: LLMClient, jobs: list[Job], progress, label: str, us
         validate = _rewrite_ok if client.transport.provider != "local" and client.transport.supports_chat else None
         with stage(progress, label, len(sent), info=client.accounting.summary) as tick:
             responses = await _sample(client, [r for _, r in sent], tick, validate, failures, usage,
-                                      opts.max_attempts,
-                                      usable=lambda i, text: not isinstance(cut(sent[i][0], parses(sent[i][0], text)),
-                                                                            Unusable))
+                                      opts.max_attempts, usable=lambda i, text: not isinstance(
+                                          checked(sent[i][0], cut(sent[i][0], parses(sent[i][0], text))), Unusable))
     picked = _nearest_draws(sent, responses, parses)
     raws = [picked[id(j)] if j.request is not None else None for j in jobs]
     texts = [None if r is None or isinstance(r, BaseException) else r.text for r in raws]
@@ -85,6 +120,8 @@ async def _run_jobs(client: LLMClient, jobs: list[Job], progress, label: str, us
             out.append(Unusable("unusable"))
             continue
         cand = cut(j, parses(j, texts[k]), side[k])
+        if j.request is not None:  # a known text (the author's) is never re-checked
+            cand = checked(j, cand)
         if isinstance(cand, Unusable) and cand.reason == "unusable" and raw is not None:
             failures.add(f"unusable output ({j.strategy}): {raw.text[:80]!r}")
         out.append(cand)
