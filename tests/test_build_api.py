@@ -514,10 +514,13 @@ def _copies_always(query: str) -> bool:
 class Copying:
     """``persona``, but a style-matched positive copies its first context sample word for word
     (as the embedded base model sometimes does): every sample of some tasks, the first sample
-    only of the others (a re-sample, with a new seed, is then the persona's own text)."""
+    only of the others (a re-sample, with a new seed, is then the persona's own text).
+    ``short=True``: it stops after a few words instead (a quarter of its word budget, one
+    sentence), as the base model did on half the PEP targets."""
 
-    def __init__(self) -> None:
+    def __init__(self, short: bool = False) -> None:
         self.first_seed: dict[str, int] = {}  # positive prompt text -> the seed of its first sample
+        self.short = short
 
     def __call__(self, body: dict, text: str) -> str:
         if "ghostwriter" not in _system(body):
@@ -527,6 +530,8 @@ class Copying:
             return persona(body, text)
         sample = re.split(r"\n## Sample \d+\n", text.split("\n# Task\n")[0])[1]
         budget = int(re.search(r"Write about (\d+) words", text).group(1))
+        if self.short:
+            return "Here is the response:\n\n" + " ".join(persona(body, text).split()[:max(5, budget // 4)]) + "."
         return "Here is the response:\n\n" + " ".join(sample.split()[:budget])
 
 
@@ -537,13 +542,17 @@ def _positive_prompts(server: FakeServer) -> Counter:
     return Counter(text for text, _ in bodies)
 
 
-def test_a_mixed_positive_that_copies_the_context_is_resampled_then_falls_back_to_the_real_text(tmp_path, authors):
+@pytest.mark.parametrize("short", [False, True], ids=["copying", "short"])
+def test_a_mixed_positive_that_copies_the_context_is_resampled_then_falls_back_to_the_real_text(tmp_path, authors,
+                                                                                                 short):
     """Issue 13: a generated positive copying >= 12 words of its context was only rejected at
     row validation (``leakage``), after its negatives were bought. It is now re-sampled up to
     --max-attempts; still copying under --positive mixed, the task's positive is the author's
-    real text (counted as ``positive_fallback_real``), with the negatives of a real positive."""
+    real text (counted as ``positive_fallback_real``), with the negatives of a real positive.
+    So is one far shorter than the author's target (``too_short``): its pairs would hold a
+    sentence or two of style evidence, and a margin too noisy to keep."""
     out = tmp_path / "out"
-    with FakeServer(reply=Copying()) as server:
+    with FakeServer(reply=Copying(short=short)) as server:
         run(args(authors, out, server, "--positive", "mixed", "--mixed-share", "1"), server)
         prompts = _positive_prompts(server)
         always = {_query(t) for t in prompts if _copies_always(_query(t))}

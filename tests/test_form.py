@@ -194,3 +194,17 @@ def test_an_axis_negative_takes_another_axis_when_its_own_cannot_change_the_chos
     chat = {j.strategy for s in range(12) for j in _factory("real", seed=s, axes=("structure", "punctuation"))
             .negative_jobs(task, one_par) if j.strategy.startswith("axis-")}
     assert chat == {"axis-punctuation"}
+
+
+def test_a_generated_positive_far_shorter_than_the_target_or_degenerate_is_a_problem():
+    from persrm_gen.generator.candidates import POSITIVE_MIN_SHARE, positive_problem
+
+    target = " ".join(["word"] * 99) + " end."  # 100 words
+    enough = int(100 * POSITIVE_MIN_SHARE)
+    assert positive_problem(" ".join(["word"] * (enough - 2)) + " end.", target) == "too_short"
+    assert positive_problem(" ".join(["word"] * (enough - 1)) + " end.", target) is None
+    # what the embedded base model wrote for a PEP target once: one version-number run
+    garbage = "For example, when you configure a python version 3.6.x.5.22.020.020-2.60.0.0.1.50.00.00.20.10.10.20"
+    assert positive_problem(garbage + " " + " ".join(["word"] * 60) + ".", target) == "degenerate"
+    url = "See https://packaging.python.org/en/latest/specifications/core-metadata/ for it. "
+    assert positive_problem(url + " ".join(["word"] * 60) + ".", target) is None

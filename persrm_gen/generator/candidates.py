@@ -27,6 +27,7 @@ positive's negatives); under ``--positive style-matched`` the task is dropped.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -271,6 +272,28 @@ def clean_positive(text: str) -> str:
         return text
     cut = trim_to_sentence(text)
     return cut if ends_clean(cut) and n_words(cut) >= 2 * n_words(text) / 3 else text
+
+
+POSITIVE_MIN_SHARE = 0.5  # a generated positive holds at least this share of its target's words
+DEGENERATE_RUN = 24  # characters of a whitespace-free run, mostly not letters, that no prose holds
+_DEGENERATE = re.compile(r"\S{%d,}" % DEGENERATE_RUN)
+
+
+def positive_problem(text: str, target: str) -> str | None:
+    """Why a generated positive is not fit to be the chosen text, or None.
+
+    ``too_short``: under POSITIVE_MIN_SHARE of the author's target (the embedded base model
+    stopped after a sentence on half of the PEP targets): its pairs hold a sentence or two
+    of style evidence, their style margins are noise, and the real text is there to use.
+    ``degenerate``: a run of digits and punctuation (a version number looping on), which
+    the model wrote in place of prose. The candidates stage re-samples either, then falls
+    back as for a leak (``pipeline.candidates``)."""
+    if n_words(text) < POSITIVE_MIN_SHARE * n_words(target):
+        return "too_short"
+    for run in _DEGENERATE.findall(text):
+        if sum(c.isalpha() for c in run) < len(run) / 2:
+            return "degenerate"
+    return None
 
 
 def _positive_parse(parse: Callable[[str], str], form: Form) -> Callable[[str], str]:

@@ -5,11 +5,14 @@ new cache key) up to ``--max-attempts``; what is still unusable is dropped and c
 reason (``unusable_<strategy>``, ``length_mismatch_<strategy>``).
 
 A generated positive that copies its context (the row validator's ``leakage`` rule, with the
-build's ``leak_ngram`` and ``max_leak_fraction``) is unusable too, and re-sampled the same way:
-caught at row validation instead, it would lose its task's pairs after their negatives were
-bought. One that still copies after ``--max-attempts`` falls back to the author's real text
-under ``--positive mixed`` (counted as ``positive_fallback_real``; its negatives are then a
-real positive's) and is dropped under ``--positive style-matched`` (``leakage_positive``).
+build's ``leak_ngram`` and ``max_leak_fraction``), or that is far shorter than the author's
+target or degenerate (``generator.candidates.positive_problem``), is unusable too, and
+re-sampled the same way: caught at row validation instead, it would lose its task's pairs
+after their negatives were bought (a short one: make pairs of a sentence's evidence). One
+still unusable after ``--max-attempts`` (unparseable too) falls back to the author's real
+text under ``--positive mixed`` (counted as ``positive_fallback_real``; its negatives are
+then a real positive's) and is dropped under ``--positive style-matched``
+(``<reason>_positive``: ``leakage_positive``, ``too_short_positive``, ...).
 Every reply stays in the cache either way, so a re-run buys nothing.
 What the jobs ask for is decided in :mod:`persrm_gen.generator.candidates`; this module only runs them.
 """
@@ -27,6 +30,7 @@ from persrm_gen.generator.candidates import (
     cut,
     length_sides,
     nearest_draw,
+    positive_problem,
     resampled,
     to_candidate,
 )
@@ -51,8 +55,8 @@ async def make_candidates(opts: BuildOptions, client: LLMClient, factory: Candid
     pos_jobs = factory.positive_jobs(tasks)
     chosen: dict[str, Candidate] = {}
     for job, cand in zip(pos_jobs, await _run_jobs(client, pos_jobs, progress, "positives", usage, opts,
-                                                   reject=_leakage(opts))):
-        if isinstance(cand, Unusable) and cand.reason == LEAKAGE and (real := factory.fallback_positive(job.task)):
+                                                   reject=_positive_check(opts))):
+        if isinstance(cand, Unusable) and (real := factory.fallback_positive(job.task)):
             cand = to_candidate(real, None)
             drops["positive_fallback_real"] += 1
         if isinstance(cand, Unusable):
@@ -71,14 +75,18 @@ async def make_candidates(opts: BuildOptions, client: LLMClient, factory: Candid
     return chosen, negatives
 
 
-def _leakage(opts: BuildOptions) -> Callable[[Job, Candidate], str | None]:
-    """The row validator's leakage rule (``dataset.validators``, the build's ValidatorConfig)
-    on a generated candidate: LEAKAGE when it copies a span of its task's context."""
+def _positive_check(opts: BuildOptions) -> Callable[[Job, Candidate], str | None]:
+    """Why a generated positive is unusable: the row validator's leakage rule
+    (``dataset.validators``, the build's ValidatorConfig: LEAKAGE when it copies a span of
+    its task's context), or ``generator.candidates.positive_problem`` (far shorter than the
+    author's target, or degenerate)."""
     config = opts.validator_config()
 
     def reject(job: Job, cand: Candidate) -> str | None:
         frac, span = leak_coverage(cand.text, job.task.context, config.leak_ngram)
-        return LEAKAGE if span is not None and frac > config.max_leak_fraction else None
+        if span is not None and frac > config.max_leak_fraction:
+            return LEAKAGE
+        return positive_problem(cand.text, job.task.target)
 
     return reject
 
