@@ -342,3 +342,25 @@ def test_a_cancelled_run_exits_130_with_one_line_not_a_traceback(capsys):
         run_cli(cancelled)
     err = capsys.readouterr().err
     assert exit_.value.code == 130 and len(err.strip().splitlines()) == 1 and "re-run the same command" in err.lower()
+
+
+@pytest.mark.parametrize("raised", ["client stop", "local model", "batch wait", "cancelled", "keyboard"])
+def test_an_interrupted_run_gives_its_resume_hint_once(raised, transport, tmp_path, capsys):
+    """The client's stop reason already says how to resume; the exit path must not add it again."""
+    from persrm_gen.exitcodes import run_cli
+    from persrm_gen.llm.transports.local import GenerationInterrupted
+
+    def interrupted() -> None:
+        if raised == "client stop":  # the message a build really ends with after Ctrl-C/SIGTERM
+            client = LLMClient(transport, RequestCache(tmp_path / "cache.sqlite"))
+            client.request_stop()
+            raise client.stopped
+        raise {"local model": GenerationInterrupted("interrupted: the local model starts no new generation"),
+               "batch wait": RunInterrupted("batch wait interrupted"),
+               "cancelled": asyncio.CancelledError(), "keyboard": KeyboardInterrupt()}[raised]
+
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(interrupted)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 130 and len(err.strip().splitlines()) == 1, err
+    assert err.lower().count("re-run the same command") == 1, err
