@@ -261,6 +261,19 @@ def top_functions(raw: Path, n: int = 15) -> list[str]:
     return [f"{100 * self_[f] / total:4.1f}% self {100 * incl[f] / total:5.1f}% incl  {f}" for f in top]
 
 
+def check_code(specs: list[str]) -> None:
+    """Each ``--code`` is a folder or a commit of this repository: anything else is bad input
+    (one line, exit 2), refused before a server starts or a worktree is added."""
+    for spec in specs:
+        if Path(spec).is_dir():
+            continue
+        found = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", "--quiet", f"{spec}^{{commit}}"],
+                               capture_output=True)
+        if found.returncode != 0:
+            print(f"error: --code {spec!r}: neither a folder nor a commit of {ROOT}", file=sys.stderr)
+            sys.exit(2)
+
+
 @contextmanager
 def checkouts(specs: list[str], tmp: Path):
     """Folders to build with: a folder as given, a git commit as a temporary worktree."""
@@ -309,6 +322,7 @@ def main() -> None:
                     help="build this authors.jsonl (say examples/authors.jsonl) instead of a synthetic corpus")
     ap.add_argument("--keep", type=Path, default=None, help="write the built folders here (kept) instead of a temp dir")
     args = ap.parse_args()
+    check_code(args.code.split(","))
     rows = []
     with FakeServer(reply=persona, delay=args.delay) as server, tempfile.TemporaryDirectory() as tmp, \
             checkouts(args.code.split(","), Path(tmp)) as codes:

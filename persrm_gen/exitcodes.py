@@ -70,9 +70,9 @@ def run_cli(entry: Callable[[], object]) -> None:
     except BudgetExceeded as exc:
         fail(f"{exc} The cache keeps what was done; re-run the same command to resume.", 4)
     except RunInterrupted as exc:
-        fail(f"{exc} Completed requests are cached; re-run the same command to resume.", 130)
+        fail(interrupted_line(str(exc)), 130)
     except (KeyboardInterrupt, asyncio.CancelledError):  # a second Ctrl-C/SIGTERM cancels the run's task
-        fail("interrupted; completed requests are cached. Re-run the same command to resume.", 130)
+        fail(interrupted_line("interrupted."), 130)
     except ModuleNotFoundError as exc:
         extra = EXTRAS.get((exc.name or "").split(".")[0])
         if extra is None:
@@ -85,6 +85,18 @@ def run_cli(entry: Callable[[], object]) -> None:
         fail(f"{where}{exc.strerror or exc}", 2)
     except Exception as exc:  # noqa: BLE001 - the contract: one line and a log, never a traceback
         _internal_error(exc)
+
+
+_RESUME_HINT = "re-run the same command to resume"
+
+
+def interrupted_line(message: str) -> str:
+    """The interruption's one line, with the resume hint once: the client's stop reason
+    already carries it (with the cache's path), other interruptions get it added here."""
+    if _RESUME_HINT in message.lower():
+        return message
+    end = "" if message.rstrip().endswith((".", ";", ":")) else "."
+    return f"{message.rstrip()}{end} Completed requests are cached; {_RESUME_HINT}."
 
 
 def _internal_error(exc: BaseException) -> None:

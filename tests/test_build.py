@@ -279,7 +279,7 @@ def test_sigterm_mid_generation_exits_promptly_caches_nothing_partial_then_resum
     _, stderr = proc.communicate(timeout=120)
     assert time.monotonic() - sent < 15, stderr
     assert proc.returncode == 130, stderr
-    assert len(stderr.strip().splitlines()) == 1 and "re-run the same command" in stderr, stderr
+    assert len(stderr.strip().splitlines()) == 1 and stderr.count("re-run the same command") == 1, stderr
     columns = "request, output_tokens, finish_reason"
     rows = sqlite3.connect(out / "cache.sqlite").execute(
         f"SELECT {columns} FROM responses UNION ALL SELECT {columns} FROM rejected").fetchall()

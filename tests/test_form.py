@@ -55,6 +55,19 @@ def test_a_positive_cut_mid_sentence_ends_at_its_last_sentence_when_little_is_lo
 def test_the_token_budget_follows_the_words_and_the_cap():
     assert token_budget(100, 1000) > bounds(100)[1] * 1.3
     assert token_budget(100, 120) == 120 and token_budget(5, 1000) == 48
+    # --max-new-tokens is a cap: the floor of 48 applies only below it, never above
+    assert token_budget(5, 40) == 40 and token_budget(100, 16) == 16
+
+
+def test_no_generation_request_asks_for_more_than_max_new_tokens():
+    task = _task(0)  # a 16-word target: its own budget would be the floor of 48
+    for positive in ("mixed", "style-matched"):
+        for chat in (True, False):
+            factory = _factory(positive, chat=chat, max_new_tokens=40)
+            jobs = list(factory.positive_jobs([task]))
+            chosen = Candidate(task.id, task.target, "generated", "style-matched")
+            jobs += factory.negative_jobs(task, chosen)
+            assert jobs and all(j.request.max_tokens <= 40 for j in jobs), [j.request.max_tokens for j in jobs]
 
 
 def _task(i: int) -> Task:

@@ -342,3 +342,96 @@ def test_a_cancelled_run_exits_130_with_one_line_not_a_traceback(capsys):
         run_cli(cancelled)
     err = capsys.readouterr().err
     assert exit_.value.code == 130 and len(err.strip().splitlines()) == 1 and "re-run the same command" in err.lower()
+
+
+@pytest.mark.parametrize("raised", ["client stop", "local model", "batch wait", "cancelled", "keyboard"])
+def test_an_interrupted_run_gives_its_resume_hint_once(raised, transport, tmp_path, capsys):
+    """The client's stop reason already says how to resume; the exit path must not add it again."""
+    from persrm_gen.exitcodes import run_cli
+    from persrm_gen.llm.transports.local import GenerationInterrupted
+
+    def interrupted() -> None:
+        if raised == "client stop":  # the message a build really ends with after Ctrl-C/SIGTERM
+            client = LLMClient(transport, RequestCache(tmp_path / "cache.sqlite"))
+            client.request_stop()
+            raise client.stopped
+        raise {"local model": GenerationInterrupted("interrupted: the local model starts no new generation"),
+               "batch wait": RunInterrupted("batch wait interrupted"),
+               "cancelled": asyncio.CancelledError(), "keyboard": KeyboardInterrupt()}[raised]
+
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(interrupted)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 130 and len(err.strip().splitlines()) == 1, err
+    assert err.lower().count("re-run the same command") == 1, err
+
+
+@pytest.mark.parametrize("first", ["interrupted", "finished"])
+def test_a_signal_while_the_loop_winds_down_exits_130_with_one_line(first, model_dir, tmp_path, capsys):
+    """A second Ctrl-C after the client gave its handlers back, while the loop still closes
+    (the transport stopping, the runner joining its threads), must not break the shutdown:
+    it broke uvloop's ("Event loop is closed", exit 1). Also when it is the first signal and
+    the run had just finished: the run then ends as interrupted. Python's defaults are back after."""
+    import os
+
+    from persrm_gen.exitcodes import run_cli
+    from persrm_gen.llm.client import run as client_run
+
+    t = LocalTransport(model_dir, device="cpu", num_threads=1, batch_size=1, max_wait_ms=0)
+    t.load()
+    capsys.readouterr()  # the loading bar
+    forwards = []
+
+    def count(_module, _args, _output) -> None:
+        forwards.append(1)
+        if first == "interrupted" and len(forwards) == 5:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    t.model.register_forward_hook(count)
+    close = t.aclose
+
+    async def close_signalled() -> None:  # the client's own handlers are gone by now
+        os.kill(os.getpid(), signal.SIGINT)
+        await close()
+
+    t.aclose = close_signalled
+
+    async def main() -> None:
+        client = LLMClient(t, RequestCache(tmp_path / "cache.sqlite"), concurrency=3)
+        client.handle_signals()
+        try:
+            await client.complete_many([_req(p, max_tokens=40, stage="candidates") for p in PROMPTS[:3]])
+        finally:
+            await client.aclose()
+            client.cache.close()
+
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(lambda: client_run(main()))
+    err = capsys.readouterr().err
+    assert exit_.value.code == 130 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert err.lower().count("re-run the same command") == 1, err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+def test_a_signal_after_the_client_closed_is_noted_until_the_loop_closed(model_dir, tmp_path):
+    """The order that makes the exit above safe: once the client gave its handlers back, a
+    SIGINT raises nothing inside the still running loop (the coroutine runs to its end);
+    ``client.run`` raises it as KeyboardInterrupt once the loop is closed, defaults back."""
+    from persrm_gen.llm.client import run as client_run
+
+    reached = []
+
+    async def main() -> None:
+        client = LLMClient(LocalTransport(model_dir, device="cpu"), RequestCache(tmp_path / "cache.sqlite"))
+        client.handle_signals()
+        await client.aclose()
+        client.cache.close()
+        signal.raise_signal(signal.SIGINT)
+        await asyncio.sleep(0.05)
+        reached.append(True)
+
+    with pytest.raises(KeyboardInterrupt):
+        client_run(main())
+    assert reached == [True]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -213,3 +213,18 @@ def test_readers_take_shards_and_legacy_single_files(tmp_path, single):
     assert len(load_split(folder, "sft", "train")) == n  # the trainers read every shard
     (folder / "data" / "pairs" / shard_file("test_seen_authors", 0, 1)).rename(folder / "data" / "pairs" / "test_seen_authors.parquet")
     assert "test_seen_authors" in available_splits(folder, "pairs")
+
+
+def test_the_scale_benchmark_refuses_an_unknown_code_commit_in_one_line(tmp_path):
+    """benchmarks/scale.py --code takes folders or commits: a name that is neither is bad
+    input (one line, exit 2), found before any server starts or worktree is added."""
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    before = subprocess.run(["git", "-C", str(root), "worktree", "list"], capture_output=True, text=True).stdout
+    proc = subprocess.run([sys.executable, str(root / "benchmarks" / "scale.py"), "--samples", "10",
+                           "--code", "no-such-commit-0badc0de"], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "no-such-commit-0badc0de" in proc.stderr and proc.stdout == ""
+    assert subprocess.run(["git", "-C", str(root), "worktree", "list"], capture_output=True, text=True).stdout == before

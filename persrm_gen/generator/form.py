@@ -61,8 +61,9 @@ def bounds(words: int) -> tuple[int, int]:
 
 def token_budget(words: int, cap: int) -> int:
     """``max_tokens`` for a generation meant to land in ``bounds(words)``: enough tokens to
-    pass the window's top (``fit`` cuts back to a sentence end), never above ``cap``."""
-    return max(48, min(cap, math.ceil(bounds(words)[1] * TOKENS_PER_WORD) + TOKEN_SLACK))
+    pass the window's top (``fit`` cuts back to a sentence end), at least 48, but never
+    above ``cap`` (--max-new-tokens): the cap wins over the floor."""
+    return min(cap, max(48, math.ceil(bounds(words)[1] * TOKENS_PER_WORD) + TOKEN_SLACK))
 
 
 @dataclass(frozen=True)

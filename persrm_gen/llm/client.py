@@ -46,6 +46,7 @@ from typing import TypeVar
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from persrm_gen.errors import BudgetExceeded, FatalProviderError, RunInterrupted
+from persrm_gen.llm import held_signals
 from persrm_gen.llm.batches.runner import BatchRunner
 from persrm_gen.llm.budget import Budget, Reservation
 from persrm_gen.llm.cache_projection import project
@@ -363,6 +364,8 @@ class LLMClient:
         nothing new on the first signal, and on SIGTERM or a second signal drops the
         generation in progress at once: a scheduler sends SIGKILL about 30 s after SIGTERM,
         and a CPU batch can take longer. Paid replies are always waited for and cached.
+        :meth:`aclose` gives the handlers back; from then until the loop has closed a signal
+        is noted, not raised inside the loop (:mod:`persrm_gen.llm.held_signals`).
         """
         loop, task = asyncio.get_running_loop(), asyncio.current_task()
         interrupt = getattr(self.transport, "interrupt", None)
@@ -384,6 +387,8 @@ class LLMClient:
         loop = asyncio.get_running_loop()
         for sig in self._signals:
             loop.remove_signal_handler(sig)
+        if self._signals:  # until the loop has closed, a further signal is noted, not raised in it
+            held_signals.hold(loop)
         self._signals.clear()
         self.cache.flush()
         if self.batch is not None:
@@ -684,10 +689,18 @@ def _invalid(response: LLMResponse, *, final: bool) -> TransientError:
 
 
 def run(main: Awaitable[T]) -> T:
-    """``asyncio.run`` on uvloop when it is installed (several times faster at high concurrency)."""
+    """``asyncio.run`` on uvloop when it is installed (several times faster at high concurrency).
+    A SIGINT/SIGTERM noted while the loop wound down (:mod:`held_signals`) ends a run that
+    had finished as an interruption (KeyboardInterrupt); a run that raised raises as it was."""
     try:
         import uvloop
     except ImportError:
-        return asyncio.run(main)  # type: ignore[arg-type]
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(main)  # type: ignore[arg-type]
+        uvloop = None
+    try:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop if uvloop else None) as runner:
+            result = runner.run(main)  # type: ignore[arg-type]
+    finally:
+        noted = held_signals.release()
+    if noted:
+        raise KeyboardInterrupt
+    return result
