@@ -39,8 +39,8 @@ def test_each_axis_changes_the_text_along_its_axis():
     assert "shouldn't" in axis_rewrite(TEXT, "formality", rng) or "isn't" in axis_rewrite(TEXT, "formality", rng)
     longer = axis_rewrite(TEXT, "length", rng)
     assert len(sentences(longer)) != len(sentences(TEXT))
-    punct = axis_rewrite(TEXT, "punctuation", rng)
-    assert punct.count(",") + punct.count(";") + punct.count("(") < TEXT.count(",") + TEXT.count(";") + TEXT.count("(")
+    punct = axis_rewrite(TEXT, "punctuation", rng)  # no spot for a new comma: its commas stay (see below)
+    assert punct != TEXT and _words(punct) == _words(TEXT) and punct.count(",") == TEXT.count(",")
     assert axis_rewrite(TEXT, "structure", rng).startswith("- ")
     assert _diff_words(TEXT, axis_rewrite(TEXT, "vocabulary", rng)) >= 5
     assert set(AXIS_REWRITES) == {"formality", "length", "punctuation", "vocabulary", "structure"}
@@ -228,3 +228,66 @@ def test_the_structure_axis_applies_only_to_a_text_of_several_blocks():
     assert axis_applies(TEXT.replace(" It is not hard", "\n\nIt is not hard"), "structure")
     assert axis_applies("- First point here.\n- Second point here.", "structure")
     assert all(axis_applies(TEXT, a) for a in AXIS_REWRITES if a != "structure")
+
+
+# -- the punctuation axis moves commas both ways (issue 13: a context-blind cue) ---------------
+
+ADDABLE = ("The old importer was slow and it was scanning every directory. However it was not hard but it "
+           "took a while, and people waited. Once they have the cache they should use it.")
+
+
+def _punctuation_pairs(seeds: int = 3) -> list[tuple[str, str, int]]:
+    """(chosen, its punctuation rewrite, author index) over the example corpus, each text with
+    its own seeds (a build seeds each task apart)."""
+    rows = [json.loads(line) for line in EXAMPLES.read_text().splitlines() if line.strip()]
+    texts = [(s["text"], a) for a, r in enumerate(rows) for s in r["samples"]]
+    out = []
+    for i, (text, author) in enumerate(texts):
+        for seed in range(seeds):
+            rewritten = axis_rewrite(text, "punctuation", random.Random(1000 * seed + i))
+            if rewritten is not None:
+                out.append((text, rewritten, author))
+    return out
+
+
+def test_punctuation_rewrites_have_more_commas_about_as_often_as_fewer():
+    """Only stripping made every negative the one with fewer commas (0 of 60 with more)."""
+    moves = [out.count(",") - text.count(",") for text, out, _ in _punctuation_pairs()]
+    moved = [m for m in moves if m]
+    assert len(moved) >= 20
+    assert 0.3 <= sum(m > 0 for m in moved) / len(moved) <= 0.7, (sum(m > 0 for m in moved), len(moved))
+
+
+def test_the_add_direction_keeps_the_words_and_lines_and_puts_no_comma_where_one_is():
+    added = [(text, out) for text, out, _ in _punctuation_pairs(6) if out.count(",") > text.count(",")]
+    added += [(ADDABLE, out) for seed in range(20)
+              if (out := axis_rewrite(ADDABLE, "punctuation", random.Random(seed))).count(",") > ADDABLE.count(",")]
+    assert len(added) >= 20
+    doubled = re.compile(r",\s*[,.;:!?)]|[(]\s*,")
+    for text, out in added:
+        assert _words(out) == _words(text) and out.count("\n") == text.count("\n"), out
+        assert len(doubled.findall(out)) <= len(doubled.findall(text)), out
+        assert not _broken(text, out), (_broken(text, out), out)
+    assert ("The old importer was slow, and it was scanning every directory! However, it was not hard, but it took "
+            "a while, and people waited. Once they have the cache, they should use it!") in {out for _, out in added}
+
+
+def test_the_add_direction_leaves_lists_objects_and_questions_alone():
+    for text in ("Nothing but the best will do. It is not yet the time. You and I will go.",
+                 "We know which is better. The file which holds it is big. Choose the cats and the dogs.",
+                 "If the value it has is None we stop. So that it works we wait. Only the first is used."):
+        for seed in range(6):
+            out = axis_rewrite(text, "punctuation", random.Random(seed))
+            assert out is None or out.count(",") == 0, out
+
+
+def test_a_blind_judge_cannot_tell_the_chosen_text_from_its_punctuation_rewrite():
+    """dataset.blind_audit's judge (commas per word, length in characters, ...), fitted by
+    author-grouped cross-validation as ``audit`` does: 0.87-0.91 when every rewrite stripped."""
+    from persrm_gen.dataset.blind_audit import _hits, cross_validated, pair_features
+
+    pairs = _punctuation_pairs()
+    rows = [{"author_id": str(author)} for _, _, author in pairs]
+    cv = cross_validated(rows, pair_features([c for c, _, _ in pairs], [r for _, r, _ in pairs]))
+    assert len(pairs) >= 40 and cv is not None
+    assert float(_hits(cv).mean()) <= 0.65

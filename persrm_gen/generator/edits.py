@@ -4,6 +4,11 @@
 near-duplicate negative). ``axis_rewrite`` moves a real text along one stylistic axis
 (formality, length, punctuation, vocabulary, structure) while keeping its content, so
 the pair differs in style only. Both are deterministic given the Random they receive.
+
+A rewrite that always moves a feature the same way (fewer commas, longer words) is a cue a
+judge reads without the author ("the response with more commas is the author's"), so where
+the direction is free it is a seeded coin: the punctuation axis strips commas or adds them
+(:func:`_punctuation`), a minimal edit balances its change in word length (:func:`_balanced_spots`).
 """
 
 from __future__ import annotations
@@ -234,24 +239,205 @@ def _keep_spacing(line: str) -> list[str]:
 
 _SENTENCE_STOP_RE = re.compile(r"(?<=[a-z0-9)\]])\.(?=\s+[A-Z\"'(]|\s*$)")
 
+# Words that open a clause (a subject): after one of these, a comma before "but" or after
+# "However" sets off a full clause. Lower case only: a capital after a new comma reads as a
+# run-on sentence (and "but Python" may be a list of names).
+_CLAUSE_OPENERS = (
+    "i", "we", "you", "he", "she", "it", "they", "this", "these", "those", "there", "the", "a", "an",
+    "its", "their", "our", "my", "his", "her", "your", "one", "each", "every", "no", "people", "many",
+    "most", "some", "all", "both", "such", "nobody", "nothing", "everyone", "everything",
+)  # fmt: skip
+_OPENER = "(?:" + "|".join(_CLAUSE_OPENERS) + "|I)"
+# Sentence-initial words and phrases English sets off with a comma ("However, the ..."), when a
+# subject or a subordinate clause ("Thus, if ...") follows.
+_INTRODUCTORY = (
+    "However", "In fact", "For example", "For instance", "Of course", "Today", "Now", "Then", "Still",
+    "Also", "Thus", "Therefore", "Instead", "Otherwise", "Meanwhile", "Nevertheless", "Nonetheless",
+    "Finally", "First", "Second", "Third", "Similarly", "Likewise", "Moreover", "Furthermore",
+    "Additionally", "Consequently", "Hence", "Indeed", "Besides", "Clearly", "Unfortunately",
+    "Fortunately", "Sometimes", "Usually", "Typically", "Generally", "Currently", "Traditionally",
+    "Historically", "Ideally", "Again", "Well", "Yes", "In short", "In general", "In practice",
+    "In particular", "In addition", "In other words", "In contrast", "In the end", "In theory",
+    "In this case", "In that case", "In any case", "In reality", "At the same time", "On the other hand",
+    "As a result", "After all", "Above all", "At first", "By contrast", "By default", "For now", "Until now",
+    "In this regard", "In this way", "In the future", "At some point", "As such", "Oftentimes", "Most notably",
+    "Lastly", "Further",
+)  # fmt: skip
+# Any other sentence-initial adverb in -ly ("Unfortunately the ..."), but for words that only
+# end like one ("Only the first", "Early timings").
+_LY_ADVERB = r"(?!(?:Only|Early|Family|Italy|Holy|July|Supply|Apply|Reply|Assembly|Daily|Likely|Unlikely)\b)[A-Z][a-z]{2,}ly"
+_INTRO_RE = re.compile(
+    rf"(?:^[ \t]*(?:[-*][ \t]+)?|(?<=[.!?])[\"')\]]*[ \t]+)({'|'.join(sorted(_INTRODUCTORY, key=len, reverse=True))}|{_LY_ADVERB})"
+    rf"(?=[ \t]+(?:{_OPENER}|if|when|while|although|because|since|once|unless)\b)", re.M)
+# A conjunction joining two clauses, the second opening with a subject: "hard but it is".
+# "and" only before a personal pronoun ("and we"), else it mostly joins nouns ("the cat and the dog").
+_JOIN_RE = re.compile(
+    rf"(?<=[^\W_])[ \t]+(?:(?:but|yet|so|although|whereas|even though|because)[ \t]+(?={_OPENER}\b)"
+    r"|and[ \t]+(?=(?:I|we|he|she|they)\b))")
+# Words before which the conjunction is no clause join: "nothing but the", "not yet the",
+# "not because the", "you and I". ("so that" never matches: "that" opens no clause here.)
+_NOT_A_JOIN = frozenset((
+    "nothing", "anything", "everything", "all", "none", "not", "last", "as", "even", "me", "you", "him",
+    "her", "us", "them", "it", "both", "between", "and", "or", "but", "so", "just", "only", "partly",
+    "mainly", "simply", "largely", "precisely", "is", "was", "be",
+))  # fmt: skip
+# " which " opening a relative clause after a noun ("generators which do not"); not after a
+# preposition ("in which") or a verb that asks ("decide which").
+_WHICH_RE = re.compile(r"(?<=[^\W_])[ \t]+which[ \t]+([a-z']+)([^,.;:!?()\n]*)")
+_NOT_BEFORE_WHICH = frozenset((
+    "in", "of", "on", "at", "by", "for", "with", "to", "from", "into", "about", "under", "through", "upon",
+    "during", "and", "or", "but", "that", "than", "all", "each", "some", "none", "both", "know", "knows",
+    "knew", "decide", "decides", "determine", "determines", "choose", "chooses", "see", "tell", "ask",
+    "asks", "show", "shows", "specify", "specifies", "indicate", "indicates", "select", "check", "matter",
+    "wonder", "learn", "find", "say", "says", "pick", "regardless", "depending", "is", "was", "are", "were",
+))  # fmt: skip
+# A finite verb later in the clause is the main clause going on: "the file which holds it is
+# big" must not become "the file, which holds it is big" (an aside with no closing comma).
+_FINITE = frozenset("is are was were has have had will would can could may might must should does do did".split())
+_NOT_AFTER_WHICH = frozenset(("one", "ones", "the", "a", "an", "of", "way", "is", "was", "are", "were"))
+# A dash between two words setting off an aside or an afterthought reads the same as a comma
+# ("needs--and only if", "initiative—especially ... rates—we"); a hyphen ("for-loops") is no
+# dash. Not a spaced dash: " - " to ", " makes the text shorter as it gains a comma, where
+# stripping makes it shorter as it loses them, and the length then tells the two apart.
+_DASH_RE = re.compile(r"(?<=[^\W\d_])(?:--|—)(?=[^\W\d_])")
+
+
+# A parenthetical adverbial inside a sentence, set off by a pair of commas ("growth and, at
+# the same time, help"), when no mark is next to it and it does not go on ("as a result of").
+_ASIDE_RE = re.compile(
+    r"(?<=[^\W_])([ \t]+)(at the same time|in practice|in fact|of course|for example|for instance|in other words"
+    r"|after all|as a result|on the other hand|in turn|therefore|moreover|furthermore|nevertheless|indeed)"
+    r"(?=[ \t]+(?!(?:of|as|that|to|than)\b)[a-z])")
+# " and " joining two full clauses: a finite verb on both sides ("I must state it and the
+# committee will ..."), the second opening with a subject.
+_AND_CLAUSE_RE = re.compile(rf"(?<=[^\W_])[ \t]+and[ \t]+(?={_OPENER}\b)")
+
+
+# A sentence that opens with a subordinate clause ("Once they have acquired a domain they
+# should ..."): the comma goes where the main clause starts, a personal pronoun followed by a
+# finite verb. The opening clause must have a verb of its own, and the main clause no second
+# one ("If the value it has is None" has no main clause at "it").
+_LEADING_CLAUSE_RE = re.compile(
+    r"(?:^[ \t]*|(?<=[.!?])[\"')\]]*[ \t]+)(?:If|When|Whenever|Because|Once|Since|Although|Though|While|After"
+    r"|Before|Unless|Until)\b[^,;:.!?()\n]*", re.M)
+_MAIN_CLAUSE_RE = re.compile(
+    r"(?<=[^\W_])(?=[ \t]+(?:I|we|you|he|she|it|they|there)[ \t]+"
+    r"(?:is|are|was|were|has|have|had|will|would|can|could|may|might|must|should|does|do|did)(?:n't)?\b)")
+_ENDS_CLAUSE = frozenset("that which who whom whose if when because since although though while unless whether".split())
+
+
+def _leading_clause_spots(text: str) -> list[tuple[int, int, str]]:
+    spots = []
+    for m in _LEADING_CLAUSE_RE.finditer(text):
+        for b in _MAIN_CLAUSE_RE.finditer(m.group(0)):
+            left = words_of(m.group(0)[:b.end()])
+            if len(left) < MIN_SPLIT_WORDS:  # "Once they have ...": the subordinate clause's own subject
+                continue
+            right = words_of(m.group(0)[b.end():])[2:]
+            cut = next((i for i, w in enumerate(right) if w.casefold() in _ENDS_CLAUSE), len(right))
+            finite = sum(w.casefold() in _FINITE for w in left[1:])  # a second: the main clause began before
+            if finite == 1 and "then" not in left and not _has_finite(right[:cut]):
+                spots.append((m.start() + b.end(), m.start() + b.end(), ","))
+            break
+    return spots
+
+
+def _has_finite(words: list[str]) -> bool:
+    return any(w.casefold() in _FINITE for w in words)
+
+
+def _and_spots(text: str) -> list[tuple[int, int, str]]:
+    spots = []
+    for m in _AND_CLAUSE_RE.finditer(text):
+        left = re.split(r"[,;:.!?()\n]|--|—", text[:m.start()])[-1]
+        right = re.split(r"[,;:.!?()\n]|--|—", text[m.end():])[0]
+        lw, rw = words_of(left), words_of(right)
+        if len(lw) >= MIN_SPLIT_WORDS and len(rw) >= 3 and _has_finite(lw) and _has_finite(rw[1:]) \
+                and lw[0].casefold() not in _SUBORDINATE:
+            spots.append((m.start(), m.start(), ","))
+    return spots
+
+
+def _which_spots(text: str) -> list[tuple[int, int, str]]:
+    spots = []
+    for m in _WHICH_RE.finditer(text):
+        before = words_of(text[max(0, m.start() - 40):m.start()])
+        rest = {w.casefold() for w in words_of(m.group(2))}
+        if before and before[-1].casefold() not in _NOT_BEFORE_WHICH and m.group(1) not in _NOT_AFTER_WHICH \
+                and not rest & _FINITE:
+            spots.append((m.start(), m.start(), ","))
+    return spots
+
+
+def _comma_spots(text: str) -> list[tuple[int, int, str]]:
+    """Where a comma may be added without changing a word: (start, end, replacement) of each."""
+    spots = [(m.end(1), m.end(1), ",") for m in _INTRO_RE.finditer(text)]
+    for m in _JOIN_RE.finditer(text):
+        before = words_of(text[max(0, m.start() - 40):m.start()])
+        if before and before[-1].casefold() not in _NOT_A_JOIN:
+            spots.append((m.start(), m.start(), ","))
+    spots += _which_spots(text) + _and_spots(text) + _leading_clause_spots(text)
+    for m in _ASIDE_RE.finditer(text):
+        spots.append((m.start(), m.start(), ","))
+        spots.append((m.end(), m.end(), ","))
+    for m in _DASH_RE.finditer(text):
+        if re.match(r"[a-z]|I\b", text[m.end():]):  # no capital after the new comma
+            spots.append((m.start(), m.end(), ", "))
+    taken, out = -1, []
+    for start, end, rep in sorted(spots):  # one change per place
+        if start > taken:
+            out.append((start, end, rep))
+            taken = end
+    return out
+
+
+def _add_commas(text: str) -> str:
+    """``text`` with a comma at each of its :func:`_comma_spots`."""
+    out, last = [], 0
+    for start, end, rep in _comma_spots(text):
+        out += [text[last:start], rep]
+        last = end
+    return "".join(out) + text[last:]
+
+
+def _strip_marks(text: str) -> str:
+    """``text`` without its commas and dashes (parentheses, semicolons and colons stay)."""
+    text = re.sub(r"[ \t]+(?:-|--|—|–)[ \t]+|(?<=\w)(?:--|—)(?=\w)", " ", text)
+    return re.sub(r",(?=\s)", "", text)
+
+
+def _exclaim(text: str) -> str:
+    """Every other sentence ending in "!" (not after an abbreviation)."""
+    stops = iter(range(10**9))
+    return _SENTENCE_STOP_RE.sub(lambda m: "!" if next(stops) % 2 == 0 and not _ABBREVIATION_RE.search(
+        m.string[max(0, m.start() - 5):m.end()]) else ".", text)
+
 
 def _punctuation(text: str, rng: random.Random) -> str:
     """Punctuation only: the words, lines and paragraphs stay as they are.
 
-    A punctuation-rich text loses its commas, parentheses and dashes (semicolons and colons
-    stay: without them two clauses would run together); a sparse one gets exclamation marks
-    on every other sentence and a dash before "and".
+    Two directions, picked by a coin from ``rng``: "strip" removes the commas and dashes
+    (semicolons and colons stay: without them two clauses would run together); "add" puts
+    commas where English allows them without a new word (:func:`_comma_spots`) and an
+    exclamation mark on every other sentence. Why a coin: stripping every punctuation-rich
+    text made the negative the one with fewer commas on every pair, and a judge that never
+    sees the author (``dataset.blind_audit``: commas per word, length in characters) picked
+    the author's text on 0.87-0.97 of them. The commas move only in a text that can lose
+    some *and* gain some, so that over any corpus the negative has more commas as often as
+    fewer; a text where only one way is open (most PEPs have no spot for a new comma; a
+    sparse text has none to lose) gets only the exclamation marks. "Take the other
+    direction" would let the text decide the direction again (on a PEPs corpus: four times
+    as many fewer-comma negatives as more, the judge at 0.65).
+
+    No direction touches parentheses or adds a dash: only stripping removed parentheses (a
+    cue on every pair that had any), and a dash before each "and" lengthened the text far
+    more than its commas did, so the length in characters told "add" from "strip".
     """
-    marks = sum(text.count(c) for c in ",;:()-")
-    if marks >= max(3, len(text) // 120):  # punctuation-rich: strip it down
-        text = re.sub(r"(\S?)[ \t]*\(([^()]*)\)", lambda m: (m.group(1) + " " if m.group(1) else "") + m.group(2), text)
-        text = re.sub(r"[ \t]+(?:-|--|—|–)[ \t]+|(?<=\w)(?:--|—)(?=\w)", " ", text)
-        text = re.sub(r",(?=\s)", "", text)
-        return text
-    stops = iter(range(10**9))
-    text = _SENTENCE_STOP_RE.sub(lambda m: "!" if next(stops) % 2 == 0 and not _ABBREVIATION_RE.search(
-        m.string[max(0, m.start() - 5):m.end()]) else ".", text)
-    return re.sub(r"(?<=\w) and ", " -- and ", text)
+    add = rng.random() < 0.5
+    stripped, added = _strip_marks(text), _add_commas(text)
+    if stripped.count(",") < text.count(",") and added != text:
+        return _exclaim(added) if add else stripped
+    return _exclaim(text)
 
 
 VOCABULARY_MIN = 5  # words a vocabulary rewrite swaps at least: fewer is a minimal edit (3-4)
