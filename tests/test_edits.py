@@ -275,10 +275,12 @@ def test_the_add_direction_keeps_the_words_and_lines_and_puts_no_comma_where_one
 def test_the_add_direction_leaves_lists_objects_and_questions_alone():
     for text in ("Nothing but the best will do. It is not yet the time. You and I will go.",
                  "We know which is better. The file which holds it is big. Choose the cats and the dogs.",
-                 "If the value it has is None we stop. So that it works we wait. Only the first is used."):
-        for seed in range(6):
+                 "If the value it has is None we stop. So that it works we wait. Only the first is used.",
+                 "It is best to mandate which files are kept. To do so they must read it. A file which is read is kept."):
+        text += " In short, that is all."  # a comma to strip: the add direction is open
+        for seed in range(8):
             out = axis_rewrite(text, "punctuation", random.Random(seed))
-            assert out is None or out.count(",") == 0, out
+            assert out is None or out.count(",") <= 1, out
 
 
 def test_a_blind_judge_cannot_tell_the_chosen_text_from_its_punctuation_rewrite():

@@ -279,7 +279,7 @@ _JOIN_RE = re.compile(
 _NOT_A_JOIN = frozenset((
     "nothing", "anything", "everything", "all", "none", "not", "last", "as", "even", "me", "you", "him",
     "her", "us", "them", "it", "both", "between", "and", "or", "but", "so", "just", "only", "partly",
-    "mainly", "simply", "largely", "precisely", "is", "was", "be",
+    "mainly", "simply", "largely", "precisely", "is", "was", "be", "do", "does", "did", "doing", "done", "more",
 ))  # fmt: skip
 # " which " opening a relative clause after a noun ("generators which do not"); not after a
 # preposition ("in which") or a verb that asks ("decide which").
@@ -294,7 +294,13 @@ _NOT_BEFORE_WHICH = frozenset((
 # A finite verb later in the clause is the main clause going on: "the file which holds it is
 # big" must not become "the file, which holds it is big" (an aside with no closing comma).
 _FINITE = frozenset("is are was were has have had will would can could may might must should does do did".split())
-_NOT_AFTER_WHICH = frozenset(("one", "ones", "the", "a", "an", "of", "way", "is", "was", "are", "were"))
+# The word after a relative "which": an auxiliary or an adverb. Any other word may be a noun
+# ("recommend which files"), and "which" then asks, where a comma does not belong.
+_AFTER_WHICH = _FINITE | frozenset((
+    "doesn't", "don't", "didn't", "isn't", "aren't", "wasn't", "weren't", "can't", "won't", "wouldn't",
+    "often", "also", "only", "then", "now", "still", "usually", "typically", "immediately", "already",
+    "never", "always", "just", "currently", "generally", "normally",
+))  # fmt: skip
 # A dash between two words setting off an aside or an afterthought reads the same as a comma
 # ("needs--and only if", "initiative—especially ... rates—we"); a hyphen ("for-loops") is no
 # dash. Not a spaced dash: " - " to ", " makes the text shorter as it gains a comma, where
@@ -363,7 +369,7 @@ def _which_spots(text: str) -> list[tuple[int, int, str]]:
     for m in _WHICH_RE.finditer(text):
         before = words_of(text[max(0, m.start() - 40):m.start()])
         rest = {w.casefold() for w in words_of(m.group(2))}
-        if before and before[-1].casefold() not in _NOT_BEFORE_WHICH and m.group(1) not in _NOT_AFTER_WHICH \
+        if before and before[-1].casefold() not in _NOT_BEFORE_WHICH and m.group(1) in _AFTER_WHICH \
                 and not rest & _FINITE:
             spots.append((m.start(), m.start(), ","))
     return spots
