@@ -39,8 +39,11 @@ def test_each_axis_changes_the_text_along_its_axis():
     assert "shouldn't" in axis_rewrite(TEXT, "formality", rng) or "isn't" in axis_rewrite(TEXT, "formality", rng)
     longer = axis_rewrite(TEXT, "length", rng)
     assert len(sentences(longer)) != len(sentences(TEXT))
-    punct = axis_rewrite(TEXT, "punctuation", rng)  # no spot for a new comma: its commas stay (see below)
-    assert punct != TEXT and _words(punct) == _words(TEXT) and punct.count(",") == TEXT.count(",")
+    # TEXT has no spot for a new comma: its commas could only go, and the axis leaves it (see below)
+    assert axis_rewrite(TEXT, "punctuation", random.Random(0)) is None
+    addable = TEXT.replace("I think", "However I think")
+    punct = axis_rewrite(addable, "punctuation", rng)
+    assert punct.count(",") != addable.count(",") and _words(punct) == _words(addable)
     assert axis_rewrite(TEXT, "structure", rng).startswith("- ")
     assert _diff_words(TEXT, axis_rewrite(TEXT, "vocabulary", rng)) >= 5
     assert set(AXIS_REWRITES) == {"formality", "length", "punctuation", "vocabulary", "structure"}
@@ -252,7 +255,7 @@ def _punctuation_pairs(seeds: int = 3) -> list[tuple[str, str, int]]:
 
 def test_punctuation_rewrites_have_more_commas_about_as_often_as_fewer():
     """Only stripping made every negative the one with fewer commas (0 of 60 with more)."""
-    moves = [out.count(",") - text.count(",") for text, out, _ in _punctuation_pairs()]
+    moves = [out.count(",") - text.count(",") for text, out, _ in _punctuation_pairs(6)]
     moved = [m for m in moves if m]
     assert len(moved) >= 20
     assert 0.3 <= sum(m > 0 for m in moved) / len(moved) <= 0.7, (sum(m > 0 for m in moved), len(moved))
@@ -268,8 +271,8 @@ def test_the_add_direction_keeps_the_words_and_lines_and_puts_no_comma_where_one
         assert _words(out) == _words(text) and out.count("\n") == text.count("\n"), out
         assert len(doubled.findall(out)) <= len(doubled.findall(text)), out
         assert not _broken(text, out), (_broken(text, out), out)
-    assert ("The old importer was slow, and it was scanning every directory! However, it was not hard, but it took "
-            "a while, and people waited. Once they have the cache, they should use it!") in {out for _, out in added}
+    assert ("The old importer was slow, and it was scanning every directory. However, it was not hard, but it took "
+            "a while, and people waited. Once they have the cache, they should use it.") in {out for _, out in added}
 
 
 def test_the_add_direction_leaves_lists_objects_and_questions_alone():
@@ -288,7 +291,7 @@ def test_a_blind_judge_cannot_tell_the_chosen_text_from_its_punctuation_rewrite(
     author-grouped cross-validation as ``audit`` does: 0.87-0.91 when every rewrite stripped."""
     from persrm_gen.dataset.blind_audit import _hits, cross_validated, pair_features
 
-    pairs = _punctuation_pairs()
+    pairs = _punctuation_pairs(6)
     rows = [{"author_id": str(author)} for _, _, author in pairs]
     cv = cross_validated(rows, pair_features([c for c, _, _ in pairs], [r for _, r, _ in pairs]))
     assert len(pairs) >= 40 and cv is not None

@@ -301,11 +301,6 @@ _AFTER_WHICH = _FINITE | frozenset((
     "often", "also", "only", "then", "now", "still", "usually", "typically", "immediately", "already",
     "never", "always", "just", "currently", "generally", "normally",
 ))  # fmt: skip
-# A dash between two words setting off an aside or an afterthought reads the same as a comma
-# ("needs--and only if", "initiative—especially ... rates—we"); a hyphen ("for-loops") is no
-# dash. Not a spaced dash: " - " to ", " makes the text shorter as it gains a comma, where
-# stripping makes it shorter as it loses them, and the length then tells the two apart.
-_DASH_RE = re.compile(r"(?<=[^\W\d_])(?:--|—)(?=[^\W\d_])")
 
 
 # A parenthetical adverbial inside a sentence, set off by a pair of commas ("growth and, at
@@ -386,9 +381,6 @@ def _comma_spots(text: str) -> list[tuple[int, int, str]]:
     for m in _ASIDE_RE.finditer(text):
         spots.append((m.start(), m.start(), ","))
         spots.append((m.end(), m.end(), ","))
-    for m in _DASH_RE.finditer(text):
-        if re.match(r"[a-z]|I\b", text[m.end():]):  # no capital after the new comma
-            spots.append((m.start(), m.end(), ", "))
     taken, out = -1, []
     for start, end, rep in sorted(spots):  # one change per place
         if start > taken:
@@ -406,12 +398,6 @@ def _add_commas(text: str) -> str:
     return "".join(out) + text[last:]
 
 
-def _strip_marks(text: str) -> str:
-    """``text`` without its commas and dashes (parentheses, semicolons and colons stay)."""
-    text = re.sub(r"[ \t]+(?:-|--|—|–)[ \t]+|(?<=\w)(?:--|—)(?=\w)", " ", text)
-    return re.sub(r",(?=\s)", "", text)
-
-
 def _exclaim(text: str) -> str:
     """Every other sentence ending in "!" (not after an abbreviation)."""
     stops = iter(range(10**9))
@@ -422,27 +408,27 @@ def _exclaim(text: str) -> str:
 def _punctuation(text: str, rng: random.Random) -> str:
     """Punctuation only: the words, lines and paragraphs stay as they are.
 
-    Two directions, picked by a coin from ``rng``: "strip" removes the commas and dashes
-    (semicolons and colons stay: without them two clauses would run together); "add" puts
-    commas where English allows them without a new word (:func:`_comma_spots`) and an
-    exclamation mark on every other sentence. Why a coin: stripping every punctuation-rich
-    text made the negative the one with fewer commas on every pair, and a judge that never
-    sees the author (``dataset.blind_audit``: commas per word, length in characters) picked
-    the author's text on 0.87-0.97 of them. The commas move only in a text that can lose
-    some *and* gain some, so that over any corpus the negative has more commas as often as
-    fewer; a text where only one way is open (most PEPs have no spot for a new comma; a
-    sparse text has none to lose) gets only the exclamation marks. "Take the other
-    direction" would let the text decide the direction again (on a PEPs corpus: four times
-    as many fewer-comma negatives as more, the judge at 0.65).
+    A text whose commas can move both ways loses them all ("strip") or gains a comma at each
+    spot where English allows one without a new word (:func:`_comma_spots`: "However, the",
+    "hard, but it"), by a coin from ``rng``. Why: stripping every punctuation-rich text made the
+    negative the one with fewer commas on every pair, and a judge that never sees the author
+    (``dataset.blind_audit``: commas per word, length in characters) picked the author's text
+    on 0.91 of the example corpus's pairs and 0.97 of a PEPs slice's. Only commas move: only
+    stripping removed parentheses and dashes (a cue on every pair that had any), and exclamation
+    marks or a dash before "and" in one direction would tell the directions apart again.
 
-    No direction touches parentheses or adds a dash: only stripping removed parentheses (a
-    cue on every pair that had any), and a dash before each "and" lengthened the text far
-    more than its commas did, so the length in characters told "add" from "strip".
+    A punctuation-rich text with no spot for a new comma (most PEPs) gets no rewrite (the task
+    takes its next axis): stripping it would let the text decide the direction again (on a
+    PEPs slice four fewer-comma negatives for each more-comma one, the judge at 0.65), and
+    exclamation marks instead put a "!" in nearly every punctuation negative. A sparse text
+    (too few marks to strip) gets exclamation marks on every other sentence, as it always did.
     """
     add = rng.random() < 0.5
-    stripped, added = _strip_marks(text), _add_commas(text)
-    if stripped.count(",") < text.count(",") and added != text:
-        return _exclaim(added) if add else stripped
+    stripped, added = re.sub(r",(?=\s)", "", text), _add_commas(text)
+    if stripped != text and added != text:
+        return added if add else stripped
+    if sum(text.count(c) for c in ",;:()-") >= max(3, len(text) // 120):
+        return text
     return _exclaim(text)
 
 
