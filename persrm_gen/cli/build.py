@@ -15,7 +15,7 @@ from typer._click.core import ParameterSource
 
 from persrm_gen.llm.failure_rate import DEFAULT_MAX_FAILURE_RATE
 from persrm_gen.progress import console
-from persrm_gen.records import AXES, STRATEGIES
+from persrm_gen.records import AXES, MIXED_SHARE, STRATEGIES
 from persrm_gen.redact import redact_command
 
 
@@ -27,8 +27,8 @@ def build(
     model: Optional[str] = typer.Option(None, help="Model name for API backends; a local Hugging Face folder for --backend local (default: the embedded Gemma 3 270M)."),
     base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (vLLM, llama.cpp, Ollama)."),
     context_size: int = typer.Option(3, help="K: few-shot samples of the author shown with each task."),
-    positive: str = typer.Option("real", help="real (the author's own continuation), style-matched (a generation conditioned on the author's samples) or mixed (a share of the targets, --mixed-share, seeded, get a style-matched one)."),
-    mixed_share: float = typer.Option(0.5, help="With --positive mixed: the share of targets (seeded) whose positive is a style-matched generation."),
+    positive: str = typer.Option("mixed", help="real (the author's own continuation), style-matched (a generation conditioned on the author's samples) or mixed (a share of the targets, --mixed-share, seeded, get a style-matched one)."),
+    mixed_share: float = typer.Option(MIXED_SHARE, help="With --positive mixed: the share of targets (seeded) whose positive is a style-matched generation."),
     negative_draws: int = typer.Option(1, help="Draws of each mimic and randomize negative (and other-author, when generated); the one nearest the positive in word length, sentence length, type-token ratio and commas is kept (a context-blind judge reads those)."),
     negatives: Optional[str] = typer.Option(None, help=f"Comma list from {','.join(STRATEGIES)} (default: all)."),
     axes: Optional[str] = typer.Option(None, help=f"Axes for the axes strategy, from {','.join(AXES)} (default: all)."),

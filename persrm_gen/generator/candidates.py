@@ -50,7 +50,7 @@ from persrm_gen.generator.form import (
 )
 from persrm_gen.generator.parsing import CONTINUATION_STOPS, UnparseableOutput, clean_continuation, clean_rewrite
 from persrm_gen.llm.types import LLMRequest, cache_group_for
-from persrm_gen.records import AXES, Candidate, Task
+from persrm_gen.records import AXES, MIXED_SHARE, Candidate, Task
 from persrm_gen.prompts.renderer import PromptRenderer
 from persrm_gen.textutil import rng_for, trim_to_sentence
 
@@ -64,8 +64,6 @@ RANDOM_STYLES = (
     "a dry legal contract clause",
     "an excited sports commentary",
 )
-POSITIVES = ("real", "style-matched", "mixed")
-MIXED_SHARE = 0.5  # --positive mixed: the default share of targets whose positive is generated
 WEAK_MIMIC_SAMPLES = 1  # the author samples shown to the mimic that faces a generated positive
 # Negatives that are whole texts of their own, cut to a balanced side of the chosen text's
 # length; edits and axis rewrites of the chosen text keep the nearest cut (their length is
@@ -82,7 +80,7 @@ DRAW_ATTEMPT = 1000  # draw d is attempt d * DRAW_ATTEMPT: apart from the re-sam
 @dataclass(frozen=True)
 class CandidateOptions:
     model: str
-    positive: str = "real"  # "real" | "style-matched" | "mixed" (POSITIVES)
+    positive: str = "mixed"  # "real" | "style-matched" | "mixed" (POSITIVES)
     mixed_share: float = MIXED_SHARE  # with "mixed": the share of generated positives
     negatives: tuple[str, ...] = ("mimic", "randomize", "minimal-edit", "other-author", "axes")
     axes: tuple[str, ...] = AXES

@@ -25,7 +25,7 @@ from typing_extensions import NotRequired, TypedDict
 from persrm_gen.llm.base_url import BaseUrl
 from persrm_gen.llm.failure_rate import DEFAULT_MAX_FAILURE_RATE
 from persrm_gen.options_file import STRICT, load_options
-from persrm_gen.records import AXES, STRATEGIES
+from persrm_gen.records import AXES, MIXED_SHARE, STRATEGIES
 
 _DEVICE = re.compile(r"(auto|cpu|mps|cuda(:\d+)?)")
 
@@ -106,8 +106,8 @@ class BuildOptions:
     model: str | None = None
     base_url: BaseUrl = None
     context_size: Annotated[int, Field(ge=1)] = 3
-    positive: Literal["real", "style-matched", "mixed"] = "real"
-    mixed_share: Annotated[float, Field(ge=0, le=1)] = 0.5  # --positive mixed: the share of generated positives
+    positive: Literal["real", "style-matched", "mixed"] = "mixed"
+    mixed_share: Annotated[float, Field(ge=0, le=1)] = MIXED_SHARE  # --positive mixed: the share of generated positives
     negative_draws: Annotated[int, Field(ge=1)] = 1  # draws of each generated mimic/randomize/other-author negative
     negatives: Annotated[tuple[str, ...], _choices(STRATEGIES, "strategy", "strategies")] = STRATEGIES
     axes: Annotated[tuple[str, ...], _choices(AXES, "axis", "axes")] = AXES
