@@ -57,7 +57,7 @@ def test_strategies_from_a_config_file_reach_the_dry_run(tmp_path):
     config.write_text("negatives: [minimal-edit, mimic]\ncontext_size: 2\n")
     proc = build(tmp_path, *OPENAI, "--config", config, "--dry-run", "--rationales", "evidence")
     assert proc.returncode == 0, proc.stderr
-    assert dry_run_stages(proc) == {"minimal-edit", "mimic"}
+    assert dry_run_stages(proc) == {"positive", "minimal-edit", "mimic"}  # positives: --positive mixed (default)
     assert not (tmp_path / "out").exists()
 
 
@@ -121,7 +121,7 @@ def test_a_config_saved_with_a_bom_is_read(tmp_path):
     config.write_bytes(b"\xef\xbb\xbfnegatives: [mimic]\n")
     proc = build(tmp_path, "--dry-run", "--config", config, *OPENAI)
     assert proc.returncode == 0, proc.stderr
-    assert dry_run_stages(proc) == {"mimic", "rationale"}, proc.stdout
+    assert dry_run_stages(proc) == {"positive", "mimic", "rationale"}, proc.stdout
 
 
 def test_yaml_exponents_are_numbers_in_every_config():
