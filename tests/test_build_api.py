@@ -265,7 +265,8 @@ def test_a_server_answering_html_fails_the_build_with_exit_3(tmp_path, authors):
         hits = server.snapshot()
     assert proc.returncode == 3, proc.stderr
     (line,) = proc.stderr.strip().splitlines()
-    assert line.startswith("error: negatives: ") and "invalid JSON body" in line and "Traceback" not in proc.stderr
+    # the first stage that sends requests: the positives (--positive mixed, the default)
+    assert line.startswith("error: positives: ") and "invalid JSON body" in line and "Traceback" not in proc.stderr
     assert hits and not any("<answer>" in _system(h.body) for h in hits)  # stopped at the failed stage
     assert not (out / "data").exists()
 
@@ -369,7 +370,9 @@ def test_negatives_meet_the_length_tolerance_and_keep_the_paragraphing(reference
     _assert_in_form(rows)
     strategies = Counter(r["strategy"] for r in rows)
     assert strategies["mimic"] and strategies["randomize"]  # generated negatives were brought in, not all dropped
-    assert {r["real_side"] for r in rows} == {"chosen", "both"}  # real positives; other-author is real too
+    # mixed positives (the default): real ones face generated negatives ("chosen") and the other
+    # author's real text ("both"); generated ones face generated negatives only ("neither")
+    assert {r["real_side"] for r in rows} == {"chosen", "both", "neither"}
 
 
 def punctuating(body: dict, text: str) -> str:
@@ -497,8 +500,9 @@ def test_real_positives_keep_the_real_other_author_text(reference):
     out, _ = reference
     rows = _pair_rows(out)
     other = [r for r in rows if r["strategy"] == "other-author"]
-    assert other and all(r["rejected_source"] == "other-author" and r["real_side"] == "both" for r in other)
-    assert "other-author" not in json.loads((out / "manifest.json").read_text())["usage"]["stages"]
+    real = [r for r in other if r["chosen_source"] == "author"]
+    assert real and all(r["rejected_source"] == "other-author" and r["real_side"] == "both" for r in real)
+    assert all(r["rejected_source"] == "generated" for r in other if r["chosen_source"] == "generated")
 
 
 def _query(text: str) -> str:
