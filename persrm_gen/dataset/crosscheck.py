@@ -104,6 +104,8 @@ class CrossShardCheck:
         # per generated text: owner row, file, row in file, side, edit family hash (and whether
         # it has one), LSH band keys, whether it has any shingle
         self.text_cols = _Columns("owner", "file", "at", "side", "family", "has_family", "keys", "valid")
+        self.r: dict[str, np.ndarray] = {}  # row_cols and text_cols joined, once the verdicts are asked for
+        self.t: dict[str, np.ndarray] = {}
 
     def __len__(self) -> int:
         return self.n
@@ -115,8 +117,13 @@ class CrossShardCheck:
         file_no = len(self.files)
         self.files.append(Path(path))
         rows = pq.read_table(path, columns=_COLUMNS).to_pylist()
-        if not rows:
-            return
+        if rows:
+            self._store(file_no, *self._fields(rows))
+            self.n += len(rows)
+
+    def _fields(self, rows: list[dict]) -> tuple[dict, dict, list, set]:
+        """One file's rows as lists per column: (per row, per generated text, test_seen
+        targets as (row, hash), train texts' hashes)."""
         row: dict[str, list] = defaultdict(list)
         text: dict[str, list] = defaultdict(list)
         targets: list[tuple[int, bytes]] = []
@@ -151,7 +158,10 @@ class CrossShardCheck:
                     text["family"].append(_NO_HASH if family is None else _fields_hash(family))
                     text["has_family"].append(family is not None)
                     text["texts"].append(r[col] or "")
-        self.n += len(rows)
+        return row, text, targets, train
+
+    def _store(self, file_no: int, row: dict, text: dict, targets: list, train: set) -> None:
+        """Add one file's lists (``_fields``) as numpy chunks; its generated texts as band keys."""
         self.row_cols.add(id=np.array(row["id"], dtype=bytes), rank=np.array(row["rank"], dtype=np.int8),
                           author=np.array(row["author"], dtype=np.int32), genre=np.array(row["genre"], dtype=np.int32),
                           label=np.array(row["label"], dtype=np.int32), pair=_digests(row["pair"]).reshape(-1, 32),
