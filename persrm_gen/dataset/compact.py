@@ -66,16 +66,23 @@ def read_compact(path: Path) -> pa.Table:
 
 def published_rows(tables: Iterable[pa.Table], rejected: set[str]) -> CompactRows:
     """The compact rows of the published pairs, in the order the published files list them:
-    split by split (contract order), unit by unit, rows in file order; ``rejected`` left out."""
-    tables = list(tables)
-    kept: list[pa.Table] = []
-    for split in SPLITS:
-        for t in tables:
-            keep = np.array([s == split and i not in rejected
-                             for s, i in zip(t.column("split").to_pylist(), t.column("id").to_pylist())], dtype=bool)
+    split by split (contract order), unit by unit, rows in file order; ``rejected`` left out.
+
+    Each unit's table is read once and only its kept rows stay (a copy per split), and the
+    freed Arrow pages go back to the system before the card's numpy work (the end step of a
+    large build holds every pair's compact row here)."""
+    pieces: dict[str, list[pa.Table]] = {split: [] for split in SPLITS}
+    for t in tables:
+        splits, ids = t.column("split").to_pylist(), t.column("id").to_pylist()
+        for split in SPLITS:
+            keep = np.array([s == split and i not in rejected for s, i in zip(splits, ids)], dtype=bool)
             if keep.any():
-                kept.append(t.filter(keep))
-    return CompactRows(pa.concat_tables(kept) if kept else SCHEMA.empty_table())
+                pieces[split].append(t.filter(keep))
+    kept = [p for split in SPLITS for p in pieces.pop(split)]
+    rows = CompactRows(pa.concat_tables(kept) if kept else SCHEMA.empty_table())
+    del kept
+    pa.default_memory_pool().release_unused()
+    return rows
 
 
 class CompactRows(Sequence):
