@@ -185,44 +185,121 @@ def _differences(rows: Sequence[dict], extra: Extra | None) -> np.ndarray:
     return pair_features([r["chosen"] for r in rows], [r["rejected"] for r in rows], extra)
 
 
-def cross_validated(rows: Sequence[dict], x: np.ndarray, folds: int = CV_FOLDS) -> np.ndarray | None:
+@dataclass
+class _Coded:
+    """A column of the audited rows as a code per row into its distinct values."""
+
+    codes: np.ndarray
+    values: list
+
+    @classmethod
+    def of(cls, column: Iterable) -> _Coded:
+        index: dict = {}
+        codes = np.fromiter((index.setdefault(v, len(index)) for v in column), dtype=np.int64)
+        return cls(codes, list(index))
+
+    def take(self, order: np.ndarray) -> _Coded:
+        return _Coded(self.codes[order], self.values)
+
+    def ranks(self, key=None) -> np.ndarray:
+        """Per row, the rank of its value in sorted order (``key`` as ``sorted``'s)."""
+        rank = np.empty(len(self.values), dtype=np.int64)
+        rank[sorted(range(len(self.values)), key=lambda k: (key or _same)(self.values[k]))] = np.arange(len(self.values))
+        return rank[self.codes]
+
+    def equals(self, value) -> np.ndarray:
+        return self.codes == self.values.index(value) if value in self.values else np.zeros(len(self.codes), bool)
+
+    def present(self, mask: np.ndarray | None = None) -> list:
+        """The distinct values of the rows (``mask``: of those rows), sorted."""
+        codes = self.codes if mask is None else self.codes[mask]
+        return sorted(self.values[c] for c in np.unique(codes).tolist())
+
+
+def _same(v):
+    return v
+
+
+@dataclass
+class _Audited:
+    """The rows as the audit reads them, in (split, author, id) order (any input order, same
+    numbers): coded columns and each pair's features. A build's compact rows
+    (``dataset.compact.CompactRows``, which has ``coded``) are read column-wise, without a
+    Python object per pair: the end step audits every pair of a large build at once."""
+
+    split: _Coded
+    author: _Coded
+    strategy: _Coded
+    genre: _Coded
+    rows: Sequence[dict]
+    order: np.ndarray | None = None  # compact rows: the sorted order of ``rows``
+
+    @classmethod
+    def of(cls, rows: Sequence[dict]) -> _Audited:
+        if hasattr(rows, "coded"):
+            split, author = _Coded(*rows.coded("split")), _Coded(*rows.coded("author_id"))
+            order = np.lexsort((rows.ids(), author.ranks(str), split.ranks()))  # stable, as sorted()
+            return cls(split.take(order), author.take(order), _Coded(*rows.coded("strategy")).take(order),
+                       _Coded(*rows.coded("genre")).take(order), rows, order)
+        rows = sorted(rows, key=lambda r: (r["split"], str(r["author_id"]), str(r.get("id"))))
+        return cls(*(_Coded.of(r[name] for r in rows) for name in ("split", "author_id", "strategy", "genre")), rows)
+
+    def differences(self, extra: Extra | None) -> np.ndarray:
+        if self.order is not None and extra is None:
+            return self.rows.array("pair_features")[self.order]
+        return _differences(self.rows if self.order is None else [self.rows[i] for i in self.order.tolist()], extra)
+
+    def longer(self) -> np.ndarray:
+        if self.order is not None:
+            return self.rows.array("pair_longer")[self.order]
+        return _longer(self.rows)
+
+
+def cross_validated(author: _Coded, x: np.ndarray, folds: int = CV_FOLDS) -> np.ndarray | None:
     """Each pair's confidence from a judge fitted on the other authors' pairs (authors dealt
     round-robin into ``folds`` groups, sorted by id: deterministic). None if too few authors."""
-    authors = sorted({r["author_id"] for r in rows})
+    authors = author.present()
     if len(authors) < 2:
         return None
-    group = {a: i % min(folds, len(authors)) for i, a in enumerate(authors)}
-    g = np.array([group[r["author_id"]] for r in rows])
-    p = np.full(len(rows), 0.5)
-    for k in sorted(set(g)):
+    group = np.zeros(len(author.values), dtype=np.int64)
+    for i, a in enumerate(authors):
+        group[author.values.index(a)] = i % min(folds, len(authors))
+    g = group[author.codes]
+    p = np.full(len(g), 0.5)
+    for k in sorted(set(g.tolist())):
         train = g != k
         if train.sum() >= MIN_TRAIN_PAIRS:
             p[~train] = fit(x[train]).confidence(x[~train])
     return p
 
 
+def _grouped(keys: _Coded, values: np.ndarray) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for k in keys.present():
+        sel = values[keys.equals(k)]
+        out[k] = {"n": len(sel), "accuracy": _rate(sel)}
+    return out
+
+
 def audit(rows: Sequence[dict], extra: Extra | None = None) -> dict | None:
     """The audit of a dataset's ``pairs`` rows (``chosen``, ``rejected``, ``split``,
     ``strategy``, ``genre``, ``author_id``); None when ``train`` has too few pairs to fit."""
-    rows = sorted(rows, key=lambda r: (r["split"], str(r["author_id"]), str(r.get("id"))))  # any order, same numbers
-    train = [r for r in rows if r["split"] == "train"]
-    if len(train) < MIN_TRAIN_PAIRS:
+    cols = _Audited.of(rows)
+    is_train = cols.split.equals("train")
+    if is_train.sum() < MIN_TRAIN_PAIRS:
         return None
-    x = _differences(rows, extra)
-    is_train = np.array([r["split"] == "train" for r in rows])
+    x = cols.differences(extra)
     judge = fit(x[is_train])
     hits = _hits(judge.confidence(x))
     test = ~is_train
-    test_rows = [r for r, t in zip(rows, test) if t]
-    by_split = _grouped([r["split"] for r in rows], hits)
+    by_split = _grouped(cols.split, hits)
     by_split[TEST_SPLITS_ALL] = {"n": int(test.sum()), "accuracy": _rate(hits[test])}
-    cv = cross_validated(rows, x)
+    cv = cross_validated(cols.author, x)
     cv_hits = _hits(cv) if cv is not None else None
-    longer = _longer(rows)
-    strategies = sorted({r["strategy"] for r in rows})
+    longer = cols.longer()
     by_strategy = {}
-    for s in strategies:
-        sel = np.array([r["strategy"] == s for r in rows])
+    for s in cols.strategy.present():
+        sel = cols.strategy.equals(s)
         by_strategy[s] = {
             "n_test": int((sel & test).sum()),
             "accuracy": _rate(hits[sel & test]),
@@ -235,11 +312,10 @@ def audit(rows: Sequence[dict], extra: Extra | None = None) -> dict | None:
         "train_accuracy": _rate(hits[is_train]),
         "by_split": by_split,
         "by_strategy": by_strategy,
-        "by_genre": _grouped([r["genre"] for r in test_rows], hits[test]),
+        "by_genre": _grouped(cols.genre.take(test), hits[test]),
         "cv_accuracy": _rate(cv_hits) if cv_hits is not None else None,
         "longer_chosen": _rate(longer),
     }
-
 
 def _names(width: int, extra: Extra | None) -> list[str]:
     named = list(getattr(extra, "names", ()))

@@ -3,10 +3,19 @@
 A build screens each author's pairs on their own (``pipeline.validate.screen``), so what is
 left to check needs rows of several authors: a generated candidate repeating (exactly or
 nearly) one of another author's pairs, and authors, genres or target texts shared between
-splits. Rows are added one parquet file at a time and only compact state is kept per row
-(ids, hashes, and per generated text its LSH band keys, ``dataset.minhash``), so a build of
-millions of pairs checks them in memory that a laptop has. Near-duplicate candidates are
-confirmed with the exact Jaccard of their shingles, read back from the files.
+splits. Rows are added one parquet file at a time and only compact state is kept per row,
+as numpy columns, never a Python object per row: the id as bytes, integer codes for the
+author, genre and label, split rank, the 16-byte hashes of chosen and rejected, of the
+positive's task and of the edit family (``validators.edit_families``), and per generated
+text its LSH band keys (``dataset.minhash``) and where it is (file, row, column): ~0.18 KB
+per pair (~0.3 KB while the verdicts are made) where lists of ids, tuples and hex strings
+took ~0.65 KB (~0.95 KB), so a build of millions of pairs checks them in memory that a
+laptop has. Near-duplicate candidates are confirmed
+with the exact Jaccard of their shingles, read back from the files. The exact-duplicate
+check is sequential (a rejected row claims nothing), but only rows sharing a generated hash
+or a whole pair with another row can take part in it: they are found with ``np.unique``,
+and only they go through the loop. Tasks and families are compared by a 16-byte hash of
+their fields, as texts are (``validators.text_hash``).
 
 Rows are judged in one canonical order, (split in contract order, author_id, id): train
 first, so a test pair repeating a train pair is the one rejected, and the same rows are
@@ -16,9 +25,8 @@ rejected whatever the shards were or in which order the files were added.
 from __future__ import annotations
 
 import hashlib
-from sys import intern
+import json
 from collections import defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,27 +39,51 @@ from persrm_gen.dataset.validators import (
     edit_families,
     is_generated,
     positive_task,
-    text_hash,
+    text_digest,
 )
 
 _COLUMNS = ["id", "author_id", "genre", "split", "label", "chosen", "rejected", "chosen_source",
             "rejected_source", "context", "sample_id", "strategy"]
+_TRAIN = SPLITS.index("train")
+_SIDES = ("chosen", "rejected")
+_NO_HASH = bytes(16)
 
 
 def _raw_hash(text: str) -> bytes:
     return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
 
-@dataclass
-class _Texts:
-    """Generated texts: owner row, where the text is (file, row, column), its edit family
-    (``validators.edit_families``), LSH band keys."""
+def _fields_hash(fields) -> bytes:
+    """A task's or an edit family's fields as 16 bytes: equal fields, equal bytes."""
+    return hashlib.blake2b(json.dumps(list(fields)).encode(), digest_size=16).digest()
 
-    owner: list[int] = field(default_factory=list)
-    family: list[tuple | None] = field(default_factory=list)
-    where: list[tuple[int, int, str]] = field(default_factory=list)
-    keys: list[np.ndarray] = field(default_factory=list)
-    valid: list[np.ndarray] = field(default_factory=list)
+
+def _digests(values: list[bytes]) -> np.ndarray:
+    return np.frombuffer(b"".join(values), dtype=np.uint8).reshape(len(values), 16)
+
+
+class _Columns:
+    """Numpy chunks appended per file, concatenated once when the verdicts are made."""
+
+    def __init__(self, *names: str):
+        self.chunks: dict[str, list[np.ndarray]] = {n: [] for n in names}
+
+    def add(self, **arrays: np.ndarray) -> None:
+        for name, a in arrays.items():
+            self.chunks[name].append(a)
+
+    def join(self) -> dict[str, np.ndarray]:
+        """Each column as one array (kept as the column's only chunk: the others are released)."""
+        out = {n: c[0] if len(c) == 1 else np.concatenate(c) for n, c in self.chunks.items() if c}
+        self.chunks = {n: [out[n]] if n in out else [] for n in self.chunks}
+        return out
+
+
+class _Codes(dict):
+    """value -> a small integer, in first-seen order (authors, genres, labels)."""
+
+    def code(self, value) -> int:
+        return self.setdefault(value, len(self))
 
 
 class CrossShardCheck:
@@ -61,21 +93,22 @@ class CrossShardCheck:
         self.hasher = MinHasher(c.num_perm, c.shingle_size, c.seed)
         self.bands, self.rows = lsh_params(c.near_dup_threshold, c.num_perm)
         self.files: list[Path] = []
-        self.order_key: list[tuple[int, str, str]] = []  # (split rank, author_id, id)
-        self.ids: list[str] = []
-        self.author: list[str] = []
-        self.genre: list[str] = []
-        self.split: list[str] = []
-        self.label: list[str] = []
-        self.pair_key: list[tuple[str, str]] = []
-        self.gen_hashes: list[tuple[str, ...]] = []
-        self.positive_task: list[tuple[str, str] | None] = []  # validators.positive_task
-        self.target: list[bytes | None] = []  # a test_seen row's real target text, hashed
-        self.train_texts: set[bytes] = set()  # train targets and contexts, hashed
-        self.texts = _Texts()
+        self.authors, self.genres, self.labels = _Codes(), _Codes(), _Codes()
+        self.n = 0
+        # per row: id (utf-8, numpy bytes), split rank, author/genre/label codes, chosen and
+        # rejected hashes (uint8 [n, 32]), generated sides (bit 0 chosen, bit 1 rejected),
+        # positive_task hash and whether there is one
+        self.row_cols = _Columns("id", "rank", "author", "genre", "label", "pair", "gen", "task", "has_task")
+        self.target_cols = _Columns("row", "hash")  # a test_seen row's real target text, hashed
+        self.train_cols = _Columns("hash")  # train targets and contexts, hashed (unique per file)
+        # per generated text: owner row, file, row in file, side, edit family hash (and whether
+        # it has one), LSH band keys, whether it has any shingle
+        self.text_cols = _Columns("owner", "file", "at", "side", "family", "has_family", "keys", "valid")
+        self.r: dict[str, np.ndarray] = {}  # row_cols and text_cols joined, once the verdicts are asked for
+        self.t: dict[str, np.ndarray] = {}
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return self.n
 
     def add_file(self, path: Path) -> None:
         """Take in the rows of one ``pairs`` parquet file."""
@@ -84,96 +117,158 @@ class CrossShardCheck:
         file_no = len(self.files)
         self.files.append(Path(path))
         rows = pq.read_table(path, columns=_COLUMNS).to_pylist()
-        texts: list[str] = []
-        for r_no, row in enumerate(rows):
-            i = len(self.ids)
-            split = row["split"]
+        if rows:
+            self._store(file_no, *self._fields(rows))
+            self.n += len(rows)
+
+    def _fields(self, rows: list[dict]) -> tuple[dict, dict, list, set]:
+        """One file's rows as lists per column: (per row, per generated text, test_seen
+        targets as (row, hash), train texts' hashes)."""
+        row: dict[str, list] = defaultdict(list)
+        text: dict[str, list] = defaultdict(list)
+        targets: list[tuple[int, bytes]] = []
+        train: set[bytes] = set()
+        for r_no, r in enumerate(rows):
+            i = self.n + r_no
+            split = r["split"]
             rank = SPLITS.index(split) if split in SPLITS else len(SPLITS)
-            # a few distinct authors, genres, splits, labels repeated over every row: one string each
-            author, split = intern(row["author_id"]), intern(split)
-            self.order_key.append((rank, author, row["id"]))
-            self.ids.append(row["id"])
-            self.author.append(author)
-            self.genre.append(intern(row["genre"]))
-            self.split.append(split)
-            self.label.append(intern(row["label"]))
-            key = (text_hash(row["chosen"] or ""), text_hash(row["rejected"] or ""))
-            self.pair_key.append(key)
-            # as generated_texts(row), reusing the hashes just made: the same string objects
-            self.gen_hashes.append(tuple(h for h, col in zip(key, ("chosen", "rejected"))
-                                         if is_generated(row[f"{col}_source"])))
-            self.positive_task.append(positive_task(row))
-            real_target = split == "test_seen_authors" and row["chosen_source"] == "author"
-            self.target.append(_raw_hash(row["chosen"]) if real_target else None)
-            if split == "train":
-                self.train_texts.add(_raw_hash(row["chosen"]))
-                self.train_texts.update(_raw_hash(c) for c in row["context"] or ())
-            self.texts.family += edit_families(row, self.config)
-            for col in ("chosen", "rejected"):
-                if is_generated(row[f"{col}_source"]):
-                    self.texts.owner.append(i)
-                    self.texts.where.append((file_no, r_no, col))
-                    texts.append(row[col] or "")
-        if texts:
-            sig, _h, offsets = self.hasher.signatures(texts)
-            self.texts.keys.append(band_keys(sig, self.bands, self.rows))
-            self.texts.valid.append(offsets[1:] > offsets[:-1])
+            row["id"].append(r["id"].encode())
+            row["rank"].append(rank)
+            row["author"].append(self.authors.code(r["author_id"]))
+            row["genre"].append(self.genres.code(r["genre"]))
+            row["label"].append(self.labels.code(r["label"]))
+            row["pair"] += [text_digest(r["chosen"] or ""), text_digest(r["rejected"] or "")]
+            gen = [is_generated(r[f"{side}_source"]) for side in _SIDES]
+            row["gen"].append(gen[0] | gen[1] << 1)
+            task = positive_task(r)
+            row["task"].append(_NO_HASH if task is None else _fields_hash(task))
+            row["has_task"].append(task is not None)
+            if split == "test_seen_authors" and r["chosen_source"] == "author":
+                targets.append((i, _raw_hash(r["chosen"])))
+            if rank == _TRAIN:
+                train.add(_raw_hash(r["chosen"]))
+                train.update(_raw_hash(c) for c in r["context"] or ())
+            families = iter(edit_families(r, self.config))  # one per generated text, chosen first
+            for side, col in enumerate(_SIDES):
+                if gen[side]:
+                    family = next(families)
+                    text["owner"].append(i)
+                    text["at"].append(r_no)
+                    text["side"].append(side)
+                    text["family"].append(_NO_HASH if family is None else _fields_hash(family))
+                    text["has_family"].append(family is not None)
+                    text["texts"].append(r[col] or "")
+        return row, text, targets, train
+
+    def _store(self, file_no: int, row: dict, text: dict, targets: list, train: set) -> None:
+        """Add one file's lists (``_fields``) as numpy chunks; its generated texts as band keys."""
+        self.row_cols.add(id=np.array(row["id"], dtype=bytes), rank=np.array(row["rank"], dtype=np.int8),
+                          author=np.array(row["author"], dtype=np.int32), genre=np.array(row["genre"], dtype=np.int32),
+                          label=np.array(row["label"], dtype=np.int32), pair=_digests(row["pair"]).reshape(-1, 32),
+                          gen=np.array(row["gen"], dtype=np.uint8), task=_digests(row["task"]),
+                          has_task=np.array(row["has_task"], dtype=bool))
+        if targets:
+            self.target_cols.add(row=np.array([t[0] for t in targets], dtype=np.int64),
+                                 hash=_digests([t[1] for t in targets]).view("S16").ravel())
+        if train:
+            self.train_cols.add(hash=_digests(sorted(train)).view("S16").ravel())
+        if text["texts"]:
+            sig, _h, offsets = self.hasher.signatures(text["texts"])
+            self.text_cols.add(owner=np.array(text["owner"], dtype=np.int64),
+                               file=np.full(len(text["owner"]), file_no, dtype=np.int32),
+                               at=np.array(text["at"], dtype=np.int32), side=np.array(text["side"], dtype=np.int8),
+                               family=_digests(text["family"]).view("S16").ravel(),
+                               has_family=np.array(text["has_family"], dtype=bool),
+                               keys=band_keys(sig, self.bands, self.rows), valid=offsets[1:] > offsets[:-1])
 
     # ------------------------------------------------------------ verdicts
 
     def rejected(self) -> dict[str, tuple[str, str]]:
         """pair id -> (reason, detail) for every row the checks reject (reasons as validators)."""
-        order = sorted(range(len(self.ids)), key=self.order_key.__getitem__)
+        if not self.n:
+            return {}
+        self.r = self.row_cols.join()
+        self.t = self.text_cols.join()
+        names = sorted(self.authors, key=str)  # authors are strings; str() only orders odd ones
+        rank_of = np.empty(len(names), dtype=np.int64)
+        rank_of[[self.authors[a] for a in names]] = np.arange(len(names))
+        # (split rank, author_id, id); lexsort is stable, as sorted() was
+        order = np.lexsort((self.r["id"], rank_of[self.r["author"]], self.r["rank"]))
+        pos = np.empty(self.n, dtype=np.int64)
+        pos[order] = np.arange(self.n)
         out: dict[int, tuple[str, str]] = {}
-        self._split_leaks(order, out)
+        self._split_leaks(out)
         self._exact(order, out)
-        self._near(order, out)
-        return {self.ids[i]: out[i] for i in sorted(out, key=self.order_key.__getitem__)}
+        self._near(pos, out)
+        # rows of one (split, author, id) stay in the order they were judged, as sorted() kept them
+        ids, authors, ranks = self.r["id"][order], self.r["author"][order], self.r["rank"][order]
+        new_key = np.ones(self.n, dtype=bool)
+        new_key[1:] = (ids[1:] != ids[:-1]) | (authors[1:] != authors[:-1]) | (ranks[1:] != ranks[:-1])
+        key_rank = np.empty(self.n, dtype=np.int64)
+        key_rank[order] = np.cumsum(new_key)
+        return {self._id(i): out[i] for i in sorted(out, key=key_rank.__getitem__)}
 
-    def _split_leaks(self, order: list[int], out: dict) -> None:
-        train = [i for i in order if self.split[i] == "train"]
-        train_authors = {self.author[i] for i in train}
-        train_genres = {self.genre[i] for i in train}
-        for i in order:
-            split = self.split[i]
-            if split == "test_unseen_authors" and self.author[i] in train_authors:
-                out[i] = ("leakage", f"author {self.author[i]} is also in train")
-            elif split == "test_unseen_genre" and self.genre[i] in train_genres:
-                out[i] = ("leakage", f"genre {self.genre[i]!r} is also in train")
-            elif self.target[i] is not None and self.target[i] in self.train_texts:
+    def _id(self, i: int) -> str:
+        return bytes(self.r["id"][i]).decode()
+
+    def _split_leaks(self, out: dict) -> None:
+        r = self.r
+        train = r["rank"] == _TRAIN
+        authors, genres = sorted(self.authors, key=self.authors.get), sorted(self.genres, key=self.genres.get)
+        unseen = (r["rank"] == SPLITS.index("test_unseen_authors")) & np.isin(r["author"], r["author"][train])
+        for i in np.flatnonzero(unseen).tolist():
+            out[i] = ("leakage", f"author {authors[r['author'][i]]} is also in train")
+        new_genre = (r["rank"] == SPLITS.index("test_unseen_genre")) & np.isin(r["genre"], r["genre"][train])
+        for i in np.flatnonzero(new_genre).tolist():
+            out[i] = ("leakage", f"genre {genres[r['genre'][i]]!r} is also in train")
+        targets, train_texts = self.target_cols.join(), self.train_cols.join()
+        if targets and train_texts:
+            for i in targets["row"][np.isin(targets["hash"], train_texts["hash"])].tolist():
                 out[i] = ("leakage", "its test_seen_authors target text also appears in train")
 
-    def _exact(self, order: list[int], out: dict) -> None:
-        """As ``validators.exact_duplicates``, in the canonical order."""
+    def _exact(self, order: np.ndarray, out: dict) -> None:
+        """As ``validators.exact_duplicates``, in the canonical order. A row whose generated
+        hashes no other row holds, and whose pair no other row repeats, can neither be hit
+        nor change a verdict: only the others are walked."""
+        r = self.r
+        chosen = np.ascontiguousarray(r["pair"][:, :16]).view("S16").ravel()
+        rejected = np.ascontiguousarray(r["pair"][:, 16:]).view("S16").ravel()
+        whole = r["pair"].view("S32").ravel()
+        gen_c, gen_r = (r["gen"] & 1).astype(bool), (r["gen"] & 2).astype(bool)
+        shared = _repeated(np.concatenate([chosen[gen_c], rejected[gen_r]]))
+        involved = (gen_c & np.isin(chosen, shared)) | (gen_r & np.isin(rejected, shared)) | np.isin(whole, _repeated(whole))
         seen = SeenTexts()
-        labels: dict[tuple[str, str], set] = defaultdict(set)
-        for i in order:
+        labels: dict[bytes, set] = defaultdict(set)
+        for i in order[involved[order]].tolist():
             if i in out:
                 continue
-            key, label, task, hashes = self.pair_key[i], self.label[i], self.positive_task[i], self.gen_hashes[i]
+            key, label = whole[i], int(r["label"][i])
+            task = r["task"][i].tobytes() if r["has_task"][i] else None
+            hashes = [h for h, g in ((chosen[i], gen_c[i]), (rejected[i], gen_r[i])) if g]
             hits = seen.hits(hashes, task)
-            mirror = self.config.allow_both_orders and all(self.pair_key[j] == key for j in hits)
+            mirror = self.config.allow_both_orders and all(whole[j] == key for j in hits)
             if hits and not (mirror and label not in labels[key]):
-                out[i] = ("exact_duplicate", f"a generated candidate repeats one of pair {self.ids[hits[0]]}")
+                out[i] = ("exact_duplicate", f"a generated candidate repeats one of pair {self._id(hits[0])}")
                 continue
             seen.claim(i, hashes, task)
             labels[key].add(label)
 
-    def _near(self, order: list[int], out: dict) -> None:
+    def _near(self, pos: np.ndarray, out: dict) -> None:
         """As ``validators.near_duplicates``, in the canonical order, among rows still kept."""
-        if not self.texts.keys:
+        t = self.t
+        if "keys" not in t:
             return
-        keys, valid = np.concatenate(self.texts.keys), np.concatenate(self.texts.valid)
-        owner = np.asarray(self.texts.owner)
-        valid &= np.array([o not in out for o in self.texts.owner], dtype=bool)
-        pos = np.empty(len(self.ids), dtype=np.int64)
-        pos[order] = np.arange(len(order))
+        owner = t["owner"]
+        kept = np.ones(self.n, dtype=bool)
+        kept[list(out)] = False
+        whole = self.r["pair"].view("S32").ravel()
         proposed = []
-        for a, b in candidate_pairs_from_keys(keys, valid).tolist():
+        for a, b in candidate_pairs_from_keys(t["keys"], t["valid"] & kept[owner]).tolist():
             ra, rb = int(owner[a]), int(owner[b])
             if pos[ra] > pos[rb]:
                 ra, rb = rb, ra
-            mirror = self.config.allow_both_orders and self.pair_key[ra] == self.pair_key[rb] and self.label[ra] != self.label[rb]
+            mirror = (self.config.allow_both_orders and whole[ra] == whole[rb]
+                      and self.r["label"][ra] != self.r["label"][rb])
             if ra != rb and not mirror and not self._same_family(a, b):
                 proposed.append((a, b, ra, rb))
         if not proposed:
@@ -188,26 +283,33 @@ class CrossShardCheck:
             earlier = [(j, jac) for j, jac in neighbours[i] if j not in out]
             if earlier:
                 j, jac = max(earlier, key=lambda x: (x[1], -pos[x[0]]))
-                out[i] = ("near_duplicate", f"a generated candidate has Jaccard {jac:.2f} with one of pair {self.ids[j]}")
+                out[i] = ("near_duplicate", f"a generated candidate has Jaccard {jac:.2f} with one of pair {self._id(j)}")
 
     def _same_family(self, a: int, b: int) -> bool:
         """Texts ``a`` and ``b`` are one task's chosen or rewrites of it (validators.edit_families)."""
-        fa = self.texts.family[a]
-        return fa is not None and fa == self.texts.family[b]
+        t = self.t
+        return bool(t["has_family"][a] and t["has_family"][b] and t["family"][a] == t["family"][b])
 
     def _shingles(self, wanted: set[int]) -> dict[int, np.ndarray]:
         """Shingle hashes of the generated texts ``wanted``, read back one file at a time."""
         import pyarrow.parquet as pq  # only when a folder is read
 
+        t = self.t
         by_file: dict[int, list[int]] = defaultdict(list)
-        for t in wanted:
-            by_file[self.texts.where[t][0]].append(t)
+        for k in wanted:
+            by_file[int(t["file"][k])].append(k)
         out: dict[int, np.ndarray] = {}
         for file_no, ts in sorted(by_file.items()):
-            table = pq.read_table(self.files[file_no], columns=["chosen", "rejected"])
-            cols = {c: table.column(c) for c in ("chosen", "rejected")}
-            texts = [cols[self.texts.where[t][2]][self.texts.where[t][1]].as_py() or "" for t in ts]
+            table = pq.read_table(self.files[file_no], columns=list(_SIDES))
+            cols = [table.column(c) for c in _SIDES]
+            texts = [cols[t["side"][k]][int(t["at"][k])].as_py() or "" for k in ts]
             h, offsets = self.hasher.shingles(texts)
-            for k, t in enumerate(ts):
-                out[t] = h[offsets[k] : offsets[k + 1]]
+            for j, k in enumerate(ts):
+                out[k] = h[offsets[j] : offsets[j + 1]]
         return out
+
+
+def _repeated(values: np.ndarray) -> np.ndarray:
+    """The values occurring more than once in ``values``."""
+    uniq, counts = np.unique(values, return_counts=True)
+    return uniq[counts > 1]

@@ -121,7 +121,12 @@ class ValidationReport:
 # --------------------------------------------------------------------------- text helpers
 
 def text_hash(text: str) -> str:
-    return hashlib.blake2b(normalize(text).encode(), digest_size=16).hexdigest()
+    return text_digest(text).hex()
+
+
+def text_digest(text: str) -> bytes:
+    """``text_hash`` as its 16 raw bytes (``crosscheck`` keeps these in numpy arrays)."""
+    return hashlib.blake2b(normalize(text).encode(), digest_size=16).digest()
 
 
 def is_generated(source: str | None) -> bool:

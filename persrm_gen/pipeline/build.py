@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import gc
 from collections import Counter
+from collections.abc import Iterable
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 
-from persrm_gen.dataset.compact import compact_table
+from persrm_gen.dataset.compact import Verdicts, compact_table
 from persrm_gen.dataset.folder import OutputFolder
 from persrm_gen.dataset.schema import SPLITS
 from persrm_gen.errors import InputError
@@ -109,8 +110,8 @@ def _end_step(opts: BuildOptions, prepared: Prepared, model: str, staging: Path,
     """Every finished shard into ``staging``: the checks across shards, the published files,
     the manifest and the card, from the shards' files and summaries alone. (counts,
     rejections, manifest)."""
-    summaries = [store.summary(i) for i in range(n_shards)]
-    rejections, skipped, usage, verdicts, tally = _totals(summaries, client)
+    # one shard's summary at a time: its verdicts go into one compact mapping (dataset.compact)
+    rejections, skipped, usage, verdicts, tally = _totals((store.summary(i) for i in range(n_shards)), client)
 
     def manifest_for(counts: dict, rejections: dict, rows: list[dict], stats: dict) -> dict:
         spent = usage.to_dict()
@@ -138,12 +139,12 @@ def _first_tasks(prepared: Prepared, shards: list[list], opts: BuildOptions) -> 
     raise InputError(f"{opts.authors}: no usable target samples (skipped: {dict(skipped) or 'none'})")
 
 
-def _totals(summaries: list[dict], client: LLMClient) -> tuple[Counter, dict, DatasetUsage, dict, JudgeTally]:
+def _totals(summaries: Iterable[dict], client: LLMClient) -> tuple[Counter, dict, DatasetUsage, Verdicts, JudgeTally]:
     """(drops, samples skipped, usage, style verdicts, judge requests) over every shard."""
     drops: Counter = Counter()
     skipped: Counter = Counter()
     usage = DatasetUsage(client.pricing)
-    verdicts: dict[str, str] = {}
+    verdicts = Verdicts()
     tally = JudgeTally()
     for s in summaries:
         drops.update(s["drops"])

@@ -16,6 +16,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+from persrm_gen.dataset.compact import Verdicts
 from persrm_gen.dataset.folder import OutputFolder
 from persrm_gen.dataset.schema import SPLITS
 from persrm_gen.errors import UsageError
@@ -118,18 +119,18 @@ def _check_disjoint_authors(sources: list[Path], units: list[Unit]) -> None:
             owner[aid] = src
 
 
-def _style_verdicts(units: list[Unit]) -> dict[str, str]:
+def _style_verdicts(units: list[Unit]) -> Verdicts:
     """The stylometric judge's verdict per pair (the card's baseline accuracy), a file at a time."""
     import pyarrow.parquet as pq  # only when a folder is read
 
     from persrm_gen.style import baseline_judge
 
-    out: dict[str, str] = {}
+    out = Verdicts()
     for unit in units:
         for split in SPLITS:
             for f in unit.of("pairs", split):
-                for r in pq.read_table(f, columns=["id", "context", "response_a", "response_b"]).to_pylist():
-                    out[r["id"]] = baseline_judge(r["context"], r["response_a"], r["response_b"])
+                rows = pq.read_table(f, columns=["id", "context", "response_a", "response_b"]).to_pylist()
+                out.update({r["id"]: baseline_judge(r["context"], r["response_a"], r["response_b"]) for r in rows})
     return out
 
 

@@ -1,0 +1,85 @@
+"""The end step's per-pair state is numpy columns (issue 12): the cross-shard check, the
+compact rows, the blind audit and the style verdicts must give what dicts and lists gave."""
+
+from __future__ import annotations
+
+import random
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from persrm_gen.dataset.blind_audit import FEATURES, audit
+from persrm_gen.dataset.compact import FIELDS, SCHEMA, CompactRows, Verdicts
+from persrm_gen.dataset.crosscheck import CrossShardCheck
+from persrm_gen.dataset.validators import exact_duplicates
+
+
+def test_verdicts_behave_as_a_dict_updated_shard_by_shard():
+    rng = random.Random(3)
+    ids = [f"p{i}" for i in range(60)] + ["é-ü", "p1x", ""]
+    plain, compact = {}, Verdicts()
+    for _ in range(5):
+        update = {rng.choice(ids): rng.choice(["A", "B", None]) for _ in range(20)}
+        plain.update(update)
+        compact.update(update)
+        assert {k: compact.get(k, "missing") for k in ids} == {k: plain.get(k, "missing") for k in ids}
+    assert len(compact) == len(plain) and sorted(compact) == sorted(plain)
+    assert compact.get("p1xxxxxxxxxxxxxxxxx") is None  # wider than every id: never a truncated match
+
+
+def _compact_rows(n: int, seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        row = {name: rng.choice(["x", "y", "ä"]) for name in FIELDS}
+        row.update(id=f"{rng.randrange(10**6):06d}-{'ö' if i % 7 == 0 else ''}{i}", author_id=f"a{rng.randrange(9)}",
+                   split=rng.choice(["train", "train", "test_seen_authors", "test_unseen_authors"]),
+                   strategy=rng.choice(["mimic", "other-author", "minimal-edit"]), genre=rng.choice(["essay", "speech"]),
+                   style_margin=rng.uniform(-1, 3), rationale_ok=rng.random() < 0.7,
+                   pair_features=[rng.gauss(0, 1) for _ in FEATURES], pair_longer=rng.choice([0.0, 0.5, 1.0]))
+        rows.append(row)
+    rows[3]["rationale_source"] = None  # a null in a string column
+    return rows
+
+
+def test_compact_rows_read_back_every_value_and_audit_as_the_dicts_do():
+    rows = _compact_rows(300, 1)
+    compact = CompactRows(pa.Table.from_pylist(rows, schema=SCHEMA))
+    for row, back in zip(rows, compact):
+        assert {k: back[k] for k in FIELDS} == {k: row[k] for k in FIELDS}
+        assert [type(back[k]) for k in FIELDS] == [type(row[k]) for k in FIELDS]
+        assert list(back["pair_features"]) == row["pair_features"] and back["pair_longer"] == row["pair_longer"]
+    shuffled = rows[:]
+    random.Random(2).shuffle(shuffled)
+    assert audit(compact) == audit(shuffled) == audit(rows)  # any order, same numbers, from columns or dicts
+
+
+def _pairs_row(i: int, rng: random.Random, pool: list[str]) -> dict:
+    return dict(id=f"p{i:03d}", author_id=f"a{rng.randrange(4)}", genre="essay", split="train",
+                label=rng.choice("AB"), chosen=rng.choice(pool), rejected=rng.choice(pool),
+                chosen_source=rng.choice(["author", "generated"]), rejected_source=rng.choice(["generated", "author"]),
+                context=[], sample_id=rng.choice(["s1", "s2", None]), strategy="mimic")
+
+
+def test_the_cross_shard_exact_check_agrees_with_the_row_check_in_canonical_order(tmp_path):
+    # texts far apart (no near duplicates) but often repeated: exact duplicates, a task's shared
+    # positive, both orders of one pair; rows over three files in any order
+    rng = random.Random(4)
+    pool = [" ".join(f"w{rng.randrange(10**6)}" for _ in range(30)) for _ in range(25)]
+    rows = [_pairs_row(i, rng, pool) for i in range(150)]
+    expected = exact_duplicates(sorted(rows, key=lambda r: (r["author_id"], r["id"])))
+    canonical = sorted(rows, key=lambda r: (r["author_id"], r["id"]))
+    want = {canonical[i]["id"]: detail for i, detail in expected.items()}
+    assert want  # the case is exercised
+    order = list(range(3))
+    rng.shuffle(order)
+    check = CrossShardCheck()
+    for k in order:
+        path = tmp_path / f"f{k}.parquet"
+        pq.write_table(pa.Table.from_pylist(rows[k * 50 : (k + 1) * 50]), path)
+        check.add_file(path)
+    got = check.rejected()
+    # (a repeat the exact check lets through, as a task's positive, can still be a near duplicate)
+    assert {k: v[1] for k, v in got.items() if v[0] == "exact_duplicate"} == want
+    author = {r["id"]: r["author_id"] for r in rows}
+    assert list(got) == sorted(got, key=lambda i: (author[i], i))  # in the canonical order
