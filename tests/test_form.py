@@ -222,3 +222,26 @@ def test_a_generated_positive_far_shorter_than_the_target_or_degenerate_is_a_pro
     assert positive_problem(garbage + " " + " ".join(["word"] * 60) + ".", target) == "degenerate"
     url = "See https://packaging.python.org/en/latest/specifications/core-metadata/ for it. "
     assert positive_problem(url + " ".join(["word"] * 60) + ".", target) is None
+
+
+def test_a_target_no_strategy_can_make_a_negative_for_is_counted_not_lost_silently():
+    import asyncio
+    from collections import Counter
+    from pathlib import Path
+
+    from dataclasses import replace
+
+    from persrm_gen.pipeline.candidates import make_candidates
+    from persrm_gen.pipeline.options import BuildOptions
+
+    opts = BuildOptions(authors=Path("authors.jsonl"), positive="real", negatives=("minimal-edit", "axes"))
+    factory = _factory("real", chat=False, negatives=("minimal-edit", "axes"))
+    plain = "Xylophones zigzag quietly over the moor."  # no synonym, one sentence: nothing any edit can change
+    tasks = [replace(_task(0), target=plain), _task(1)]
+    drops: Counter = Counter()
+    chosen, negatives = asyncio.run(make_candidates(opts, None, factory, tasks, None, None, drops))
+    assert set(chosen) == {"t0", "t1"}
+    made = Counter((n.task_id, n.strategy.split("-")[0]) for n in negatives)
+    assert ("t0", "minimal") not in made and ("t0", "axis") not in made
+    assert drops["no_negative_minimal-edit"] >= 1 and drops["no_negative_axes"] >= 1
+    assert drops["no_negative_axes"] == 2 - sum(1 for t, s in made if s == "axis")

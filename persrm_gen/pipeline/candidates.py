@@ -2,7 +2,9 @@
 positives that came back; a sampled API output that cannot be parsed, or cannot be brought
 to the chosen text's length at a sentence end, is sampled again (a new attempt index, so a
 new cache key) up to ``--max-attempts``; what is still unusable is dropped and counted by
-reason (``unusable_<strategy>``, ``length_mismatch_<strategy>``).
+reason (``unusable_<strategy>``, ``length_mismatch_<strategy>``); a strategy that can make no
+negative for a target at all (a rule-based edit with nothing to change, no other author of
+the genre) is counted too (``no_negative_<strategy>``).
 
 A generated positive that copies its context (the row validator's ``leakage`` rule, with the
 build's ``leak_ngram`` and ``max_leak_fraction``), or that is far shorter than the author's
@@ -63,7 +65,7 @@ async def make_candidates(opts: BuildOptions, client: LLMClient, factory: Candid
             drops[f"{cand.reason}_positive"] += 1
         else:
             chosen[job.task.id] = cand
-    neg_jobs = [j for t in tasks if t.id in chosen for j in factory.negative_jobs(t, chosen[t.id])]
+    neg_jobs = [j for t in tasks if t.id in chosen for j in _negative_jobs(factory, t, chosen[t.id], drops)]
     negatives: list[Candidate] = []
     balanced = await _run_jobs(client, neg_jobs, progress, "negatives", usage, opts, draws=factory.draws,
                                sides=lambda jobs, raws, parse: length_sides(jobs, raws, opts.seed, parse))
@@ -73,6 +75,18 @@ async def make_candidates(opts: BuildOptions, client: LLMClient, factory: Candid
         else:
             negatives.append(cand)
     return chosen, negatives
+
+
+def _negative_jobs(factory: CandidateFactory, task: Task, chosen: Candidate, drops: Counter) -> list[Job]:
+    """The task's negative jobs; a strategy that can make none for it (no word a minimal edit
+    can swap, no axis that changes the text, no other author of the genre) is counted as
+    ``no_negative_<strategy>``, so a build that loses pairs that way says so."""
+    jobs = factory.negative_jobs(task, chosen)
+    made = {"axes" if j.strategy.startswith("axis-") else j.strategy for j in jobs}
+    for strategy in factory.opt.negatives:
+        if strategy not in made:
+            drops[f"no_negative_{strategy}"] += 1
+    return jobs
 
 
 def _positive_check(opts: BuildOptions) -> Callable[[Job, Candidate], str | None]:
