@@ -196,7 +196,8 @@ def test_an_axis_negative_takes_another_axis_when_its_own_cannot_change_the_chos
     from persrm_gen.dataset.validators import normalize
 
     task = _task(0)
-    one_par = Candidate(task.id, "The team has worked on a new loader. It reads files, and it is big.", "author", "real")
+    one_par = Candidate(task.id, "However the team has worked on a new loader. It reads files, and it is big.", "author",
+                        "real")
     strategies = set()
     for seed in range(12):
         factory = _factory("real", seed=seed, chat=False, axes=("structure", "punctuation", "vocabulary"))

@@ -55,6 +55,8 @@ FEATURES = (
     "clean_end",  # 1 when the text ends a sentence (textutil.FINISHED_END, as the candidates' trim)
     "digits",  # share of characters
     "quotes_parens",  # per word
+    "exclamations_dashes",  # "!" and dashes per word: the marks of a "breathless" randomize style or of a rule-based
+                            # punctuation rewrite, which the other features cannot see
 )
 # The surface a base model's text is told from the author's by, with the spread of each over the
 # example corpus's samples: the build keeps the draw of a generated negative nearest the
@@ -66,6 +68,7 @@ L2 = 3.0  # ridge on standardised features; keeps the judge calm on a few dozen 
 MIN_TRAIN_PAIRS = 4
 CV_FOLDS = 5
 _QP = re.compile(r"[\"“”()\[\]]")
+_EXCLAIM_DASH = re.compile(r"!|--|—|–|(?<=\s)-(?=\s)")
 
 _INDEX = {name: i for i, name in enumerate(FEATURES)}
 Extra = Callable[[str], Sequence[float]]  # more per-text features, e.g. fluency
@@ -93,6 +96,7 @@ def text_features(text: str) -> tuple[float, ...]:
         1.0 if FINISHED_END.search(text) else 0.0,
         sum(c.isdigit() for c in text) / max(len(text), 1),
         len(_QP.findall(text)) / per_word,
+        len(_EXCLAIM_DASH.findall(text)) / per_word,
     )
 
 
