@@ -319,10 +319,10 @@ def test_the_add_direction_leaves_lists_objects_and_questions_alone():
 def test_a_blind_judge_cannot_tell_the_chosen_text_from_its_punctuation_rewrite():
     """dataset.blind_audit's judge (commas per word, length in characters, ...), fitted by
     author-grouped cross-validation as ``audit`` does: 0.87-0.91 when every rewrite stripped."""
-    from persrm_gen.dataset.blind_audit import _hits, cross_validated, pair_features
+    from persrm_gen.dataset.blind_audit import _Coded, _hits, cross_validated, pair_features
 
     pairs = _punctuation_pairs(6)
-    rows = [{"author_id": str(author)} for _, _, author in pairs]
-    cv = cross_validated(rows, pair_features([c for c, _, _ in pairs], [r for _, r, _ in pairs]))
+    authors = _Coded.of(str(author) for _, _, author in pairs)
+    cv = cross_validated(authors, pair_features([c for c, _, _ in pairs], [r for _, r, _ in pairs]))
     assert len(pairs) >= 40 and cv is not None
     assert float(_hits(cv).mean()) <= 0.65
