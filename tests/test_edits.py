@@ -101,15 +101,21 @@ def test_length_axis_never_splits_after_a_leading_adverb_or_an_introductory_phra
     assert not _broken(_LONG, out)
 
 
-def test_length_axis_joins_short_sentences_within_a_paragraph_and_keeps_names_capitalized():
+def test_length_axis_joins_sentences_within_a_paragraph_and_keeps_names_capitalized():
     from persrm_gen.generator.edits import _join_sentences
 
     text = "Python is small. It runs anywhere.\n\nWe like it. Guido wrote it. The end came later."
-    # no spot to split: joined with "; " (the word count kept), never before a name
-    out = axis_rewrite(text, "length", random.Random(0))
-    assert out == "Python is small; it runs anywhere.\n\nWe like it. Guido wrote it; the end came later."
+    assert _join_sentences("Python is small. It runs anywhere.", text) == "Python is small, and it runs anywhere."
     assert _join_sentences("We like it. Guido wrote it. The end came later.", text) == \
         "We like it, and Guido wrote it. The end came later."
+
+
+def test_length_axis_splits_or_joins_by_a_coin_and_leaves_a_text_it_cannot_split():
+    # nothing to split: joining alone would lengthen the sentences of every such negative
+    assert axis_rewrite("Python is small. It runs anywhere. We like it a lot.", "length", random.Random(0)) is None
+    outs = {axis_rewrite(_LONG, "length", random.Random(seed)) for seed in range(8)}
+    assert {len(sentences(o)) > len(sentences(_LONG)) for o in outs} == {True, False}
+    assert any(", and when the old importer ran" in o for o in outs), outs
 
 
 def _word_moves(axis: str, seeds: int = 6) -> list[int]:
@@ -131,7 +137,7 @@ def test_axis_rewrites_have_more_words_about_as_often_as_fewer(axis):
     (main: length 12 of 42 count-changing rewrites longer, formality 18 of 96)."""
     moves = _word_moves(axis)
     moved = [m for m in moves if m]
-    assert len(moves) >= 60 and len(moved) >= 20
+    assert len(moves) >= 30 and len(moved) >= 20
     assert 0.3 <= sum(m > 0 for m in moved) / len(moved) <= 0.7, (sum(m > 0 for m in moved), len(moved))
     # what "pick the longer response" scores (a tie counts half): near a coin
     assert 0.4 <= sum((m < 0) + (m == 0) / 2 for m in moves) / len(moves) <= 0.6

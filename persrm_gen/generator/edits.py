@@ -191,10 +191,8 @@ def _can_lower(word: str, text: str) -> bool:
     )
 
 
-def _join_sentences(line: str, text: str, glue: str = ", and ") -> str:
-    """Every second sentence boundary in a line becomes ``glue`` (", and" or "; ": both
-    sentences full clauses). After a semicolon the second sentence must lose its capital
-    ("; Guido wrote it" reads as a broken sentence), so a name there is no join point for it."""
+def _join_sentences(line: str, text: str) -> str:
+    """Every second sentence boundary in a line becomes ", and" (both sentences full clauses)."""
     sents = sentences(line)
     if len(sents) < 2:
         return line
@@ -204,35 +202,37 @@ def _join_sentences(line: str, text: str, glue: str = ", and ") -> str:
         second = sents[i + 1] if i + 1 < len(sents) else None
         if (second and first.endswith(".") and not _ABBREVIATION_RE.search(first)
                 and len(words_of(first)) >= MIN_JOIN_WORDS and len(words_of(second)) >= MIN_JOIN_WORDS and second[:1].isalpha()):
-            lower = _can_lower(words_of(second.split()[0])[0], text)
-            if lower or glue != "; ":
-                second = (second[:1].lower() + second[1:]) if lower else second
-                out.append(f"{first[:-1]}{glue}{second}")
-                i += 2
-                continue
-        out.append(first)
-        i += 1
+            head = second.split()[0]
+            second = (head[:1].lower() + second[1:]) if _can_lower(words_of(head)[0], text) else second
+            out.append(f"{first[:-1]}, and {second}")
+            i += 2
+        else:
+            out.append(first)
+            i += 1
     lead = line[: len(line) - len(line.lstrip())]
     return lead + " ".join(out)
 
 
 def _length(text: str, rng: random.Random) -> str:
-    """Sentence length: split sentences where two full clauses meet, or join short ones.
+    """Sentence length: split sentences where two full clauses meet, or join them with ", and".
 
-    Only the split and join points change (a full stop and a capital, ", and" or "; "); lines
-    and paragraphs stay as they are. Why the choice below: a split at ", and" drops the "and",
-    a join with ", and" adds one, and splitting every text whose sentences averaged 14 words or
-    more (most real text) made the negative the one with fewer words on most pairs ("pick the
-    longer response" right on 0.88 of them). So a text that can be split is split or joined
-    with ", and" by a coin from ``rng`` (its word count moves either way), and a text that can
-    only be joined (most: a split needs two full clauses in one sentence) is joined with "; ",
-    which keeps its word count. A text that can only be split is split.
+    Only the split and join points change (a full stop and a capital, or ", and"); lines and
+    paragraphs stay as they are. Which way goes by a coin from ``rng``, and only a text with a
+    spot to split is rewritten (nearly every text can also be joined); any other is left to
+    the task's next axis (the text as it is). Why: a split at ", and"
+    drops the "and" and a join adds one, and splitting every text whose sentences averaged 14
+    words or more (most real text) made the negative the one with fewer words on most pairs
+    ("pick the longer response" right on 0.88 of them). Joining a text that cannot be split
+    instead (even with "; ", which keeps the word count) made the negative the one with longer
+    sentences and fewer capitals on every such pair: a context-blind judge picked the author's
+    text on 0.92 of the example corpus's length pairs (0.69 with the coin on splittable texts only).
     """
     lines = text.split("\n")
     split = "\n".join("".join(_split_sentence(s) for s in _keep_spacing(line)) for line in lines)
-    join = rng.random() < 0.5
-    if split == text or join:
-        joined = "\n".join(_join_sentences(line, text, ", and " if split != text else "; ") for line in lines)
+    if split == text:
+        return text
+    if rng.random() < 0.5:
+        joined = "\n".join(_join_sentences(line, text) for line in lines)
         if joined != text:
             return joined
     return split
