@@ -187,8 +187,8 @@ def _formality(text: str, rng: random.Random) -> str:
 
     Spelling contractions out adds a word each ("isn't" -> "is not") and making them takes
     one away, so a direction that changes the word count is taken only when the other moves
-    it the opposite way; a text that can only move one way gets no rewrite (the task takes its
-    next axis). Why: contracting every formal text (most real text) made the negative the
+    it the opposite way (then the coin decides); else a direction that keeps the count is
+    taken, and a text with neither gets no rewrite (the task takes its next axis). Why: contracting every formal text (most real text) made the negative the
     shorter response on nearly every pair ("pick the longer response" right on 0.82 of them).
     """
     ways = [out for out in ((_formal(text, rng), _informal(text, rng))) if out != text]
