@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from persrm_gen.generator.edits import AXIS_REWRITES, axis_rewrite, minimal_edit
-from persrm_gen.style import words_of
+from persrm_gen.style import n_words, words_of
 from persrm_gen.textutil import sentences
 
 TEXT = ("We need to make a big change to the way the import system works. It is not hard, but it is "
@@ -36,7 +36,8 @@ def test_minimal_edit_is_deterministic_and_refuses_texts_without_candidates():
 
 def test_each_axis_changes_the_text_along_its_axis():
     rng = random.Random(0)
-    assert "shouldn't" in axis_rewrite(TEXT, "formality", rng) or "isn't" in axis_rewrite(TEXT, "formality", rng)
+    formal = {axis_rewrite(TEXT, "formality", random.Random(seed)) for seed in range(6)}  # both ways, a coin
+    assert any("isn't" in f for f in formal) and any("ought to start" in f and "need to" in f for f in formal)
     longer = axis_rewrite(TEXT, "length", rng)
     assert len(sentences(longer)) != len(sentences(TEXT))
     # TEXT has no spot for a new comma: its commas could only go, and the axis leaves it (see below)
@@ -101,10 +102,46 @@ def test_length_axis_never_splits_after_a_leading_adverb_or_an_introductory_phra
     assert not _broken(_LONG, out)
 
 
-def test_length_axis_joins_short_sentences_within_a_paragraph_and_keeps_names_capitalized():
+def test_length_axis_joins_sentences_within_a_paragraph_and_keeps_names_capitalized():
+    from persrm_gen.generator.edits import _join_sentences
+
     text = "Python is small. It runs anywhere.\n\nWe like it. Guido wrote it. The end came later."
-    out = axis_rewrite(text, "length", random.Random(0))
-    assert out == "Python is small, and it runs anywhere.\n\nWe like it, and Guido wrote it. The end came later."
+    assert _join_sentences("Python is small. It runs anywhere.", text) == "Python is small, and it runs anywhere."
+    assert _join_sentences("We like it. Guido wrote it. The end came later.", text) == \
+        "We like it, and Guido wrote it. The end came later."
+
+
+def test_length_axis_splits_or_joins_by_a_coin_and_leaves_a_text_it_cannot_split():
+    # nothing to split: joining alone would lengthen the sentences of every such negative
+    assert axis_rewrite("Python is small. It runs anywhere. We like it a lot.", "length", random.Random(0)) is None
+    outs = {axis_rewrite(_LONG, "length", random.Random(seed)) for seed in range(8)}
+    assert {len(sentences(o)) > len(sentences(_LONG)) for o in outs} == {True, False}
+    assert any(", and when the old importer ran" in o for o in outs), outs
+
+
+def _word_moves(axis: str, seeds: int = 6) -> list[int]:
+    """Change in words of each rewrite along ``axis`` over the example corpus, each text with
+    its own seeds (a build seeds each task apart)."""
+    out = []
+    for i, text in enumerate(_example_texts()):
+        for seed in range(seeds):
+            rewritten = axis_rewrite(text, axis, random.Random(1000 * seed + i))
+            if rewritten is not None:
+                out.append(n_words(rewritten) - n_words(text))
+    return out
+
+
+@pytest.mark.parametrize("axis", ["length", "formality"])
+def test_axis_rewrites_have_more_words_about_as_often_as_fewer(axis):
+    """Issue 13: splitting long sentences (dropping the joining "and") and contracting formal
+    text ("is not" -> "isn't") made the negative the shorter response on nearly every pair
+    (main: length 12 of 42 count-changing rewrites longer, formality 18 of 96)."""
+    moves = _word_moves(axis)
+    moved = [m for m in moves if m]
+    assert len(moves) >= 30 and len(moved) >= 20
+    assert 0.3 <= sum(m > 0 for m in moved) / len(moved) <= 0.7, (sum(m > 0 for m in moved), len(moved))
+    # what "pick the longer response" scores (a tie counts half): near a coin
+    assert 0.4 <= sum((m < 0) + (m == 0) / 2 for m in moves) / len(moves) <= 0.6
 
 
 def test_punctuation_axis_keeps_the_words_and_the_line_breaks():

@@ -8,7 +8,9 @@ the pair differs in style only. Both are deterministic given the Random they rec
 A rewrite that always moves a feature the same way (fewer commas, longer words) is a cue a
 judge reads without the author ("the response with more commas is the author's"), so where
 the direction is free it is a seeded coin: the punctuation axis strips commas or adds them
-(:func:`_punctuation`), a minimal edit balances its change in word length (:func:`_balanced_spots`).
+(:func:`_punctuation`), length splits or joins sentences (:func:`_length`), formality goes
+formal or casual (:func:`_formality`), a minimal edit balances its change in word length
+(:func:`_balanced_spots`). A text that could move only one way gets no rewrite there.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import random
 import re
 
-from persrm_gen.style import words_of
+from persrm_gen.style import n_words, words_of
 from persrm_gen.textutil import ASCII_WORD, PARAGRAPH_BREAK, normalized, sentences
 
 # Common words with a near-synonym each, both ways.
@@ -64,6 +66,23 @@ _CONTRACTIONS = {
 _FORMAL = {"but": "however,", "so": "therefore", "get": "obtain", "need": "require", "also": "furthermore",
            "show": "demonstrate", "help": "assist", "about": "concerning", "enough": "sufficient"}
 _INFORMAL = {v.rstrip(","): k for k, v in _FORMAL.items()}
+# After these a formal word does not fit: "get rid of", "so far", "but not" ("however, not").
+_NOT_AFTER = {"get": "rid|to|into|out|up|back|away|on|off|in|used|started",
+              "so": "far|many|much|on|as|long|to|that|is|are|does|do|[,.;:!?)]", "but": "not|also|rather|only|then|instead"}
+_NOT_AFTER_RE = {w: re.compile(rf"[ \t]*(?:{after})") for w, after in _NOT_AFTER.items()}
+# Words that are no formal twin's verb or adverb often enough: "the need for", "help give",
+# "bring about", "is also" ("is furthermore"). Their formal side still becomes them (informal).
+_NOT_FORMALIZED = frozenset(("need", "help", "about"))
+
+
+def _formal_fits(text: str, m: re.Match) -> bool:
+    """Whether the word at ``m`` may take its formal twin (_FORMAL) there."""
+    word, before = m.group(0).lower(), text[:m.start()].rstrip()
+    if word in _NOT_FORMALIZED or ((rx := _NOT_AFTER_RE.get(word)) and rx.match(text, m.end())):
+        return False
+    if word in ("also", "but", "so"):  # "However," and "Furthermore," open a sentence or follow a comma
+        return before[-1:] in ("", ".", "!", "?") or (word != "also" and before.endswith(","))
+    return True
 
 
 def _match_case(src: str, new: str) -> str:
@@ -74,9 +93,11 @@ def _match_case(src: str, new: str) -> str:
     return new
 
 
-def _swap_words(text: str, rng: random.Random, table: dict[str, str], n: int) -> tuple[str, int]:
-    """Replace ``n`` randomly chosen words found in ``table``; returns (text, replaced)."""
-    spots = [m for m in ASCII_WORD.finditer(text) if m.group(0).lower() in table]
+def _swap_words(text: str, rng: random.Random, table: dict[str, str], n: int,
+                fits=None) -> tuple[str, int]:
+    """Replace ``n`` randomly chosen words found in ``table`` (only those where ``fits(text,
+    match)``, when given); returns (text, replaced)."""
+    spots = [m for m in ASCII_WORD.finditer(text) if m.group(0).lower() in table and (fits is None or fits(text, m))]
     chosen = rng.sample(spots, min(n, len(spots)))
     return _replace(text, chosen, table), len(chosen)
 
@@ -130,16 +151,57 @@ def minimal_edit(text: str, rng: random.Random) -> str | None:
 _NOT_CLAUSE_END = r"(?![ \t]*(?:[.,;:!?)\]]|$))"
 
 
-def _formality(text: str, rng: random.Random) -> str:
-    contracted = sum(text.count(v) for v in _CONTRACTIONS.values())
-    if contracted:  # informal author text: make it formal
-        for long, short in _CONTRACTIONS.items():
-            text = text.replace(short, long).replace(short.capitalize(), long.capitalize())
-        return _swap_words(text, rng, {k: v for k, v in _FORMAL.items()}, 99)[0]
+# Stiff, wordier phrasings of common words (informal -> formal, lower case as matched), each
+# with the pattern that finds the informal side where the swap stays grammatical: "because
+# of" and "should not" have no such twin ("due to the fact that of", "ought to not"). They
+# give the formal direction words to add where a text has no contraction to spell out.
+_WORDY = (
+    (r"\bbecause\b(?![ \t]+of\b)", "because", "due to the fact that"),
+    (r"\b(?-i:should)\b(?![ \t]+not\b|n't)", "should", "ought to"),  # "Should we ...?" asks
+    (r"\bso that\b", "so that", "in order that"),
+)
+_CASED = re.IGNORECASE
+
+
+def _formal(text: str, rng: random.Random) -> str:
+    """Contractions spelled out, wordy phrasings (_WORDY), formal words (_FORMAL)."""
+    for long, short in _CONTRACTIONS.items():
+        text = text.replace(short, long).replace(short.capitalize(), long.capitalize())
+    for pattern, _, stiff in _WORDY:
+        text = re.sub(pattern, lambda m, stiff=stiff: _match_case(m.group(0), stiff), text, flags=_CASED)
+    return _swap_words(text, rng, _FORMAL, 99, _formal_fits)[0]
+
+
+def _informal(text: str, rng: random.Random) -> str:
+    """Contractions, plain phrasings ("in order to" -> "to", _WORDY backwards), plain words."""
     for long, short in _CONTRACTIONS.items():  # never at a clause end: "as it is." is not "as it's."
         text = re.sub(rf"\b{long}\b{_NOT_CLAUSE_END}", short, text)
         text = re.sub(rf"\b{long.capitalize()}\b{_NOT_CLAUSE_END}", short.capitalize(), text)
+    for _, plain, stiff in (*_WORDY, (None, "to", "in order to")):
+        text = re.sub(rf"\b{stiff}\b", lambda m, plain=plain: _match_case(m.group(0), plain), text, flags=_CASED)
     return _swap_words(text, rng, _INFORMAL, 99)[0]
+
+
+def _formality(text: str, rng: random.Random) -> str:
+    """Formal and stiff (:func:`_formal`) or casual (:func:`_informal`), by a coin from ``rng``.
+
+    Spelling contractions out adds a word each ("isn't" -> "is not") and making them takes
+    one away, so a direction that changes the word count is taken only when the other moves
+    it the opposite way (then the coin decides); else a direction that keeps the count is
+    taken, and a text with neither gets no rewrite (the task takes its next axis). Why: contracting every formal text (most real text) made the negative the
+    shorter response on nearly every pair ("pick the longer response" right on 0.82 of them).
+    """
+    ways = [out for out in ((_formal(text, rng), _informal(text, rng))) if out != text]
+    moves = {_sign(n_words(out) - n_words(text)) for out in ways}
+    if len(ways) < 2 or moves == {1} or moves == {-1}:  # one way: a one-sided cue
+        return text if any(moves) else (ways or [text])[0]
+    if moves == {0} or moves == {-1, 1}:
+        return ways[rng.random() < 0.5]
+    return next(out for out in ways if n_words(out) == n_words(text))  # one keeps the count, one not
+
+
+def _sign(x: int) -> int:
+    return (x > 0) - (x < 0)
 
 
 # Where a sentence may be split so that both halves are full clauses: at a semicolon, or at a
@@ -214,16 +276,28 @@ def _join_sentences(line: str, text: str) -> str:
 
 
 def _length(text: str, rng: random.Random) -> str:
-    """Sentence length: split long sentences where two full clauses meet, or join short ones.
+    """Sentence length: split sentences where two full clauses meet, or join them with ", and".
 
     Only the split and join points change (a full stop and a capital, or ", and"); lines and
-    paragraphs stay as they are.
+    paragraphs stay as they are. Which way goes by a coin from ``rng``, and only a text with a
+    spot to split is rewritten (nearly every text can also be joined); any other is left to
+    the task's next axis (the text as it is). Why: a split at ", and"
+    drops the "and" and a join adds one, and splitting every text whose sentences averaged 14
+    words or more (most real text) made the negative the one with fewer words on most pairs
+    ("pick the longer response" right on 0.88 of them). Joining a text that cannot be split
+    instead (even with "; ", which keeps the word count) made the negative the one with longer
+    sentences and fewer capitals on every such pair: a context-blind judge picked the author's
+    text on 0.92 of the example corpus's length pairs (0.69 with the coin on splittable texts only).
     """
-    sents = sentences(text)
-    mean = sum(len(s.split()) for s in sents) / max(1, len(sents))
-    if mean >= 14:
-        return "\n".join("".join(_split_sentence(s) for s in _keep_spacing(line)) for line in text.split("\n"))
-    return "\n".join(_join_sentences(line, text) for line in text.split("\n"))
+    lines = text.split("\n")
+    split = "\n".join("".join(_split_sentence(s) for s in _keep_spacing(line)) for line in lines)
+    if split == text:
+        return text
+    if rng.random() < 0.5:
+        joined = "\n".join(_join_sentences(line, text) for line in lines)
+        if joined != text:
+            return joined
+    return split
 
 
 def _keep_spacing(line: str) -> list[str]:
