@@ -50,6 +50,21 @@ def test_each_axis_changes_the_text_along_its_axis():
     assert set(AXIS_REWRITES) == {"formality", "length", "punctuation", "vocabulary", "structure"}
 
 
+def test_casual_formality_keeps_however_rather_than_leave_a_dangling_comma():
+    """"However, the plan works." became "But, the plan works." and ", however," became
+    ", but,": the casual side of the table kept the comma the formal side adds. "But the plan
+    works." drops a comma, which on a short text moves the commas a full unit (the axis test
+    below, example 14), so "however" stays; the other plain words still come."""
+    from persrm_gen.generator.edits import _informal
+
+    assert axis_rewrite("However, the plan works.", "formality", random.Random(0)) is None
+    text = ("However, the plan works. The cost, however, is high. It failed; however, we tried. "
+            "It is sufficient to try. We ran it however we liked.")
+    for seed in range(3):
+        out = _informal(text, random.Random(seed))
+        assert out == text.replace("It is sufficient", "It's enough"), out
+
+
 def test_structure_axis_turns_a_list_back_into_prose():
     bullets = "- First point here.\n- Second point here.\n- Third one."
     assert axis_rewrite(bullets, "structure", random.Random(0)) == "First point here. Second point here. Third one."
