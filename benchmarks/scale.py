@@ -274,6 +274,17 @@ def check_code(specs: list[str]) -> None:
             sys.exit(2)
 
 
+def sample_sizes(spec: str) -> list[int]:
+    """``--samples`` as corpus sizes, each a whole number above 0; anything else is bad input
+    (one line, exit 2) found before a server starts or a worktree is added, not int()'s
+    traceback in the middle of the run."""
+    sizes = [x.strip() for x in spec.split(",")]
+    if not all(x.isascii() and x.isdigit() and int(x) > 0 for x in sizes):  # "²".isdigit()
+        print(f"error: --samples {spec!r}: a comma list of whole numbers above 0 (say 1000,10000)", file=sys.stderr)
+        sys.exit(2)
+    return [int(x) for x in sizes]
+
+
 @contextmanager
 def checkouts(specs: list[str], tmp: Path):
     """Folders to build with: a folder as given, a git commit as a temporary worktree."""
@@ -322,13 +333,14 @@ def main() -> None:
                     help="build this authors.jsonl (say examples/authors.jsonl) instead of a synthetic corpus")
     ap.add_argument("--keep", type=Path, default=None, help="write the built folders here (kept) instead of a temp dir")
     args = ap.parse_args()
+    sizes = sample_sizes(args.samples)
     check_code(args.code.split(","))
     rows = []
     with FakeServer(reply=persona, delay=args.delay) as server, tempfile.TemporaryDirectory() as tmp, \
             checkouts(args.code.split(","), Path(tmp)) as codes:
         cwd = Path(tmp) / "cwd"  # outside every checkout: see the module docstring
         cwd.mkdir()
-        for n in (int(x) for x in args.samples.split(",")):
+        for n in sizes:
             authors = Path(tmp) / f"authors-{n}.jsonl"
             n_authors = copy_corpus(args.corpus, authors) if args.corpus else write_corpus(authors, n, args.per_author)
             for i, (spec, code) in enumerate(codes):

@@ -228,3 +228,17 @@ def test_the_scale_benchmark_refuses_an_unknown_code_commit_in_one_line(tmp_path
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert "no-such-commit-0badc0de" in proc.stderr and proc.stdout == ""
     assert subprocess.run(["git", "-C", str(root), "worktree", "list"], capture_output=True, text=True).stdout == before
+
+
+@pytest.mark.parametrize("samples", ["x", "1000,ten", "0", "1e3", "²"])
+def test_the_scale_benchmark_refuses_a_bad_sample_count_in_one_line(tmp_path, samples):
+    """benchmarks/scale.py --samples x gave int()'s traceback, after the fake server had
+    started and each --code commit had become a worktree: bad input, one line, exit 2."""
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, str(root / "benchmarks" / "scale.py"), "--samples", samples],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.startswith("error: --samples") and repr(samples) in proc.stderr and proc.stdout == ""
