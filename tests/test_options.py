@@ -200,6 +200,21 @@ def test_the_build_flags_show_the_defaults_that_apply():
     assert checked >= 15
 
 
+def test_the_max_new_tokens_help_names_the_judges_own_limit():
+    """--max-new-tokens caps candidate generations only; the judge's traces (--rationales llm)
+    take RationaleOptions.max_tokens, and the help must say which number (it drifted unseen)."""
+    import dataclasses
+
+    import typer.main
+
+    from persrm_gen.cli.app import app
+    from persrm_gen.generator.rationales import RationaleOptions
+
+    judge = {f.name: f.default for f in dataclasses.fields(RationaleOptions)}["max_tokens"]
+    [flag] = [p for p in typer.main.get_command(app).commands["build"].params if p.name == "max_new_tokens"]
+    assert "--rationales llm" in flag.help and f"{judge} tokens" in flag.help, flag.help
+
+
 def test_direct_construction_is_validated_too():
     from pydantic import ValidationError
 

@@ -40,7 +40,7 @@ def build(
     prompts_dir: Optional[Path] = typer.Option(None, help="Folder with .j2 templates overriding the built-in ones by name."),
     rationales: str = typer.Option("auto", help="auto, evidence (from measured style features) or llm (the model writes traces)."),
     temperature: float = typer.Option(0.8, help="Sampling temperature for generations."),
-    max_new_tokens: int = typer.Option(320, help="Cap on tokens per generated candidate (each asks for what the chosen text's length needs)."),
+    max_new_tokens: int = typer.Option(320, help="Cap on max_tokens of each candidate generation: positives and negatives, each asking for what the chosen text's length needs. Not the judge: --rationales llm requests take 800 tokens each, room for a reasoning trace that cites the evidence and ends in its answer tag (cut short, it would be re-sampled)."),
     concurrency: int = typer.Option(16, help="Requests in flight (API backends)."),
     batch_size: int = typer.Option(8, help="Batch size of the local backend."),
     device: str = typer.Option("auto", help="Local backend device: auto, cpu, cuda."),
