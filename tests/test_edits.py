@@ -351,3 +351,12 @@ def test_a_blind_judge_cannot_tell_the_chosen_text_from_its_punctuation_rewrite(
     cv = cross_validated(authors, pair_features([c for c, _, _ in pairs], [r for _, r, _ in pairs]))
     assert len(pairs) >= 40 and cv is not None
     assert float(_hits(cv).mean()) <= 0.65
+
+
+def test_no_word_swap_leaves_a_dangling_comma_after_but():
+    # "However, the plan" -> "But, the plan": a synonym swap keeps the punctuation, and "But"
+    # takes no comma; "however" is not swapped at all
+    text = "However, the plan works. We need a big change, and it is important to start now."
+    for seed in range(40):
+        for out in (minimal_edit(text, random.Random(seed)), axis_rewrite(text, "vocabulary", random.Random(seed))):
+            assert out is None or "But," not in out, out

@@ -39,9 +39,10 @@ include:contain often:frequently
 # change in characters (_balanced_spots) only when the text also holds words to shorten.
 # The short side of these is common ("but", "about", "also", "so"): both ways, they would
 # lengthen again (those pairs were both ways once: show:demonstrate, also:additionally...).
+# No however:but: a swap keeps the punctuation, and "However, the plan" became "But, the plan".
 _SHORTER_WAYS = """
 because:since currently:now actually:really receive:get moreover:also furthermore:also
-additionally:also therefore:so however:but regarding:about demonstrate:show
+additionally:also therefore:so regarding:about demonstrate:show
 difficult:hard individuals:people observe:see numerous:many necessary:needed
 different:distinct possible:feasible within:inside instead:rather approximately:about
 additional:extra particular:specific existing:current purpose:aim children:kids
