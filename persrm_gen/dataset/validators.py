@@ -300,14 +300,23 @@ def leaked_span(text: str, context: Sequence[str], n: int = 12, allowed: Sequenc
     return leak_coverage(text, context, n, allowed)[1]
 
 
+def leaks(text: str, context: Sequence[str], config: ValidatorConfig,
+          allowed: Sequence[str] = ()) -> tuple[float, str] | None:
+    """(share of words copied, longest copied span) when ``text`` copies more of ``context``
+    than ``config`` allows (the ``leakage`` rule), else None. The candidates stage applies
+    the same rule to a generated positive before its negatives are bought."""
+    frac, span = leak_coverage(text, context, config.leak_ngram, allowed)
+    return (frac, span) if span is not None and frac > config.max_leak_fraction else None
+
+
 def _leak_problem(row: dict, config: ValidatorConfig) -> str | None:
     context = list(row.get("context") or [])
     real_chosen = [] if is_generated(row.get("chosen_source")) else [row.get("chosen") or ""]
     for col, allowed in (("chosen", []), ("rejected", real_chosen)):
         if not is_generated(row.get(f"{col}_source")):
             continue
-        frac, span = leak_coverage(row.get(col) or "", context, config.leak_ngram, allowed)
-        if span is not None and frac > config.max_leak_fraction:
+        if (leak := leaks(row.get(col) or "", context, config, allowed)) is not None:
+            frac, span = leak
             return f"{col} copies {frac:.0%} of its words from the context, e.g. {span[:120]!r}"
     return None
 

@@ -18,9 +18,10 @@ can learn. Its mimic is a weaker one, shown one of the author's samples where th
 saw them all; its other-author negative is a generation conditioned on another author's
 samples of the genre (``Corpus.other_author_samples``), not that author's real text.
 
-A generated positive that copies its context (the row validator's ``leakage`` rule, checked
-by the pipeline, which re-samples it up to ``--max-attempts``) and still copies it after
-them is replaced, under ``--positive mixed``, by the author's real text
+A generated positive that is unusable (copying its context: the row validator's ``leakage``
+rule; far shorter than its target or degenerate: :func:`positive_problem`; unparseable),
+checked by the pipeline, which re-samples it up to ``--max-attempts``, and still unusable
+after them is replaced, under ``--positive mixed``, by the author's real text
 (:meth:`CandidateFactory.fallback_positive`: the task becomes a real positive, with a real
 positive's negatives); under ``--positive style-matched`` the task is dropped.
 """
@@ -155,7 +156,8 @@ class CandidateFactory:
         return jobs
 
     def fallback_positive(self, task: Task) -> Job | None:
-        """The positive of a task whose generated one stayed unusable (copying its context):
+        """The positive of a task whose generated one stayed unusable (copying its context,
+        too short, degenerate, unparseable):
         under ``mixed`` the author's real text, as if the seeded draw had said ``real`` (a
         mixed build is real and generated positives alike); None under ``style-matched``,
         which promises generated positives only (the task is dropped)."""
@@ -254,7 +256,7 @@ class CandidateFactory:
                 own = rng if axis == first else rng_for(self.opt.seed, "axis", task.id, axis)
                 if (text := axis_rewrite(chosen, axis, own)) is not None:
                     return Job(task, f"axis-{axis}", "edited", text=text)
-            return Job(task, f"axis-{order[0]}", "edited")
+            return Job(task, "axes", "edited")
         axis = order[0]
         req, parse = self._request(task, "axis", f"axis-{axis}", False, form, text=chosen, axis=axis,
                                    direction=AXIS_DIRECTIONS[axis])
@@ -321,8 +323,9 @@ def resampled(request: LLMRequest, attempt: int) -> LLMRequest:
 
 @dataclass(frozen=True)
 class Unusable:
-    """Why a job gave no candidate: ``unusable`` (unparseable), ``length_mismatch``, or
-    ``leakage`` (a generated positive copying its context: ``pipeline.candidates``)."""
+    """Why a job gave no candidate: ``unusable`` (unparseable), ``length_mismatch``, or, for
+    a generated positive (``pipeline.candidates``), ``leakage`` (copying its context) or a
+    :func:`positive_problem` (``too_short``, ``degenerate``)."""
 
     reason: str
 

@@ -37,7 +37,7 @@ from persrm_gen.generator.candidates import (
     to_candidate,
 )
 from persrm_gen.dataset.blind_audit import surface_distance
-from persrm_gen.dataset.validators import leak_coverage
+from persrm_gen.dataset.validators import leaks
 from persrm_gen.generator.parsing import UnparseableOutput, clean_rewrite
 from persrm_gen.llm.client import LLMClient
 from persrm_gen.llm.faults import TransientError
@@ -97,8 +97,7 @@ def _positive_check(opts: BuildOptions) -> Callable[[Job, Candidate], str | None
     config = opts.validator_config()
 
     def reject(job: Job, cand: Candidate) -> str | None:
-        frac, span = leak_coverage(cand.text, job.task.context, config.leak_ngram)
-        if span is not None and frac > config.max_leak_fraction:
+        if leaks(cand.text, job.task.context, config) is not None:
             return LEAKAGE
         return positive_problem(cand.text, job.task.target)
 
