@@ -370,7 +370,7 @@ def test_negatives_meet_the_length_tolerance_and_keep_the_paragraphing(reference
     _assert_in_form(rows)
     strategies = Counter(r["strategy"] for r in rows)
     assert strategies["mimic"] and strategies["randomize"]  # generated negatives were brought in, not all dropped
-    # mixed positives (the default): real ones face generated negatives ("chosen") and the other
+    # mixed positives (the default): real ones face edits of themselves ("chosen") and the other
     # author's real text ("both"); generated ones face generated negatives only ("neither")
     assert {r["real_side"] for r in rows} == {"chosen", "both", "neither"}
 
@@ -411,6 +411,8 @@ def test_mixed_positives_are_recorded_and_the_same_seed_gives_the_same_rows(tmp_
         generated = r["chosen_strategy"] == "style-matched"
         assert r["chosen_source"] == ("generated" if generated else "author")
         assert r["real_side"] in (("neither", "rejected") if generated else ("chosen", "both"))
+        if not generated:  # a real positive faces human text and edits of itself, never a whole machine text
+            assert r["strategy"] not in ("mimic", "randomize"), r
     # a generated positive faces a weaker mimic (one author sample): machine text on both sides
     assert any(r["chosen_strategy"] == "style-matched" and r["strategy"] == "mimic" for r in rows)
     assert json.loads((tmp_path / "a" / "manifest.json").read_text())["positive"] == "mixed"

@@ -125,6 +125,23 @@ def test_requests_carry_the_chosen_texts_word_budget_and_negatives_follow_a_gene
     assert to_candidate(randomize, "Far too short a reply here.").reason == "length_mismatch"
 
 
+def test_under_mixed_a_real_positive_faces_no_machine_written_negative():
+    """Issue 13: a real positive against a whole machine-written text (mimic, randomize) is
+    the "human text wins" cue (blind judge: the chosen had the longer words in every such
+    pair); under ``mixed`` it faces human text and edits of itself only. ``real`` keeps
+    PersRM-R1's setting: the author's text against every generated negative."""
+    task = _task(0)
+    real = Candidate(task.id, task.target, "author", "real")
+    mixed = {j.strategy for j in _factory("mixed").negative_jobs(task, real)}
+    assert not mixed & {"mimic", "randomize"} and "minimal-edit" in mixed
+    assert {"mimic", "randomize"} <= {j.strategy for j in _factory("real").negative_jobs(task, real)}
+    generated = Candidate(task.id, task.target, "generated", "style-matched")
+    assert {"mimic", "randomize"} <= {j.strategy for j in _factory("mixed").negative_jobs(task, generated)}
+    # by design, not a loss: none is counted as a strategy that could make no negative
+    assert _factory("mixed").negatives_for(real) == tuple(
+        s for s in CandidateOptions(model="m").negatives if s not in ("mimic", "randomize"))
+
+
 def test_a_generated_positive_ends_cleanly_and_is_laid_out_like_the_authors_target():
     (job,) = _factory("style-matched").positive_jobs([_task(0)])
     assert "about 15 words in one paragraph" in job.request.messages[-1].content

@@ -16,7 +16,10 @@ the targets (``--mixed-share``, default ``MIXED_SHARE``): a generated positive t
 generated negatives only, so "the human text wins" (or loses) is no shortcut a reward model
 can learn. Its mimic is a weaker one, shown one of the author's samples where the positive
 saw them all; its other-author negative is a generation conditioned on another author's
-samples of the genre (``Corpus.other_author_samples``), not that author's real text.
+samples of the genre (``Corpus.other_author_samples``), not that author's real text. A real
+positive of a mixed build faces the other author's real text and edits of itself, no whole
+machine-written text (:meth:`CandidateFactory.negatives_for`): no pair of a mixed build
+sets the author's text against a whole machine-written one.
 
 A generated positive that is unusable (copying its context: the row validator's ``leakage``
 rule; far shorter than its target or degenerate: :func:`positive_problem`; unparseable),
@@ -75,6 +78,9 @@ LENGTH_SIDES = ("mimic", "randomize", "other-author")
 # positive's kept: a base model's text is told from the author's by those, not by its style.
 # other-author is drawn only when it is generated (facing a generated positive).
 DRAWN = ("mimic", "randomize", "other-author")
+# Negatives that are whole texts written by the model (not edits of the chosen text): under
+# --positive mixed only a generated positive faces them (CandidateFactory.negatives_for).
+MACHINE_WRITTEN = ("mimic", "randomize")
 DRAW_ATTEMPT = 1000  # draw d is attempt d * DRAW_ATTEMPT: apart from the re-samples' 1, 2, ...
 
 
@@ -168,11 +174,21 @@ class CandidateFactory:
         return Job(task, "real", "author", text=clean_positive(task.target))
 
     # -- phase 2: negatives -------------------------------------------------------
+    def negatives_for(self, chosen: Candidate) -> tuple[str, ...]:
+        """The negative strategies that ``chosen`` faces. Under ``mixed`` a real positive faces
+        no MACHINE_WRITTEN negative: the author's text against a whole generated text is the
+        "human text wins" cue (the blind judge read 9 of 9 such randomize pairs by word length
+        alone), so it faces human text and edits of itself, as a generated positive faces
+        machine text only. ``real`` is PersRM-R1's setting and keeps every strategy."""
+        if self.opt.positive == "mixed" and chosen.strategy == "real":
+            return tuple(s for s in self.opt.negatives if s not in MACHINE_WRITTEN)
+        return self.opt.negatives
+
     def negative_jobs(self, task: Task, chosen: Candidate) -> list[Job]:
         """The negatives of ``task``, each to be brought to ``chosen``'s form."""
         form = Form.of(chosen.text)
         jobs: list[Job] = []
-        for strategy in self.opt.negatives:
+        for strategy in self.negatives_for(chosen):
             if strategy == "mimic":
                 jobs.append(self._mimic(task, chosen, form))
             elif strategy == "randomize":

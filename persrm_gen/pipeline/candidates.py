@@ -83,7 +83,7 @@ def _negative_jobs(factory: CandidateFactory, task: Task, chosen: Candidate, dro
     ``no_negative_<strategy>``, so a build that loses pairs that way says so."""
     jobs = factory.negative_jobs(task, chosen)
     made = {"axes" if j.strategy.startswith("axis-") else j.strategy for j in jobs}
-    for strategy in factory.opt.negatives:
+    for strategy in factory.negatives_for(chosen):
         if strategy not in made:
             drops[f"no_negative_{strategy}"] += 1
     return jobs
