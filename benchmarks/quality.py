@@ -5,14 +5,15 @@
     python benchmarks/quality.py --fluency                          # add the embedded model's log-likelihood cue
 
 Builds the example corpus (``examples/authors.jsonl``) and a PEPs build (the first
-``--peps-authors`` authors of ``../shared/corpora/peps.jsonl``, ``--peps-targets`` targets per author) with the
+``--peps-authors`` authors of ``../shared/corpora/peps.jsonl``, ``--peps-targets`` targets per author), with
+``--speeches`` also the speeches corpus (10 presidents, ``--speeches-targets`` per author), with the
 embedded model (``--backend local``, offline), each into ``OUT_ROOT/<tag>-<corpus>``. The
 builds run as subprocesses with ``PYTHONPATH=--code`` (default: this checkout), so a copy of
 an older checkout builds the "before" data; the measuring is always this checkout's
 ``persrm_gen.dataset.blind_audit``, so before and after are measured the same way. A
 finished build is not rebuilt: the same command re-runs against its cache in seconds.
 
-Reported, per negative strategy, over the pairs of both builds pooled (author ids kept
+Reported, per negative strategy, over the pairs of every build pooled (author ids kept
 apart per build):
 
 - blind, cv: the context-blind judge (response-only features, logistic regression), each
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -125,12 +127,13 @@ def markdown(result: dict, tag: str) -> str:
     pooled = result["pooled"]
     if pooled is None:
         return f"### {tag}\n\ntoo few train pairs left to fit the blind judge"
-    lines = [f"### {tag}", "", "| strategy | pairs (generated chosen) | blind, cv | blind, test (pairs) | pick-longer | "
+    lines = [f"### {tag}", "", "| strategy | pairs (generated chosen) | blind, cv (95 % interval) | blind, test (pairs) | pick-longer | "
              "chosen has higher TTR | chosen has longer words |", "|---|---:|---:|---:|---:|---:|---:|"]
     cues = result.get("cues", {})
     for name, row in pooled["by_strategy"].items():
         c = cues.get(name, {})
-        lines.append(f"| {name} | {row['n']} ({c.get('generated_chosen', 0)}) | {_f(row['cv_accuracy'])} | {_f(row['accuracy'])} "
+        lines.append(f"| {name} | {row['n']} ({c.get('generated_chosen', 0)}) | {_f(row['cv_accuracy'])} "
+                     f"{_interval(row['cv_accuracy'], row['n'])} | {_f(row['accuracy'])} "
                      f"({row['n_test']}) | {_f(row['longer_chosen'])} | {_f(c.get('ttr_higher'))} | {_f(c.get('words_longer'))} |")
     test = pooled["by_split"]["test"]
     lines.append(f"| **all** | {sum(r['n'] for r in pooled['by_strategy'].values())} | {_f(pooled['cv_accuracy'])} | "
@@ -141,6 +144,17 @@ def markdown(result: dict, tag: str) -> str:
         lines.append(f"| {name} | {b['pairs']} | {_f(b['stylometric_unseen'])} ({b['n_unseen']}) | {_f(b['blind_test'])} | "
                      f"{_f(b['blind_cv'])} | {_f(b['longer_chosen'])} |")
     return "\n".join(lines)
+
+
+def _interval(p: float | None, n: int) -> str:
+    """The Wilson 95 % interval of an accuracy ``p`` over ``n`` pairs: on a strategy's 10-30
+    pairs it spans about +-0.2, so a target of 0.60 is read against it, not the point."""
+    if p is None or n <= 0:
+        return ""
+    z = 1.96
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return f"({max(0.0, centre - half):.2f}-{min(1.0, centre + half):.2f})"
 
 
 def _f(x) -> str:
@@ -155,6 +169,9 @@ def main() -> None:
     ap.add_argument("--peps", type=Path, default=PEPS if PEPS.is_file() else SHARED_PEPS)
     ap.add_argument("--peps-authors", type=int, default=10, help="the first N authors of the PEPs corpus (0: all 26)")
     ap.add_argument("--peps-targets", type=int, default=2, help="--max-targets-per-author of the PEPs build")
+    ap.add_argument("--speeches", action="store_true",
+                    help="also build ../shared/corpora/speeches.jsonl (10 presidents, genre speech), --speeches-targets per author")
+    ap.add_argument("--speeches-targets", type=int, default=2, help="--max-targets-per-author of the speeches build")
     ap.add_argument("--build-args", default="", help="extra build flags for both builds, e.g. '--max-blind-confidence 0.8'")
     ap.add_argument("--no-build", action="store_true", help="measure the folders built already, skip the rest")
     ap.add_argument("--fluency", action="store_true", help="add the embedded model's per-token log-likelihood cue")
@@ -165,6 +182,9 @@ def main() -> None:
     args.out_root.mkdir(parents=True, exist_ok=True)
     corpora = {"examples": (args.code / "examples" / "authors.jsonl", []),
                "peps": (peps_slice(args.peps, args.peps_authors, args.out_root), ["--max-targets-per-author", str(args.peps_targets)])}
+    if args.speeches:
+        speeches = args.peps.with_name("speeches.jsonl")
+        corpora["speeches"] = (speeches, ["--max-targets-per-author", str(args.speeches_targets)])
     builds, seconds = {}, {}
     for name, (authors, flags) in corpora.items():
         out = args.out_root / f"{args.tag}-{name}"
