@@ -412,3 +412,16 @@ def test_a_word_takes_its_synonym_where_its_part_of_speech_allows():
     text = "We need a parser and the need for it is clear; to use the cache is the use of it."
     want = "We require a parser and the need for it is obvious; to employ the cache is the use of it."
     assert {minimal_edit(text, random.Random(seed)) for seed in range(10)} == {want}
+
+
+def test_the_formal_direction_keeps_the_grammar_its_synonym_table_twin_keeps():
+    # the formality axis swaps get/enough/show for the same twins as the vocabulary axis: the
+    # same contexts must keep them ("good enough" is no "good sufficient")
+    from persrm_gen.generator.edits import _formal
+
+    text = "It is good enough for us, so we get better results. They get confused. We show you how it works."
+    bad = ["good sufficient", "obtain better", "obtain confused", "demonstrate you"]
+    for seed in range(20):
+        out = _formal(text, random.Random(seed))
+        assert not [b for b in bad if b in out], out
+    assert "we need enough time to get the result" not in _formal("we need enough time to get the result", random.Random(0))

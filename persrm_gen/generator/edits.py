@@ -247,6 +247,8 @@ def _formal_fits(text: str, m: re.Match) -> bool:
     word, before = m.group(0).lower(), text[:m.start()].rstrip()
     if word in _NOT_FORMALIZED or ((rx := _NOT_AFTER_RE.get(word)) and rx.match(text, m.end())):
         return False
+    if SYNONYMS.get(word) == _FORMAL[word] and not _synonym_fits(text, m):  # the same twin: "good enough"
+        return False
     if word in ("also", "but", "so"):  # "However," and "Furthermore," open a sentence or follow a comma
         return before[-1:] in ("", ".", "!", "?") or (word != "also" and before.endswith(","))
     return True
