@@ -360,3 +360,68 @@ def test_no_word_swap_leaves_a_dangling_comma_after_but():
     for seed in range(40):
         for out in (minimal_edit(text, random.Random(seed)), axis_rewrite(text, "vocabulary", random.Random(seed))):
             assert out is None or "But," not in out, out
+
+
+# -- a synonym swap keeps the sentence grammatical (issue 13: "We require to create a big modify") --
+
+# (sentence, what no swap may make of it): nouns that share their spelling with a verb whose
+# twin is a verb only ("the need for", "a big change"), verbs whose twin takes another
+# complement ("need to create" is not "require to create", "want a" not "wish a"), idioms
+# ("in the end", "by the way"), articles ("an idea" is not "an notion"), names and compounds.
+UNGRAMMATICAL_SWAPS = [
+    ("We need to create a big change to the way the import system works, and the need for it is clear.",
+     ["require to", "big modify", "large modify", "a modify", "the require", "the method the", "by the method"]),
+    ("The use of this module is rare; with the help of the docs, people find their way around it by the way.",
+     ["the employ", "the assist", "their method", "by the method"]),
+    ("At the start of the project, in the end, it was a good idea to check that an issue was fixed for a user.",
+     ["the begin", "the finish", "in the finish", "an problem", "an notion"]),
+    ("I want a new parser, so we try to keep the code simple and make sure it is fast enough for New York.",
+     ["wish a", "novel parser", "retain the", "create sure", "fast sufficient", "quick sufficient", "Novel York"]),
+    ("Give me an answer: we will stop using the old API because of the change, which is a big deal.",
+     ["provide me", "an reply", "halt using", "since of", "the modify", "a large deal"]),
+    ("This is a very important problem, and it is important to look at it in particular, part by part.",
+     ["a quite", "an significant", "a issue", "appear at", "in specific", "portion by"]),
+    ("We aim to fix it; the aim is a small fix for the big-endian build, and we will build on it.",
+     ["we goal", "large-endian", "a repair", "construct on", "the construct"]),
+    ("Instead of a request, you should ask the user to tell us what they think about it, and we did it instead.",
+     ["rather of", "request the user", "inform us", "believe about", "it rather"]),
+    ("They want to know why something went wrong, and who will check for errors in some code.",
+     ["went incorrect", "verify for", "several code"]),
+    ("We propose to add it, so this may happen to work as part of the plan, and we will give it a try.",
+     ["suggest to", "occur to", "as portion", "provide it", "a attempt"]),
+]
+
+
+def _swaps(text: str, seeds: int = 150) -> set[str]:
+    outs = set()
+    for seed in range(seeds):
+        outs.add(minimal_edit(text, random.Random(seed)))
+        outs.add(axis_rewrite(text, "vocabulary", random.Random(seed)))
+    return outs - {None}
+
+
+@pytest.mark.parametrize(("text", "bad"), UNGRAMMATICAL_SWAPS)
+def test_no_synonym_swap_makes_a_known_ungrammatical_phrase(text, bad):
+    for out in _swaps(text):
+        found = [b for b in bad if re.search(rf"\b{re.escape(b)}\b", out, re.IGNORECASE) and b.lower() not in text.lower()]
+        assert not found, (found, out)
+
+
+def test_a_word_takes_its_synonym_where_its_part_of_speech_allows():
+    # the verbs swap ("we need a", "to use the"); the nouns of the same spelling stay
+    text = "We need a parser and the need for it is clear; to use the cache is the use of it."
+    want = "We require a parser and the need for it is obvious; to employ the cache is the use of it."
+    assert {minimal_edit(text, random.Random(seed)) for seed in range(10)} == {want}
+
+
+def test_the_formal_direction_keeps_the_grammar_its_synonym_table_twin_keeps():
+    # the formality axis swaps get/enough/show for the same twins as the vocabulary axis: the
+    # same contexts must keep them ("good enough" is no "good sufficient")
+    from persrm_gen.generator.edits import _formal
+
+    text = "It is good enough for us, so we get better results. They get confused. We show you how it works."
+    bad = ["good sufficient", "obtain better", "obtain confused", "demonstrate you"]
+    for seed in range(20):
+        out = _formal(text, random.Random(seed))
+        assert not [b for b in bad if b in out], out
+    assert "we need enough time to get the result" not in _formal("we need enough time to get the result", random.Random(0))

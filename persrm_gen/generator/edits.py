@@ -1,9 +1,10 @@
 """Rule-based rewrites for backends that cannot follow instructions (the embedded base model).
 
 ``minimal_edit`` swaps 3-4 words for synonyms and touches nothing else (PersRM-R1's
-near-duplicate negative). ``axis_rewrite`` moves a real text along one stylistic axis
-(formality, length, punctuation, vocabulary, structure) while keeping its content, so
-the pair differs in style only. Both are deterministic given the Random they receive.
+near-duplicate negative), only where the sentence stays grammatical (:func:`_synonym_fits`:
+"the need for" is no "the require for"). ``axis_rewrite`` moves a real text along one
+stylistic axis (formality, length, punctuation, vocabulary, structure) while keeping its
+content, so the pair differs in style only. Both are deterministic given the Random they receive.
 
 A rewrite that always moves a feature the same way (fewer commas, longer words) is a cue a
 judge reads without the author ("the response with more commas is the author's"), so where
@@ -17,36 +18,47 @@ from __future__ import annotations
 
 import random
 import re
+from typing import NamedTuple
 
 from persrm_gen.style import n_words, words_of
 from persrm_gen.textutil import ASCII_WORD, PARAGRAPH_BREAK, normalized, sentences
 
-# Common words with a near-synonym each, both ways.
+# Common words with a near-synonym each, both ways, where :func:`_synonym_fits` allows (_WHERE).
+# No ask:request, look:appear, way:method: "ask the user" is no "request the user", "look at"
+# no "appear at", "by the way" no "by the method" (and "method" is a term in technical text).
 _SYN_PAIRS = """
 big:large small:little fast:quick begin:start end:finish help:assist use:employ need:require
 get:obtain make:create buy:purchase try:attempt want:wish enough:sufficient maybe:perhaps
-easy:simple clear:obvious main:primary change:modify keep:retain give:provide ask:request
-tell:inform think:believe idea:notion problem:issue way:method part:portion whole:entire
+easy:simple clear:obvious main:primary change:modify keep:retain give:provide
+tell:inform think:believe idea:notion problem:issue part:portion whole:entire
 important:significant new:novel old:previous some:several very:quite really:truly
 right:correct wrong:incorrect good:fine bad:poor allow:permit stop:halt find:discover
-choose:select answer:reply look:appear build:construct job:task goal:aim chance:opportunity
+choose:select answer:reply build:construct job:task goal:aim chance:opportunity
 rule:guideline usually:typically mostly:largely quickly:rapidly simply:merely today:now
 fix:repair check:verify understand:grasp suggest:propose explain:clarify happen:occur
-include:contain often:frequently
+include:contain often:frequently especially:particularly almost:nearly completely:entirely
+useful:helpful contains:includes allows:permits provides:offers many:numerous hard:difficult
+show:demonstrate seem:appear seems:appears also:additionally wants:wishes problems:issues
+specific:particular used:employed countries:nations
 """.split()
 # One way only, to a shorter (or as long) word. Texts hold the short side of most pairs
 # above, so swaps lengthened the words nearly every time, and a minimal edit can balance its
 # change in characters (_balanced_spots) only when the text also holds words to shorten.
-# The short side of these is common ("but", "about", "also", "so"): both ways, they would
-# lengthen again (those pairs were both ways once: show:demonstrate, also:additionally...).
-# No however:but: a swap keeps the punctuation, and "However, the plan" became "But, the plan".
+# The short side of these is common ("but", "about", "so"): both ways, they would lengthen
+# again. No however:but: a swap keeps the punctuation, and "However, the plan" became "But,
+# the plan". _WHERE keeps the commonest short words where they stand ("new", "some", "make",
+# "now", "give"), so the balance tipped the other way (minimal edits with longer words: 0.58
+# of the PEPs' moved ones, 0.69 of the speeches', 0.61 of the example corpus's before; 0.26
+# of the example corpus's with _WHERE alone, "the longer-worded response is the author's"):
+# also:additionally, show:demonstrate and many:numerous are both ways again, where _WHERE
+# allows, and used:employed (passive only) with a few more both ways (0.51, 0.46, 0.38 now).
 _SHORTER_WAYS = """
 because:since currently:now actually:really receive:get moreover:also furthermore:also
-additionally:also therefore:so regarding:about demonstrate:show
-difficult:hard individuals:people observe:see numerous:many necessary:needed
+therefore:thus regarding:about difficult:hard individuals:people observe:see necessary:needed
 different:distinct possible:feasible within:inside instead:rather approximately:about
 additional:extra particular:specific existing:current purpose:aim children:kids
-remember:recall responsibility:duty country:nation
+remember:recall responsibility:duty country:nation although:though probably:likely
+primarily:mainly extremely:very obviously:clearly required:needed requires:needs various:several
 """.split()
 SYNONYMS: dict[str, str] = {}
 for pair in _SYN_PAIRS:
@@ -56,6 +68,161 @@ for pair in _SYN_PAIRS:
 for pair in _SHORTER_WAYS:
     a, b = pair.split(":")
     SYNONYMS.setdefault(a, b)
+
+
+class _Where(NamedTuple):
+    """Where a word may take its synonym: the word before it (``context``, and none of
+    ``not_after``) and the word after it (none of ``not_before``; one of ``only_before`` when
+    given). "." stands for no word (a clause end or a mark), "*ing" for a word in -ing."""
+
+    context: str | None = None
+    not_after: frozenset[str] = frozenset()
+    not_before: frozenset[str] = frozenset()
+    only_before: frozenset[str] | None = None
+
+
+def _where(context=None, not_after="", not_before="", only_before=None) -> _Where:
+    return _Where(context, frozenset(not_after.split()), frozenset(not_before.split()),
+                  None if only_before is None else frozenset(only_before.split()))
+
+
+# The contexts (the word before, over adverbs like "not", "also"): "verb" after "to", a modal
+# or a subject pronoun ("we need", "to use"), or at a clause start before an object ("Use the
+# ..."), so that a noun twin ("the need for", "a big change", "the use of") keeps its word;
+# "det" after a determiner, for a noun or adjective whose twin is nothing else ("the aim is",
+# not "we aim to"); "adj" after a determiner, a form of "be" or an adverb of degree ("the right
+# thing", "is right", "too big"; not "right now", "went down big"); "pred" as "adj" but for a
+# determiner ("is significant", not "a significant amount", whose twin means another thing);
+# "start" at a clause start ("Instead, ..."); "never": no place where the twin reads right often
+# enough. A word not in _WHERE may take its twin anywhere in running prose.
+_NEVER = _where("never")
+_OBJ = "the a an this that these those its their our your his her my it them any"  # an object follows
+_ADVERB_WORDS = "not also just only still never always often really then now first simply actually usually even already"
+_AUX = "is are was were have has had will would can could do did may might must should"
+_DETERMINERS = frozenset("a an the this that these those its their our your his her my another any each every no one some".split())
+_BE = frozenset("is are was were be been being isn't aren't wasn't weren't it's that's seems seem not".split())
+_INTENSIFIERS = frozenset("very quite really so too more most less least pretty fairly rather extremely".split())
+_VERB_BEFORE = frozenset("""to will would can could may might must shall should do does did don't doesn't didn't
+can't cannot won't wouldn't shouldn't couldn't mustn't i we you they who""".split())
+_OBJECTS = frozenset(_OBJ.split()) | {"all", "each"}
+_ADVERBS = frozenset(_ADVERB_WORDS.split())
+_WHERE: dict[str, _Where] = {
+    # A noun as often as a verb, the twin a verb only ("the use of", "a big change", "at the start",
+    # "with the help of"), and a verb whose twin wants what the word had not ("need to create" is
+    # no "require to create", "help make" no "assist make", "will not change." no "... modify.",
+    # "to end users" no "to finish users", "stop using" no "halt using").
+    "use": _where("verb"), "need": _where("verb", not_before="to"), "help": _where("verb", only_before="with in"),
+    "change": _where("verb", only_before=_OBJ), "end": _where("verb", only_before=_OBJ),
+    "finish": _where("verb", only_before=_OBJ), "start": _where("verb"), "try": _where("verb"),
+    "attempt": _where("verb"), "stop": _where("verb", not_before="*ing"), "fix": _where("verb"),
+    "build": _where("verb", not_before="on upon against up from with out"), "construct": _where("verb"),
+    "check": _where("verb", not_before="for out in on up off into with ."), "grasp": _where("verb"),
+    "purchase": _where("verb"), "permit": _where("verb"),
+    # A verb or a compound's first half as often as a noun, the twin a noun only ("we aim to",
+    # "issue a warning", "answer the question", "by chance", "in part", "on purpose").
+    "aim": _where("det"), "issue": _where("det"), "answer": _where("det"), "reply": _where("det"),
+    "purpose": _where("det"), "chance": _where("det", not_before="of"),
+    "part": _where("det", not_after="most"), "whole": _where("det", not_before="of ."),
+    # Adjectives that are also adverbs or nouns, or mean another thing elsewhere ("right now",
+    # "the right to", "went wrong", "runs fast", "went down big", "good at", "years old", "good
+    # enough" no "good sufficient", "significant time" no "important time", "a hard link").
+    "right": _where("adj", not_before="to of now away here there hand side . ,"), "correct": _where("adj"),
+    "wrong": _where("adj", not_before=". ,"), "good": _where("adj", not_before="at for deal news job enough of as ."),
+    "fine": _where("adj"), "bad": _where("adj"), "fast": _where("adj"), "big": _where("adj", not_before="deal"),
+    "clear": _where("adj", not_before="of up out"), "enough": _where("adj"), "old": _where("det", not_before="."),
+    "previous": _where("det", not_before="."), "small": _where("det"), "hard": _where("pred"),
+    "significant": _where("pred"), "existing": _where(not_before="in on at as for with only and or ."),
+    # Verbs whose twin takes another complement ("want a" no "wish a", "think about" no "believe
+    # about", "find out", "get better", "happen to be", "propose to add", "require notifying").
+    "want": _where(only_before="to"), "wish": _where(only_before="to"), "wants": _where(only_before="to"),
+    "wishes": _where(only_before="to"), "believe": _where(not_before="in"), "inform": _where(not_before="about of"),
+    "think": _where(not_before="about of through twice ahead back hard long carefully up over again big out differently"),
+    "find": _where(only_before="that a an the some any"), "get": _where(only_before="a an the this that these those its their our your his her my some any more"),
+    "happen": _where(not_before="to"), "occur": _where(not_before="to"), "propose": _where(not_before="to"),
+    "choose": _where(not_before="to whether between"), "require": _where(not_before="that *ing"),
+    "allow": _where(not_before="for"), "allows": _where(not_before="for"), "provides": _where(not_before="for"),
+    "required": _where(not_before="to that *ing"), "requires": _where(not_before="that *ing"),  # "is required to sign"
+    "used": _where("pred"), "employed": _where("pred"),  # passive only: "we used to", "employed people"
+    "show": _where(only_before="that"), "seem": _where(not_before="like"), "seems": _where(not_before="like"),
+    # Function words and adverbs in idioms ("because of", "instead of", "in particular", "not
+    # really", "a very", "quite a", "how many", "many are", "also known as", "but also").
+    "because": _where(not_after="just not only partly mainly simply largely precisely mostly is was", not_before="of"),
+    "instead": _where("start", only_before=","), "today": _where("start"), "particular": _where(not_after="in"),
+    "very": _where(not_after="a an the this that its not", not_before="much many few little first last same best end well least most"),
+    "quite": _where(not_after="not", not_before="a an the some so right simply possibly frankly as"),
+    "really": _where(not_after="not"), "simply": _where(not_after="quite put very more", not_before="put not"),
+    "nearly": _where(not_after="not"), "possible": _where(only_before="to for . ,"),
+    "important": _where(not_before="to that"), "responsibility": _where("det", not_before="for"),
+    "idea": _where(not_after="no good great bad better best"), "issues": _where(not_before="a an the"),
+    "specific": _where(not_after="more less very most", not_before="to"), "various": _where(not_after=_OBJ),
+    "many": _where(not_after="how so too as very a great good", not_before=f"of more than to who . , {_AUX} {_ADVERB_WORDS}"),
+    "also": _where(not_after="but", not_before="known called . ,"),
+    # No place where the twin reads right often enough: "make sure", "give me", "keep going",
+    # "tell us what", "some time", "a new file" (no "a novel file"), "a little easier", "the rule
+    # of law", "right now" (no "right today"), "a poor county", "appear in" (no "seem in").
+    "make": _NEVER, "give": _NEVER, "keep": _NEVER, "tell": _NEVER, "some": _NEVER, "new": _NEVER,
+    "little": _NEVER, "rule": _NEVER, "now": _NEVER, "poor": _NEVER, "appear": _NEVER, "appears": _NEVER,
+    "job": _NEVER, "permits": _NEVER, "offers": _NEVER,  # "lose your job" (no "task"), "job offers"
+}  # fmt: skip
+_PREV_WORD = re.compile(r"([A-Za-z']+)[ \t]*$")
+_NEXT_WORD = re.compile(r"[ \t]*([A-Za-z']+|[^\sA-Za-z']|$)")
+
+
+def _word_before(text: str, end: int) -> re.Match | None:
+    """The word that ends at ``end`` with only spaces between (group 1), or None: at a mark,
+    a line start or the text's start there is none."""
+    return _PREV_WORD.search(text, max(0, end - 40), end)
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" and not word.startswith(("use", "usu", "uni", "one", "eu")) else "a"
+
+
+def _synonym_fits(text: str, m: re.Match) -> bool:
+    """Whether the word at ``m`` may take its synonym there and the sentence stays grammatical.
+
+    Only a word in running prose ("big-endian", "main()", "os.path", "today's", a quoted
+    "main" and a name in capitals mid-sentence are left: the swap would break a compound,
+    code, a term or a name), after
+    no "a"/"an" its twin would not take ("an idea" is no "an notion"), in its _WHERE context."""
+    word, before, after = m.group(0).lower(), text[max(0, m.start() - 1):m.start()], text[m.end():m.end() + 2]
+    if before in ("-", "_", "/", ".", "'", '"', "`", "#", "@") or after[:1] in ("-", "_", "/", "'", '"', "`", "(", "@") \
+            or (after[:1] == "." and after[1:2].isalnum()):
+        return False
+    prev = _word_before(text, m.start())
+    prev_word = prev.group(1).lower() if prev else None
+    if prev and m.group(0)[:1].isupper():  # a capital mid-sentence: a name ("New York")
+        return False
+    if prev_word in ("a", "an") and _article(SYNONYMS[word]) != prev_word:
+        return False
+    rule = _WHERE.get(word)
+    if rule is None:
+        return True
+    nxt = _NEXT_WORD.match(text, m.end()).group(1).lower()
+    nxt = nxt if nxt[:1].isalpha() or nxt == "," else "."
+    if prev_word in rule.not_after or nxt in rule.not_before or ("*ing" in rule.not_before and nxt.endswith("ing")):
+        return False
+    if rule.only_before is not None and nxt not in rule.only_before:
+        return False
+    return _in_context(text, prev, rule.context, nxt)
+
+
+def _in_context(text: str, prev: re.Match | None, context: str | None, nxt: str) -> bool:
+    """Whether the word between ``prev`` (the word before it, or None) and ``nxt`` (the word
+    after it) is in ``context`` (_WHERE)."""
+    if context in (None, "never"):
+        return context is None
+    if context == "start":
+        return prev is None or prev.group(1).lower() == "and"
+    while context == "verb" and prev and prev.group(1).lower() in _ADVERBS:  # "we also need", "do not use"
+        prev = _word_before(text, prev.start())
+    word = prev.group(1).lower() if prev else None
+    if context == "verb":
+        return word in _VERB_BEFORE or (word in (None, "and", "or", "then", "please") and nxt in _OBJECTS)
+    if context == "pred":
+        return word in _BE or word in _INTENSIFIERS
+    return word in _DETERMINERS or (context == "adj" and (word in _BE or word in _INTENSIFIERS))
+
 
 _CONTRACTIONS = {
     "do not": "don't", "does not": "doesn't", "did not": "didn't", "is not": "isn't",
@@ -84,6 +251,8 @@ def _formal_fits(text: str, m: re.Match) -> bool:
     """Whether the word at ``m`` may take its formal twin (_FORMAL) there."""
     word, before = m.group(0).lower(), text[:m.start()].rstrip()
     if word in _NOT_FORMALIZED or ((rx := _NOT_AFTER_RE.get(word)) and rx.match(text, m.end())):
+        return False
+    if SYNONYMS.get(word) == _FORMAL[word] and not _synonym_fits(text, m):  # the same twin: "good enough"
         return False
     if word in ("also", "but", "so"):  # "However," and "Furthermore," open a sentence or follow a comma
         return before[-1:] in ("", ".", "!", "?") or (word != "also" and before.endswith(","))
@@ -143,11 +312,17 @@ def _balanced_spots(spots: list[re.Match], n: int, rng: random.Random) -> list[r
     return best
 
 
+def _synonym_spots(text: str) -> list[re.Match]:
+    """The words of ``text`` that may take their synonym (SYNONYMS) where they stand."""
+    return [m for m in ASCII_WORD.finditer(text) if m.group(0).lower() in SYNONYMS and _synonym_fits(text, m)]
+
+
 def minimal_edit(text: str, rng: random.Random) -> str | None:
-    """3-4 words replaced by near-synonyms, the swap set that changes the length in characters
-    least (:func:`_balanced_spots`), or None when the text has fewer than 3 candidates."""
+    """3-4 words replaced by near-synonyms where the sentence stays grammatical
+    (:func:`_synonym_fits`), the swap set that changes the length in characters least
+    (:func:`_balanced_spots`), or None when the text has fewer than 3 candidates."""
     n = rng.choice((3, 4))
-    spots = [m for m in ASCII_WORD.finditer(text) if m.group(0).lower() in SYNONYMS]
+    spots = _synonym_spots(text)
     if len(spots) < 3:
         return None
     return _replace(text, _balanced_spots(spots, min(n, len(spots)), rng), SYNONYMS)
@@ -508,11 +683,12 @@ VOCABULARY_MIN = 5  # words a vocabulary rewrite swaps at least: fewer is a mini
 
 
 def _vocabulary(text: str, rng: random.Random) -> str:
-    """A sixth of the words (at least VOCABULARY_MIN) swapped for synonyms; the text as it is
+    """A sixth of the words (at least VOCABULARY_MIN) swapped for synonyms where the sentence
+    stays grammatical (:func:`_synonym_fits`); the text as it is
     (no rewrite) when it holds fewer: swapping all of 3-4 spots is the task's minimal edit
     again, the same text twice (an exact duplicate the validators drop)."""
     n = max(VOCABULARY_MIN, len(ASCII_WORD.findall(text)) // 6)
-    edited, done = _swap_words(text, rng, SYNONYMS, n)
+    edited, done = _swap_words(text, rng, SYNONYMS, n, _synonym_fits)
     return edited if done >= VOCABULARY_MIN else text
 
 
