@@ -69,7 +69,7 @@ TTR_WINDOW = 100
 L2 = 3.0  # ridge on standardised features; keeps the judge calm on a few dozen pairs
 MIN_TRAIN_PAIRS = 4
 CV_FOLDS = 5
-CHUNK = 8192  # rows per block of the fit and the scoring: their temporaries stay ~1 MB
+CHUNK = 2048  # rows per block of the fit and the scoring: their temporaries stay ~0.2 MB each
 _QP = re.compile(r"[\"“”()\[\]]")
 _EXCLAIM_DASH = re.compile(r"!|--|—|–|(?<=\s)-(?=\s)")
 
