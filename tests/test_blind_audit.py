@@ -177,3 +177,17 @@ def test_the_fit_without_the_mirrored_copy_is_the_mirrored_fit(n, d, chunk):
     held_out = rng.normal(size=(50, d))
     np.testing.assert_allclose(judge.confidence(held_out), 1 / (1 + np.exp(-(held_out / scale_ref) @ w_ref)),
                                rtol=1e-10, atol=1e-13)
+
+
+def test_the_stats_baseline_rates_are_the_means_of_the_per_pair_calls():
+    # compute_stats counts right calls instead of keeping a bool per pair: same rates, to the bit
+    rows = planted() * 7  # 560 pairs: rates that are not short decimals
+    rng = random.Random(5)
+    predicted = {r["id"]: rng.choice("AB") for r in rows}
+    stats = compute_stats(rows, {}, predicted=predicted)
+    hits = [predicted[r["id"]] == r["label"] for r in rows]
+    for key, field, stat in (("split", "train", "baseline_accuracy"), ("strategy", "fair", "baseline_by_strategy")):
+        mine = [h for h, r in zip(hits, rows) if r[key] == field]
+        assert stats[stat][field] == round(float(np.mean(mine)), 4)
+    assert stats["baseline_accuracy"]["all"] == round(float(np.mean(hits)), 4)
+    assert sorted(stats["baseline_accuracy"]) == ["all", "test_unseen_authors", "train"]
