@@ -143,3 +143,51 @@ def test_the_audits_clean_end_is_the_candidates_clean_end():
     audit_says = [text_features("Some words here. " + e)[FEATURES.index("clean_end")] == 1.0 for e in endings]
     assert audit_says == [ends_clean("Some words here. " + e) for e in endings]
     assert audit_says.count(True) == 5
+
+
+def _mirrored_fit(x: np.ndarray, l2: float = 3.0, iters: int = 50) -> tuple[np.ndarray, np.ndarray]:
+    """The judge as first written: every pair also seen mirrored (-x, label 0), Newton on [x; -x]."""
+    from persrm_gen.dataset.blind_audit import _sigmoid
+
+    scale = np.sqrt((x ** 2).mean(axis=0))
+    scale = np.where(scale > 1e-9, scale, 1.0)
+    z = np.vstack([x, -x]) / scale
+    y = np.concatenate([np.ones(len(x)), np.zeros(len(x))])
+    w = np.zeros(x.shape[1])
+    for _ in range(iters):
+        p = _sigmoid(z @ w)
+        step = np.linalg.solve((z * (p * (1 - p))[:, None]).T @ z + l2 * np.eye(len(w)), z.T @ (p - y) + l2 * w)
+        w = w - step
+        if np.abs(step).max() < 1e-8:
+            break
+    return w, scale
+
+
+@pytest.mark.parametrize("n, d, chunk", [(5, 13, None), (300, 13, None), (300, 13, 7), (2000, 14, 256), (40, 3, 1)])
+def test_the_fit_without_the_mirrored_copy_is_the_mirrored_fit(n, d, chunk):
+    # the mirrored rows add the same gradient and Hessian terms as the originals: the fit on x
+    # alone with doubled data terms is the same judge, in one piece or in row chunks
+    rng = np.random.default_rng(n + d)
+    x = rng.normal(size=(n, d)) * rng.uniform(0.01, 5, size=d) + rng.normal(size=d) * 0.3  # a signal to learn
+    x[:, 1] = 0.0  # a constant column (scale 1)
+    w_ref, scale_ref = _mirrored_fit(x)
+    judge = fit(x) if chunk is None else fit(x, chunk=chunk)
+    np.testing.assert_array_equal(judge.scale, scale_ref)
+    np.testing.assert_allclose(judge.weights, w_ref, rtol=1e-10, atol=1e-12)
+    held_out = rng.normal(size=(50, d))
+    np.testing.assert_allclose(judge.confidence(held_out), 1 / (1 + np.exp(-(held_out / scale_ref) @ w_ref)),
+                               rtol=1e-10, atol=1e-13)
+
+
+def test_the_stats_baseline_rates_are_the_means_of_the_per_pair_calls():
+    # compute_stats counts right calls instead of keeping a bool per pair: same rates, to the bit
+    rows = planted() * 7  # 560 pairs: rates that are not short decimals
+    rng = random.Random(5)
+    predicted = {r["id"]: rng.choice("AB") for r in rows}
+    stats = compute_stats(rows, {}, predicted=predicted)
+    hits = [predicted[r["id"]] == r["label"] for r in rows]
+    for key, field, stat in (("split", "train", "baseline_accuracy"), ("strategy", "fair", "baseline_by_strategy")):
+        mine = [h for h, r in zip(hits, rows) if r[key] == field]
+        assert stats[stat][field] == round(float(np.mean(mine)), 4)
+    assert stats["baseline_accuracy"]["all"] == round(float(np.mean(hits)), 4)
+    assert sorted(stats["baseline_accuracy"]) == ["all", "test_unseen_authors", "train"]

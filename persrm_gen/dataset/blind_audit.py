@@ -14,7 +14,9 @@ probability, the A/B placement cannot be learned, and the judge can be fitted an
 on chosen/rejected before labels are placed (the build's screen stage does exactly that).
 It is small on purpose: a dozen weights fitted by Newton's method in numpy, so the audit
 runs on every ``stats``, every build and in tests in milliseconds, and is deterministic
-(the manifest must be byte-identical between identical runs).
+(the manifest must be byte-identical between identical runs). The fit and the scoring go a
+block of rows at a time (:data:`CHUNK`), so a build's end step holds the pairs' features and
+no per-pair temporaries of the judge.
 
 Fluency: a caller may pass ``extra``, a function giving more per-text features (the
 embedded model's mean per-token log-likelihood: ``persrm_gen.llm.fluency``). It is left
@@ -67,6 +69,7 @@ TTR_WINDOW = 100
 L2 = 3.0  # ridge on standardised features; keeps the judge calm on a few dozen pairs
 MIN_TRAIN_PAIRS = 4
 CV_FOLDS = 5
+CHUNK = 2048  # rows per block of the fit and the scoring: their temporaries stay ~0.2 MB each
 _QP = re.compile(r"[\"“”()\[\]]")
 _EXCLAIM_DASH = re.compile(r"!|--|—|–|(?<=\s)-(?=\s)")
 
@@ -123,27 +126,55 @@ class BlindJudge:
     weights: np.ndarray
     scale: np.ndarray
 
-    def confidence(self, x: np.ndarray) -> np.ndarray:
-        """The judge's probability that the chosen (first) response is the author's."""
-        return _sigmoid((x / self.scale) @ self.weights)
+    def confidence(self, x: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """The judge's probability that the chosen (first) response is the author's, per row
+        of ``x`` (or of ``x[rows]``), scaled a block of rows at a time."""
+        n = len(x) if rows is None else len(rows)
+        out = np.empty(n)
+        for lo, z in _blocks(x, rows, CHUNK):
+            out[lo:lo + len(z)] = _sigmoid((z / self.scale) @ self.weights)
+        return out
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * z))  # no overflow warnings for large |z|
 
 
-def fit(x: np.ndarray, *, l2: float = L2, iters: int = 50) -> BlindJudge:
-    """Fit on pair differences oriented chosen-minus-rejected. Each pair is also seen mirrored
-    (rejected-minus-chosen, label 0), so the data are symmetric and no intercept is needed."""
-    scale = np.sqrt((x ** 2).mean(axis=0)) if len(x) else np.ones(x.shape[1])
+def _blocks(x: np.ndarray, rows: np.ndarray | None, chunk: int):
+    """(offset, block) over the rows of ``x`` (or ``x[rows]``, in that order), ``chunk`` rows at a time."""
+    n = len(x) if rows is None else len(rows)
+    for lo in range(0, n, chunk):
+        yield lo, x[lo:lo + chunk] if rows is None else x[rows[lo:lo + chunk]]
+
+
+def fit(x: np.ndarray, *, rows: np.ndarray | None = None, l2: float = L2, iters: int = 50,
+        chunk: int = CHUNK) -> BlindJudge:
+    """Fit on pair differences oriented chosen-minus-rejected (the rows of ``x``, or those
+    ``rows`` indexes, in that order).
+
+    The judge is the logistic regression on every pair seen both ways, ``x`` with label 1
+    and its mirror ``-x`` with label 0, so the data are symmetric and no intercept is needed.
+    The mirror adds nothing new: for ``-z`` with label 0, ``p' = 1 - p`` and its gradient and
+    Hessian terms equal those of ``z`` with label 1. So the mirror is never built: Newton runs
+    on ``x`` alone with the data terms doubled, a block of ``chunk`` rows at a time, and holds
+    O(chunk * features) floats however many pairs a build has (the stacked ``[x; -x]`` and its
+    temporaries were ~435 B per pair at a build's end step)."""
+    n, d = (len(x) if rows is None else len(rows)), x.shape[1]
+    squares = np.zeros(d)
+    for _, b in _blocks(x, rows, chunk):
+        # numpy sums axis 0 row after row: this is (x ** 2).sum(axis=0) to the bit, in blocks
+        squares = np.vstack([squares[None], b * b]).sum(axis=0)
+    scale = np.sqrt(squares / n) if n else np.ones(d)
     scale = np.where(scale > 1e-9, scale, 1.0)
-    z = np.vstack([x, -x]) / scale
-    y = np.concatenate([np.ones(len(x)), np.zeros(len(x))])
-    w = np.zeros(x.shape[1])
+    w = np.zeros(d)
     for _ in range(iters):  # Newton-Raphson on the penalised log-likelihood (convex)
-        p = _sigmoid(z @ w)
-        grad = z.T @ (p - y) + l2 * w
-        hess = (z * (p * (1 - p))[:, None]).T @ z + l2 * np.eye(len(w))
+        grad, hess = l2 * w, l2 * np.eye(d)
+        for _, b in _blocks(x, rows, chunk):
+            z = b / scale
+            p = _sigmoid(z @ w)
+            grad += 2.0 * (z.T @ (p - 1.0))
+            z *= np.sqrt(p * (1.0 - p))[:, None]  # in place: z^T diag(p(1-p)) z without a second block
+            hess += 2.0 * (z.T @ z)
         step = np.linalg.solve(hess, grad)
         w = w - step
         if np.abs(step).max() < 1e-8:
@@ -248,10 +279,12 @@ class _Audited:
         rows = sorted(rows, key=lambda r: (r["split"], str(r["author_id"]), str(r.get("id"))))
         return cls(*(_Coded.of(r[name] for r in rows) for name in ("split", "author_id", "strategy", "genre")), rows)
 
-    def differences(self, extra: Extra | None) -> np.ndarray:
+    def differences(self, extra: Extra | None) -> tuple[np.ndarray, np.ndarray | None]:
+        """The pairs' features and, per row in audit order, its row of them (None: the same).
+        Compact rows' own array is read through ``order``, never copied in sorted order."""
         if self.order is not None and extra is None:
-            return self.rows.array("pair_features")[self.order]
-        return _differences(self.rows if self.order is None else [self.rows[i] for i in self.order.tolist()], extra)
+            return self.rows.array("pair_features"), self.order
+        return _differences(self.rows if self.order is None else [self.rows[i] for i in self.order.tolist()], extra), None
 
     def longer(self) -> np.ndarray:
         if self.order is not None:
@@ -259,9 +292,16 @@ class _Audited:
         return _longer(self.rows)
 
 
-def cross_validated(author: _Coded, x: np.ndarray, folds: int = CV_FOLDS) -> np.ndarray | None:
+def _at(at: np.ndarray | None, mask: np.ndarray) -> np.ndarray:
+    """The rows of the features that the audit-order ``mask`` selects (``differences``' ``at``)."""
+    return np.flatnonzero(mask) if at is None else at[mask]
+
+
+def cross_validated(author: _Coded, x: np.ndarray, at: np.ndarray | None = None,
+                    folds: int = CV_FOLDS) -> np.ndarray | None:
     """Each pair's confidence from a judge fitted on the other authors' pairs (authors dealt
-    round-robin into ``folds`` groups, sorted by id: deterministic). None if too few authors."""
+    round-robin into ``folds`` groups, sorted by id: deterministic). None if too few authors.
+    Pair ``i`` (in ``author``'s order) is row ``at[i]`` of ``x`` (row ``i`` if ``at`` is None)."""
     authors = author.present()
     if len(authors) < 2:
         return None
@@ -273,7 +313,7 @@ def cross_validated(author: _Coded, x: np.ndarray, folds: int = CV_FOLDS) -> np.
     for k in sorted(set(g.tolist())):
         train = g != k
         if train.sum() >= MIN_TRAIN_PAIRS:
-            p[~train] = fit(x[train]).confidence(x[~train])
+            p[~train] = fit(x, rows=_at(at, train)).confidence(x, _at(at, ~train))
     return p
 
 
@@ -292,13 +332,13 @@ def audit(rows: Sequence[dict], extra: Extra | None = None) -> dict | None:
     is_train = cols.split.equals("train")
     if is_train.sum() < MIN_TRAIN_PAIRS:
         return None
-    x = cols.differences(extra)
-    judge = fit(x[is_train])
-    hits = _hits(judge.confidence(x))
+    x, at = cols.differences(extra)
+    judge = fit(x, rows=_at(at, is_train))
+    hits = _hits(judge.confidence(x, at))
     test = ~is_train
     by_split = _grouped(cols.split, hits)
     by_split[TEST_SPLITS_ALL] = {"n": int(test.sum()), "accuracy": _rate(hits[test])}
-    cv = cross_validated(cols.author, x)
+    cv = cross_validated(cols.author, x, at)
     cv_hits = _hits(cv) if cv is not None else None
     longer = cols.longer()
     by_strategy = {}
@@ -336,5 +376,5 @@ def confident_shortcuts(rows: Sequence[dict], threshold: float, extra: Extra | N
     if is_train.sum() < MIN_TRAIN_PAIRS:
         return {}
     x = pair_features([r["chosen"] for r in rows], [r["rejected"] for r in rows], extra)
-    p = fit(x[is_train]).confidence(x)
+    p = fit(x, rows=np.flatnonzero(is_train)).confidence(x)
     return {i: float(v) for i, v in enumerate(p) if max(v, 1 - v) >= threshold}

@@ -19,14 +19,16 @@ def compute_stats(pairs: Sequence[dict], rejections: dict[str, int] | None = Non
     (a build's rationales stage does); the judge runs on the rest. ``blind_audit`` is the
     context-blind judge (``dataset.blind_audit``; ``fluency`` adds its optional cue)."""
     margins = np.array([p["style_margin"] for p in pairs], dtype=float)
-    correct: dict[str, list[bool]] = {}
-    correct_by_strategy: dict[str, list[bool]] = {}
+    # key -> [right calls, pairs]: counts, not a list of bools per pair alive through the audit
+    correct: dict[str, list[int]] = {}
+    correct_by_strategy: dict[str, list[int]] = {}
     for p in pairs:
         verdict = predicted.get(p["id"]) if predicted else None
         hit = (verdict or baseline_judge(p["context"], p["response_a"], p["response_b"])) == p["label"]
-        correct.setdefault(p["split"], []).append(hit)
-        correct.setdefault("all", []).append(hit)
-        correct_by_strategy.setdefault(p["strategy"], []).append(hit)
+        for tally in (correct.setdefault(p["split"], [0, 0]), correct.setdefault("all", [0, 0]),
+                      correct_by_strategy.setdefault(p["strategy"], [0, 0])):
+            tally[0] += hit
+            tally[1] += 1
     authors: dict[str, set] = {}
     for p in pairs:
         authors.setdefault(p["split"], set()).add(p["author_id"])
@@ -44,12 +46,17 @@ def compute_stats(pairs: Sequence[dict], rejections: dict[str, int] | None = Non
         "ab_balance": {"A": sum(p["label"] == "A" for p in pairs), "B": sum(p["label"] == "B" for p in pairs)},
         "style_margin": _distribution(margins),
         "rejections": dict(sorted((rejections or {}).items())),
-        "baseline_accuracy": {k: round(float(np.mean(v)), 4) for k, v in sorted(correct.items())},
-        "baseline_by_strategy": {k: round(float(np.mean(v)), 4) for k, v in sorted(correct_by_strategy.items())},
+        "baseline_accuracy": {k: _share(*v) for k, v in sorted(correct.items())},
+        "baseline_by_strategy": {k: _share(*v) for k, v in sorted(correct_by_strategy.items())},
         "blind_audit": audit(pairs, fluency),
         "authors": {k: len(v) for k, v in sorted(authors.items())},
         "sft_usable": sum(bool(p.get("rationale_ok", True)) for p in pairs),
     }
+
+
+def _share(hits: int, n: int) -> float:
+    """``hits / n`` rounded as the card prints it (the mean of the per-pair bools, to the bit)."""
+    return round(hits / n, 4)
 
 
 def _count(values) -> dict[str, int]:
