@@ -83,3 +83,53 @@ def test_the_cross_shard_exact_check_agrees_with_the_row_check_in_canonical_orde
     assert {k: v[1] for k, v in got.items() if v[0] == "exact_duplicate"} == want
     author = {r["id"]: r["author_id"] for r in rows}
     assert list(got) == sorted(got, key=lambda i: (author[i], i))  # in the canonical order
+
+
+def _mixed_row(i: int, rng: random.Random, pool: list[str]) -> dict:
+    """A pairs row whose texts are often exact or near copies (one word of 60 changed) of a
+    few shared texts: tasks' shared positives, rewrites of one chosen, both orders of a pair."""
+    def text() -> str:
+        base = rng.choice(pool)
+        if rng.random() < 0.4:
+            toks = base.split()
+            toks[rng.randrange(len(toks))] += "x"
+            return " ".join(toks)
+        return base
+
+    chosen_source = rng.choice(["author", "generated"])
+    return dict(id=f"q{rng.randrange(10**4):04d}-{i}", author_id=f"a{rng.randrange(5)}", genre="essay",
+                split="train", label=rng.choice("AB"), chosen=text(), rejected=text(),
+                chosen_source=chosen_source, rejected_source=rng.choice(["generated", "edited", "author"]),
+                context=[], sample_id=rng.choice(["s1", "s2", None]),
+                strategy=rng.choice(["mimic", "minimal-edit", "axis-punctuation", "other-author"]))
+
+
+def test_the_cross_shard_check_agrees_with_the_row_checks_on_exact_and_near_copies(tmp_path):
+    # near copies planted across files, next to exact copies, a task's shared positive, its
+    # rewrites (one family), mirrored pairs; over five files in any order the check must
+    # reject what the row validators reject over the rows in canonical order, with the same details
+    from persrm_gen.dataset.validators import near_duplicates
+
+    for seed in range(6):
+        rng = random.Random(seed)
+        pool = [" ".join(f"w{rng.randrange(10**6)}" for _ in range(60)) for _ in range(12)]
+        rows = [_mixed_row(i, rng, pool) for i in range(120)]
+        for k in range(0, 120, 9):  # the other order of a pair, with the other label
+            rows.append(dict(rows[k], id=f"m{k}", chosen=rows[k]["rejected"], rejected=rows[k]["chosen"],
+                             label="B" if rows[k]["label"] == "A" else "A"))
+        canonical = sorted(rows, key=lambda r: (r["author_id"], r["id"]))
+        exact = exact_duplicates(canonical)
+        survivors = [r for i, r in enumerate(canonical) if i not in exact]
+        want = {canonical[i]["id"]: ("exact_duplicate", d) for i, d in exact.items()}
+        want.update({survivors[i]["id"]: ("near_duplicate", d) for i, d in near_duplicates(survivors).items()})
+        assert {v[0] for v in want.values()} == {"exact_duplicate", "near_duplicate"}  # both exercised
+        files = list(range(5))
+        rng.shuffle(files)
+        check = CrossShardCheck()
+        for k in files:
+            path = tmp_path / f"s{seed}-f{k}.parquet"
+            pq.write_table(pa.Table.from_pylist(rows[k::5]), path)
+            check.add_file(path)
+        got = check.rejected()
+        assert got == want, seed
+        assert list(got) == [r["id"] for r in canonical if r["id"] in got]  # in the canonical order
