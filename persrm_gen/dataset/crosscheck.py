@@ -31,10 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from persrm_gen.dataset.minhash import MinHasher, band_keys, candidate_pairs_from_keys, jaccard, lsh_params
+from persrm_gen.dataset.minhash import MinHasher, band_keys, candidate_pairs_of_bands, jaccard, lsh_params
 from persrm_gen.dataset.schema import SPLITS
 from persrm_gen.dataset.validators import (
-    SeenTexts,
     ValidatorConfig,
     edit_families,
     is_generated,
@@ -73,9 +72,13 @@ class _Columns:
             self.chunks[name].append(a)
 
     def join(self) -> dict[str, np.ndarray]:
-        """Each column as one array (kept as the column's only chunk: the others are released)."""
-        out = {n: c[0] if len(c) == 1 else np.concatenate(c) for n, c in self.chunks.items() if c}
-        self.chunks = {n: [out[n]] if n in out else [] for n in self.chunks}
+        """Each column as one array (kept as the column's only chunk: the others are released
+        column by column, so joining holds one column twice, never the whole table)."""
+        out = {}
+        for name, chunks in self.chunks.items():
+            if chunks:
+                out[name] = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+                chunks[:] = [out[name]]
         return out
 
 
@@ -102,8 +105,11 @@ class CrossShardCheck:
         self.target_cols = _Columns("row", "hash")  # a test_seen row's real target text, hashed
         self.train_cols = _Columns("hash")  # train targets and contexts, hashed (unique per file)
         # per generated text: owner row, file, row in file, side, edit family hash (and whether
-        # it has one), LSH band keys, whether it has any shingle
-        self.text_cols = _Columns("owner", "file", "at", "side", "family", "has_family", "keys", "valid")
+        # it has one), whether it has any shingle
+        self.text_cols = _Columns("owner", "file", "at", "side", "family", "has_family", "valid")
+        # and its LSH band keys (uint64 [texts, bands]) per file, never joined: the candidates
+        # are found one band at a time (``minhash.candidate_pairs_of_bands``)
+        self.keys: list[np.ndarray] = []
         self.r: dict[str, np.ndarray] = {}  # row_cols and text_cols joined, once the verdicts are asked for
         self.t: dict[str, np.ndarray] = {}
 
@@ -174,12 +180,12 @@ class CrossShardCheck:
             self.train_cols.add(hash=_digests(sorted(train)).view("S16").ravel())
         if text["texts"]:
             sig, _h, offsets = self.hasher.signatures(text["texts"])
-            self.text_cols.add(owner=np.array(text["owner"], dtype=np.int64),
+            self.text_cols.add(owner=np.array(text["owner"], dtype=np.int32),
                                file=np.full(len(text["owner"]), file_no, dtype=np.int32),
                                at=np.array(text["at"], dtype=np.int32), side=np.array(text["side"], dtype=np.int8),
                                family=_digests(text["family"]).view("S16").ravel(),
-                               has_family=np.array(text["has_family"], dtype=bool),
-                               keys=band_keys(sig, self.bands, self.rows), valid=offsets[1:] > offsets[:-1])
+                               has_family=np.array(text["has_family"], dtype=bool), valid=offsets[1:] > offsets[:-1])
+            self.keys.append(band_keys(sig, self.bands, self.rows))
 
     # ------------------------------------------------------------ verdicts
 
@@ -227,68 +233,84 @@ class CrossShardCheck:
                 out[i] = ("leakage", "its test_seen_authors target text also appears in train")
 
     def _exact(self, order: np.ndarray, out: dict) -> None:
-        """As ``validators.exact_duplicates``, in the canonical order. A row whose generated
-        hashes no other row holds, and whose pair no other row repeats, can neither be hit
-        nor change a verdict: only the others are walked."""
+        """As ``validators.exact_duplicates`` (and its ``SeenTexts``), in the canonical order.
+        A row whose generated hashes no other row holds, and whose pair no other row repeats,
+        can neither be hit nor change a verdict: only the others are walked. Hashes, tasks
+        and pairs are numbered (equal values, equal numbers) and the walk's memory is arrays
+        over those numbers, not a dict entry and a set per row."""
         r = self.r
-        chosen = np.ascontiguousarray(r["pair"][:, :16]).view("S16").ravel()
-        rejected = np.ascontiguousarray(r["pair"][:, 16:]).view("S16").ravel()
-        whole = r["pair"].view("S32").ravel()
         gen_c, gen_r = (r["gen"] & 1).astype(bool), (r["gen"] & 2).astype(bool)
-        shared = _repeated(np.concatenate([chosen[gen_c], rejected[gen_r]]))
-        involved = (gen_c & np.isin(chosen, shared)) | (gen_r & np.isin(rejected, shared)) | np.isin(whole, _repeated(whole))
-        seen = SeenTexts()
-        labels: dict[bytes, set] = defaultdict(set)
-        for i in order[involved[order]].tolist():
-            if i in out:
-                continue
-            key, label = whole[i], int(r["label"][i])
-            task = r["task"][i].tobytes() if r["has_task"][i] else None
-            hashes = [h for h, g in ((chosen[i], gen_c[i]), (rejected[i], gen_r[i])) if g]
-            hits = seen.hits(hashes, task)
-            mirror = self.config.allow_both_orders and all(whole[j] == key for j in hits)
-            if hits and not (mirror and label not in labels[key]):
-                out[i] = ("exact_duplicate", f"a generated candidate repeats one of pair {self._id(hits[0])}")
-                continue
-            seen.claim(i, hashes, task)
-            labels[key].add(label)
+        n_c = int(gen_c.sum())
+        texts, text_count = _numbered(np.concatenate([r["pair"][gen_c, :16], r["pair"][gen_r, 16:]]))
+        hashes = np.full((self.n, 2), -1, dtype=np.int64)  # a row's chosen and rejected, if generated
+        hashes[gen_c, 0], hashes[gen_r, 1] = texts[:n_c], texts[n_c:]
+        involved = np.zeros(self.n, dtype=bool)
+        involved[gen_c] |= text_count[texts[:n_c]] > 1
+        involved[gen_r] |= text_count[texts[n_c:]] > 1
+        del texts
+        pair, pair_count = _numbered(r["pair"])
+        involved |= pair_count[pair] > 1
+        walk = order[involved[order]]
+        tasks = np.full(self.n, -1, dtype=np.int64)
+        has_task = walk[r["has_task"][walk]]
+        tasks[has_task] = _numbered(r["task"][has_task])[0]
+        first = np.full(len(text_count), -1, dtype=np.int64)  # hash -> the first kept row holding it
+        task_of = np.full(len(text_count), -1, dtype=np.int64)  # a claimed positive's hash -> its task
+        labels = np.zeros((len(pair_count), max(len(self.labels), 1)), dtype=bool)  # labels kept per pair
+        both_orders = self.config.allow_both_orders
+        for lo in range(0, len(walk), 4096):  # Python ints for a block of rows at a time
+            rows = walk[lo : lo + 4096]
+            for i, (c, rj), task, key, label in zip(rows.tolist(), hashes[rows].tolist(), tasks[rows].tolist(),
+                                                    pair[rows].tolist(), r["label"][rows].tolist()):
+                if i in out:
+                    continue
+                held = [h for h in (c, rj) if h >= 0]
+                hits = [int(first[h]) for k, h in enumerate(held)
+                        if first[h] >= 0 and not (k == 0 and task >= 0 and task_of[h] == task)]
+                mirror = both_orders and all(pair[j] == key for j in hits)
+                if hits and not (mirror and not labels[key, label]):
+                    out[i] = ("exact_duplicate", f"a generated candidate repeats one of pair {self._id(hits[0])}")
+                    continue
+                for h in held:
+                    if first[h] < 0:
+                        first[h] = i
+                if task >= 0 and task_of[held[0]] < 0:
+                    task_of[held[0]] = task
+                labels[key, label] = True
 
     def _near(self, pos: np.ndarray, out: dict) -> None:
         """As ``validators.near_duplicates``, in the canonical order, among rows still kept."""
         t = self.t
-        if "keys" not in t:
+        if not self.keys:
             return
         owner = t["owner"]
         kept = np.ones(self.n, dtype=bool)
         kept[list(out)] = False
-        whole = self.r["pair"].view("S32").ravel()
-        proposed = []
-        for a, b in candidate_pairs_from_keys(t["keys"], t["valid"] & kept[owner]).tolist():
-            ra, rb = int(owner[a]), int(owner[b])
-            if pos[ra] > pos[rb]:
-                ra, rb = rb, ra
-            mirror = (self.config.allow_both_orders and whole[ra] == whole[rb]
-                      and self.r["label"][ra] != self.r["label"][rb])
-            if ra != rb and not mirror and not self._same_family(a, b):
-                proposed.append((a, b, ra, rb))
-        if not proposed:
+        idx = np.flatnonzero(t["valid"] & kept[owner])
+        bands = (np.concatenate([k[:, b] for k in self.keys])[idx] for b in range(self.bands))
+        cand = candidate_pairs_of_bands(bands, idx, len(owner))
+        a, b = cand[:, 0], cand[:, 1]
+        ra, rb = owner[a], owner[b]
+        swap = pos[ra] > pos[rb]
+        ra, rb = np.where(swap, rb, ra), np.where(swap, ra, rb)
+        whole, label = self.r["pair"].view("S32").ravel(), self.r["label"]
+        mirror = self.config.allow_both_orders & (whole[ra] == whole[rb]) & (label[ra] != label[rb])
+        same_family = t["has_family"][a] & t["has_family"][b] & (t["family"][a] == t["family"][b])
+        proposed = (ra != rb) & ~mirror & ~same_family
+        a, b, ra, rb = a[proposed], b[proposed], ra[proposed], rb[proposed]
+        if not len(a):
             return
-        shingles = self._shingles({t for a, b, _, _ in proposed for t in (a, b)})
+        shingles = self._shingles(set(a.tolist()) | set(b.tolist()))
         neighbours: dict[int, list[tuple[int, float]]] = defaultdict(list)
-        for a, b, ra, rb in proposed:
-            jac = jaccard(shingles[a], shingles[b])
+        for ta, tb, i, j in zip(a.tolist(), b.tolist(), ra.tolist(), rb.tolist()):
+            jac = jaccard(shingles[ta], shingles[tb])
             if jac >= self.config.near_dup_threshold:
-                neighbours[rb].append((ra, jac))
+                neighbours[j].append((i, jac))
         for i in sorted(neighbours, key=pos.__getitem__):
             earlier = [(j, jac) for j, jac in neighbours[i] if j not in out]
             if earlier:
                 j, jac = max(earlier, key=lambda x: (x[1], -pos[x[0]]))
                 out[i] = ("near_duplicate", f"a generated candidate has Jaccard {jac:.2f} with one of pair {self._id(j)}")
-
-    def _same_family(self, a: int, b: int) -> bool:
-        """Texts ``a`` and ``b`` are one task's chosen or rewrites of it (validators.edit_families)."""
-        t = self.t
-        return bool(t["has_family"][a] and t["has_family"][b] and t["family"][a] == t["family"][b])
 
     def _shingles(self, wanted: set[int]) -> dict[int, np.ndarray]:
         """Shingle hashes of the generated texts ``wanted``, read back one file at a time."""
@@ -309,7 +331,9 @@ class CrossShardCheck:
         return out
 
 
-def _repeated(values: np.ndarray) -> np.ndarray:
-    """The values occurring more than once in ``values``."""
-    uniq, counts = np.unique(values, return_counts=True)
-    return uniq[counts > 1]
+def _numbered(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``values`` (uint8 [n, width], digests) numbered: equal rows, equal numbers;
+    (a number per row, how many rows hold each number)."""
+    flat = np.ascontiguousarray(values).view(f"S{values.shape[1]}").ravel()
+    _, number, count = np.unique(flat, return_inverse=True, return_counts=True)
+    return number.ravel(), count

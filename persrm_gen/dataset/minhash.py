@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -157,30 +157,34 @@ def band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
 
 def candidate_pairs_from_keys(keys: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Unique (i, j), i < j, whose band keys (``band_keys``) agree in at least one band."""
-    return _candidate_pairs(keys, valid, keys.shape[1], 0)
+    idx = np.flatnonzero(valid)
+    return candidate_pairs_of_bands((keys[idx, b] for b in range(keys.shape[1])), idx, len(keys))
 
 
 def _candidate_pairs(sig: np.ndarray, valid: np.ndarray, bands: int, rows: int) -> np.ndarray:
-    """Unique (i, j), i < j, that share at least one LSH band, as an int64 array [m, 2].
-    ``rows == 0``: ``sig`` already holds one key per band (``band_keys``)."""
-    n = len(sig)
-    found: list[np.ndarray] = []
+    """Unique (i, j), i < j, whose signatures share at least one LSH band, as an int64 array [m, 2]."""
     idx = np.flatnonzero(valid)
     sub = sig[idx]
-    for b in range(bands):
-        keys = sub[:, b] if rows == 0 else _band_keys(sub, b * rows, rows)
+    return candidate_pairs_of_bands((_band_keys(sub, b * rows, rows) for b in range(bands)), idx, len(sig))
+
+
+def candidate_pairs_of_bands(bands: Iterable[np.ndarray], idx: np.ndarray, n: int) -> np.ndarray:
+    """Unique (i, j), i < j, of the texts ``idx`` (numbered below ``n``) that share a key in
+    at least one band, as an int64 array [m, 2] in (i, j) order. ``bands`` yields one band's
+    keys of those texts at a time, and pairs are merged band by band (as sorted unique codes
+    ``i * n + j``), so a caller holding its keys in pieces never joins every band at once."""
+    codes = np.zeros(0, dtype=np.int64)
+    for keys in bands:
         order = np.argsort(keys, kind="stable")
         sk, members = keys[order], idx[order]
         starts = np.flatnonzero(np.concatenate([[True], sk[1:] != sk[:-1], [True]]))
         sizes = np.diff(starts)
         two = starts[:-1][sizes == 2]  # the usual case, vectorised
-        found.append(np.stack([members[two], members[two + 1]], 1))
+        found = [np.stack([members[two], members[two + 1]], 1)]
         for s, size in zip(starts[:-1][sizes > 2].tolist(), sizes[sizes > 2].tolist()):
             found.append(_bucket_pairs(members[s : s + size]))
-    if not found:
-        return np.zeros((0, 2), dtype=np.int64)
-    pairs = np.sort(np.concatenate(found), axis=1)
-    codes = np.unique(pairs[:, 0] * n + pairs[:, 1])
+        pairs = np.sort(np.concatenate(found), axis=1)
+        codes = np.union1d(codes, pairs[:, 0] * n + pairs[:, 1])
     return np.stack([codes // n, codes % n], 1)
 
 
