@@ -133,3 +133,33 @@ def test_the_cross_shard_check_agrees_with_the_row_checks_on_exact_and_near_copi
         got = check.rejected()
         assert got == want, seed
         assert list(got) == [r["id"] for r in canonical if r["id"] in got]  # in the canonical order
+
+
+def test_candidates_merged_band_by_band_are_every_bucket_s_pairs():
+    # few distinct keys: buckets of 2, of up to 32 (every pair) and above 32 (each member with
+    # the one before and with the first), texts left out by ``valid``
+    import itertools
+
+    import numpy as np
+
+    from persrm_gen.dataset.minhash import candidate_pairs_from_keys
+
+    rng = np.random.default_rng(5)
+    keys = rng.integers(0, 40, size=(300, 4)).astype(np.uint64)
+    keys[:, 3] = np.where(np.arange(300) < 120, 7, rng.integers(10**6, 10**9, size=300))  # one bucket of 120
+    valid = rng.random(300) < 0.9
+    keys[120:152, 2], valid[120:152] = 1000, True  # a bucket of exactly 32
+    want = set()
+    for b in range(keys.shape[1]):
+        buckets: dict[int, list[int]] = {}
+        for i in np.flatnonzero(valid).tolist():
+            buckets.setdefault(int(keys[i, b]), []).append(i)
+        for m in buckets.values():
+            if len(m) <= 32:
+                want.update(itertools.combinations(m, 2))
+            else:
+                want.update(zip(m, m[1:]))
+                want.update((m[0], j) for j in m[2:])
+    assert len(want) > 1000
+    got = candidate_pairs_from_keys(keys, valid)
+    assert [tuple(p) for p in got.tolist()] == sorted(want)

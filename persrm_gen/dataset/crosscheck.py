@@ -46,6 +46,7 @@ _COLUMNS = ["id", "author_id", "genre", "split", "label", "chosen", "rejected", 
 _TRAIN = SPLITS.index("train")
 _SIDES = ("chosen", "rejected")
 _NO_HASH = bytes(16)
+_BLOCK = 4096
 
 
 def _raw_hash(text: str) -> bytes:
@@ -241,22 +242,25 @@ class CrossShardCheck:
         r = self.r
         gen_c, gen_r = (r["gen"] & 1).astype(bool), (r["gen"] & 2).astype(bool)
         n_c = int(gen_c.sum())
-        texts, text_count = _numbered(np.concatenate([r["pair"][gen_c, :16], r["pair"][gen_r, 16:]]))
-        hashes = np.full((self.n, 2), -1, dtype=np.int64)  # a row's chosen and rejected, if generated
+        texts = np.empty((n_c + int(gen_r.sum()), 16), dtype=np.uint8)  # every generated text's hash
+        np.compress(gen_c, r["pair"][:, :16], axis=0, out=texts[:n_c])
+        np.compress(gen_r, r["pair"][:, 16:], axis=0, out=texts[n_c:])
+        texts, text_repeated = _numbered(texts)
+        hashes = np.full((self.n, 2), -1, dtype=np.int32)  # a row's chosen and rejected, if generated
         hashes[gen_c, 0], hashes[gen_r, 1] = texts[:n_c], texts[n_c:]
         involved = np.zeros(self.n, dtype=bool)
-        involved[gen_c] |= text_count[texts[:n_c]] > 1
-        involved[gen_r] |= text_count[texts[n_c:]] > 1
+        involved[gen_c] |= text_repeated[texts[:n_c]]
+        involved[gen_r] |= text_repeated[texts[n_c:]]
         del texts
-        pair, pair_count = _numbered(r["pair"])
-        involved |= pair_count[pair] > 1
+        pair, pair_repeated = _numbered(r["pair"])
+        involved |= pair_repeated[pair]
         walk = order[involved[order]]
-        tasks = np.full(self.n, -1, dtype=np.int64)
+        tasks = np.full(self.n, -1, dtype=np.int32)
         has_task = walk[r["has_task"][walk]]
         tasks[has_task] = _numbered(r["task"][has_task])[0]
-        first = np.full(len(text_count), -1, dtype=np.int64)  # hash -> the first kept row holding it
-        task_of = np.full(len(text_count), -1, dtype=np.int64)  # a claimed positive's hash -> its task
-        labels = np.zeros((len(pair_count), max(len(self.labels), 1)), dtype=bool)  # labels kept per pair
+        first = np.full(len(text_repeated), -1, dtype=np.int32)  # hash -> the first kept row holding it
+        task_of = np.full(len(text_repeated), -1, dtype=np.int32)  # a claimed positive's hash -> its task
+        labels = np.zeros((len(pair_repeated), max(len(self.labels), 1)), dtype=bool)  # labels kept per pair
         both_orders = self.config.allow_both_orders
         for lo in range(0, len(walk), 4096):  # Python ints for a block of rows at a time
             rows = walk[lo : lo + 4096]
@@ -286,9 +290,11 @@ class CrossShardCheck:
         owner = t["owner"]
         kept = np.ones(self.n, dtype=bool)
         kept[list(out)] = False
-        idx = np.flatnonzero(t["valid"] & kept[owner])
-        bands = (np.concatenate([k[:, b] for k in self.keys])[idx] for b in range(self.bands))
-        cand = candidate_pairs_of_bands(bands, idx, len(owner))
+        use = t["valid"] & kept[owner]
+        at = np.cumsum([0] + [len(k) for k in self.keys])
+        bands = (np.concatenate([k[use[lo:hi], b] for k, lo, hi in zip(self.keys, at[:-1], at[1:])])
+                 for b in range(self.bands))
+        cand = candidate_pairs_of_bands(bands, np.flatnonzero(use), len(owner))
         a, b = cand[:, 0], cand[:, 1]
         ra, rb = owner[a], owner[b]
         swap = pos[ra] > pos[rb]
@@ -333,7 +339,15 @@ class CrossShardCheck:
 
 def _numbered(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rows of ``values`` (uint8 [n, width], digests) numbered: equal rows, equal numbers;
-    (a number per row, how many rows hold each number)."""
+    (an int32 number per row, whether more than one row holds each number). As ``np.unique``'s
+    inverse and counts, without its copy of the distinct values or its int64 temporaries."""
     flat = np.ascontiguousarray(values).view(f"S{values.shape[1]}").ravel()
-    _, number, count = np.unique(flat, return_inverse=True, return_counts=True)
-    return number.ravel(), count
+    order = np.argsort(flat)
+    new = np.ones(len(flat), dtype=bool)  # the first of a run of equal values, once sorted
+    for lo in range(0, len(flat), _BLOCK):  # sorted values a block at a time, not a sorted copy
+        in_order = flat[order[lo : lo + _BLOCK + 1]]
+        new[lo + 1 : lo + len(in_order)] = in_order[1:] != in_order[:-1]
+    number = np.empty(len(flat), dtype=np.int32)
+    number[order] = np.cumsum(new, dtype=np.int32) - 1
+    first = np.flatnonzero(new)
+    return number, np.diff(first, append=len(flat)) > 1

@@ -176,13 +176,17 @@ def candidate_pairs_of_bands(bands: Iterable[np.ndarray], idx: np.ndarray, n: in
     codes = np.zeros(0, dtype=np.int64)
     for keys in bands:
         order = np.argsort(keys, kind="stable")
-        sk, members = keys[order], idx[order]
-        starts = np.flatnonzero(np.concatenate([[True], sk[1:] != sk[:-1], [True]]))
-        sizes = np.diff(starts)
-        two = starts[:-1][sizes == 2]  # the usual case, vectorised
-        found = [np.stack([members[two], members[two + 1]], 1)]
-        for s, size in zip(starts[:-1][sizes > 2].tolist(), sizes[sizes > 2].tolist()):
-            found.append(_bucket_pairs(members[s : s + size]))
+        keys = keys[order]
+        same = np.concatenate([[False], keys[1:] == keys[:-1], [False]])  # a text keyed as the one before
+        del keys
+        edges = np.diff(same.view(np.int8))
+        starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) + 1  # buckets of 2+, sorted
+        del same, edges
+        sizes = ends - starts
+        two = starts[sizes == 2]  # the usual case, vectorised
+        found = [np.stack([idx[order[two]], idx[order[two + 1]]], 1)]
+        for s, e in zip(starts[sizes > 2].tolist(), ends[sizes > 2].tolist()):
+            found.append(_bucket_pairs(idx[order[s:e]]))
         pairs = np.sort(np.concatenate(found), axis=1)
         codes = np.union1d(codes, pairs[:, 0] * n + pairs[:, 1])
     return np.stack([codes // n, codes % n], 1)
