@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from persrm_gen.dataset.blind_audit import FEATURES, audit
 from persrm_gen.dataset.compact import FIELDS, SCHEMA, CompactRows, Verdicts
 from persrm_gen.dataset.crosscheck import CrossShardCheck
+from persrm_gen.dataset.minhash import candidate_pairs_from_keys
 from persrm_gen.dataset.validators import exact_duplicates
 
 
@@ -125,24 +127,32 @@ def test_the_cross_shard_check_agrees_with_the_row_checks_on_exact_and_near_copi
         assert {v[0] for v in want.values()} == {"exact_duplicate", "near_duplicate"}  # both exercised
         files = list(range(5))
         rng.shuffle(files)
-        check = CrossShardCheck()
         for k in files:
-            path = tmp_path / f"s{seed}-f{k}.parquet"
-            pq.write_table(pa.Table.from_pylist(rows[k::5]), path)
-            check.add_file(path)
-        got = check.rejected()
-        assert got == want, seed
-        assert list(got) == [r["id"] for r in canonical if r["id"] in got]  # in the canonical order
+            pq.write_table(pa.Table.from_pylist(rows[k::5]), tmp_path / f"s{seed}-f{k}.parquet")
+        # the band keys' fingerprints as kept (32 bits), and so narrow that unrelated texts share
+        # buckets (3 bits: buckets of ~25 texts; 1 bit: of ~100, split by the full keys)
+        for mask in (None, 7, 1):
+            check = CrossShardCheck()
+            if mask is not None:
+                check._print_mask = np.uint64(mask)
+            for k in files:
+                check.add_file(tmp_path / f"s{seed}-f{k}.parquet")
+            got = check.rejected()
+            assert got == want, (seed, mask)
+            assert list(got) == [r["id"] for r in canonical if r["id"] in got]  # in the canonical order
+            # the candidates are the full band keys' exactly, not a superset: a chance collision
+            # changes a verdict only when LSH missed a pair above the threshold, so compare them
+            use = check.t["valid"] & (np.arange(len(check.t["valid"])) % 7 != 3)
+            full = check._sketches(np.arange(len(use)))[0]
+            truth = candidate_pairs_from_keys(full, use)
+            wanted, pairs, _ = check._candidates(use)
+            assert wanted[pairs].tolist() == truth[check._proposable(truth)].tolist(), (seed, mask)
 
 
 def test_candidates_merged_band_by_band_are_every_bucket_s_pairs():
     # few distinct keys: buckets of 2, of up to 32 (every pair) and above 32 (each member with
     # the one before and with the first), texts left out by ``valid``
     import itertools
-
-    import numpy as np
-
-    from persrm_gen.dataset.minhash import candidate_pairs_from_keys
 
     rng = np.random.default_rng(5)
     keys = rng.integers(0, 40, size=(300, 4)).astype(np.uint64)

@@ -31,7 +31,14 @@ from pathlib import Path
 
 import numpy as np
 
-from persrm_gen.dataset.minhash import MinHasher, band_keys, candidate_pairs_of_bands, jaccard, lsh_params
+from persrm_gen.dataset.minhash import (
+    MinHasher,
+    band_buckets,
+    band_keys,
+    candidate_pairs_of_bands,
+    jaccard,
+    lsh_params,
+)
 from persrm_gen.dataset.schema import SPLITS
 from persrm_gen.dataset.validators import (
     ValidatorConfig,
@@ -91,6 +98,8 @@ class _Codes(dict):
 
 
 class CrossShardCheck:
+    _print_mask = np.uint64(2**32 - 1)  # a band key's bits kept per text (fewer: tests force collisions)
+
     def __init__(self, config: ValidatorConfig | None = None):
         self.config = config or ValidatorConfig()
         c = self.config
@@ -108,8 +117,8 @@ class CrossShardCheck:
         # per generated text: owner row, file, row in file, side, edit family hash (and whether
         # it has one), whether it has any shingle
         self.text_cols = _Columns("owner", "file", "at", "side", "family", "has_family", "valid")
-        # and its LSH band keys (uint64 [texts, bands]) per file, never joined: the candidates
-        # are found one band at a time (``minhash.candidate_pairs_of_bands``)
+        # and its LSH band keys' fingerprints (their low 32 bits, uint32 [texts, bands]) per
+        # file, never joined: the candidates are found one band at a time (``_near``)
         self.keys: list[np.ndarray] = []
         self.r: dict[str, np.ndarray] = {}  # row_cols and text_cols joined, once the verdicts are asked for
         self.t: dict[str, np.ndarray] = {}
@@ -186,7 +195,7 @@ class CrossShardCheck:
                                at=np.array(text["at"], dtype=np.int32), side=np.array(text["side"], dtype=np.int8),
                                family=_digests(text["family"]).view("S16").ravel(),
                                has_family=np.array(text["has_family"], dtype=bool), valid=offsets[1:] > offsets[:-1])
-            self.keys.append(band_keys(sig, self.bands, self.rows))
+            self.keys.append((band_keys(sig, self.bands, self.rows) & self._print_mask).astype(np.uint32))
 
     # ------------------------------------------------------------ verdicts
 
@@ -283,30 +292,23 @@ class CrossShardCheck:
                 labels[key, label] = True
 
     def _near(self, pos: np.ndarray, out: dict) -> None:
-        """As ``validators.near_duplicates``, in the canonical order, among rows still kept."""
-        t = self.t
+        """As ``validators.near_duplicates``, in the canonical order, among rows still kept.
+
+        Texts sharing a band's fingerprint (the key's low bits) are that band's buckets, or
+        supersets of them where two keys' low bits agree by chance: a pair from a bucket of
+        up to 32 texts is kept if the two full keys agree in that band, a bigger bucket is
+        split by its members' full keys (which pairs it proposes depends on its size). The
+        full keys are those of the texts read back for their shingles, so the candidates
+        are the full keys' exactly (``minhash.candidate_pairs_from_keys``)."""
         if not self.keys:
             return
-        owner = t["owner"]
         kept = np.ones(self.n, dtype=bool)
         kept[list(out)] = False
-        use = t["valid"] & kept[owner]
-        at = np.cumsum([0] + [len(k) for k in self.keys])
-        bands = (np.concatenate([k[use[lo:hi], b] for k, lo, hi in zip(self.keys, at[:-1], at[1:])])
-                 for b in range(self.bands))
-        cand = candidate_pairs_of_bands(bands, np.flatnonzero(use), len(owner))
-        a, b = cand[:, 0], cand[:, 1]
-        ra, rb = owner[a], owner[b]
+        wanted, pairs, shingles = self._candidates(self.t["valid"] & kept[self.t["owner"]])
+        a, b = pairs[:, 0], pairs[:, 1]
+        ra, rb = self.t["owner"][wanted[a]], self.t["owner"][wanted[b]]
         swap = pos[ra] > pos[rb]
         ra, rb = np.where(swap, rb, ra), np.where(swap, ra, rb)
-        whole, label = self.r["pair"].view("S32").ravel(), self.r["label"]
-        mirror = self.config.allow_both_orders & (whole[ra] == whole[rb]) & (label[ra] != label[rb])
-        same_family = t["has_family"][a] & t["has_family"][b] & (t["family"][a] == t["family"][b])
-        proposed = (ra != rb) & ~mirror & ~same_family
-        a, b, ra, rb = a[proposed], b[proposed], ra[proposed], rb[proposed]
-        if not len(a):
-            return
-        shingles = self._shingles(set(a.tolist()) | set(b.tolist()))
         neighbours: dict[int, list[tuple[int, float]]] = defaultdict(list)
         for ta, tb, i, j in zip(a.tolist(), b.tolist(), ra.tolist(), rb.tolist()):
             jac = jaccard(shingles[ta], shingles[tb])
@@ -318,23 +320,60 @@ class CrossShardCheck:
                 j, jac = max(earlier, key=lambda x: (x[1], -pos[x[0]]))
                 out[i] = ("near_duplicate", f"a generated candidate has Jaccard {jac:.2f} with one of pair {self._id(j)}")
 
-    def _shingles(self, wanted: set[int]) -> dict[int, np.ndarray]:
-        """Shingle hashes of the generated texts ``wanted``, read back one file at a time."""
+    def _candidates(self, use: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+        """The pairs of the texts ``use`` that band keys propose, less those ``_proposable``
+        rules out: (the texts read back, sorted; each pair as two places in it, [m, 2] in
+        order; those texts' shingles)."""
+        idx = np.flatnonzero(use)
+        at = np.cumsum([0] + [len(k) for k in self.keys])
+        maybe, big = [], []  # (text, text, band) to confirm; (band, members) of the big buckets
+        for band in range(self.bands):
+            prints = np.concatenate([k[use[lo:hi], band] for k, lo, hi in zip(self.keys, at[:-1], at[1:])])
+            pairs, members = band_buckets(prints, idx)
+            pairs = pairs[self._proposable(pairs)]
+            maybe.append(np.column_stack([pairs, np.full(len(pairs), band)]))
+            big += [(band, m) for m in members]
+        maybe = np.concatenate(maybe)
+        wanted = np.unique(np.concatenate([maybe[:, :2].ravel(), *(m for _, m in big)]))
+        keys, shingles = self._sketches(wanted)
+        at = np.searchsorted(wanted, maybe[:, :2])
+        sure = [maybe[keys[at[:, 0], maybe[:, 2]] == keys[at[:, 1], maybe[:, 2]], :2]]
+        for band, members in big:  # the true buckets inside, as the full keys make them
+            pairs = candidate_pairs_of_bands([keys[np.searchsorted(wanted, members), band]], members, len(use))
+            sure.append(pairs[self._proposable(pairs)])
+        codes = np.unique(np.sort(np.concatenate(sure), axis=1) @ np.array([len(use), 1]))
+        return wanted, np.searchsorted(wanted, np.stack([codes // len(use), codes % len(use)], 1)), shingles
+
+    def _proposable(self, pairs: np.ndarray) -> np.ndarray:
+        """Which pairs of texts may be near duplicates: of two rows, not the two orders of one
+        pair, not one edit family (``validators.edit_families``)."""
+        t, r = self.t, self.r
+        a, b = pairs[:, 0], pairs[:, 1]
+        ra, rb = t["owner"][a], t["owner"][b]
+        whole = r["pair"].view("S32").ravel()
+        mirror = self.config.allow_both_orders & (whole[ra] == whole[rb]) & (r["label"][ra] != r["label"][rb])
+        same_family = t["has_family"][a] & t["has_family"][b] & (t["family"][a] == t["family"][b])
+        return (ra != rb) & ~mirror & ~same_family
+
+    def _sketches(self, wanted: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Full band keys (uint64 [len(wanted), bands]) and shingle hashes of the generated
+        texts ``wanted`` (sorted), read back one file at a time."""
         import pyarrow.parquet as pq  # only when a folder is read
 
         t = self.t
-        by_file: dict[int, list[int]] = defaultdict(list)
-        for k in wanted:
-            by_file[int(t["file"][k])].append(k)
-        out: dict[int, np.ndarray] = {}
-        for file_no, ts in sorted(by_file.items()):
+        keys = np.zeros((len(wanted), self.bands), dtype=np.uint64)
+        shingles: list[np.ndarray] = [np.zeros(0, dtype=np.uint64)] * len(wanted)
+        files = t["file"][wanted]
+        for file_no in np.unique(files).tolist():
+            ts = np.flatnonzero(files == file_no)
             table = pq.read_table(self.files[file_no], columns=list(_SIDES))
             cols = [table.column(c) for c in _SIDES]
-            texts = [cols[t["side"][k]][int(t["at"][k])].as_py() or "" for k in ts]
-            h, offsets = self.hasher.shingles(texts)
-            for j, k in enumerate(ts):
-                out[k] = h[offsets[j] : offsets[j + 1]]
-        return out
+            texts = [cols[t["side"][k]][int(t["at"][k])].as_py() or "" for k in wanted[ts].tolist()]
+            sig, h, offsets = self.hasher.signatures(texts)
+            keys[ts] = band_keys(sig, self.bands, self.rows)
+            for j, k in enumerate(ts.tolist()):
+                shingles[k] = h[offsets[j] : offsets[j + 1]]
+        return keys, shingles
 
 
 def _numbered(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -175,24 +175,37 @@ def candidate_pairs_of_bands(bands: Iterable[np.ndarray], idx: np.ndarray, n: in
     ``i * n + j``), so a caller holding its keys in pieces never joins every band at once."""
     codes = np.zeros(0, dtype=np.int64)
     for keys in bands:
-        order = np.argsort(keys, kind="stable")
-        keys = keys[order]
-        same = np.concatenate([[False], keys[1:] == keys[:-1], [False]])  # a text keyed as the one before
-        del keys
-        edges = np.diff(same.view(np.int8))
-        starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) + 1  # buckets of 2+, sorted
-        del same, edges
-        sizes = ends - starts
-        two = starts[sizes == 2]  # the usual case, vectorised
-        found = [np.stack([idx[order[two]], idx[order[two + 1]]], 1)]
-        for s, e in zip(starts[sizes > 2].tolist(), ends[sizes > 2].tolist()):
-            found.append(_bucket_pairs(idx[order[s:e]]))
-        pairs = np.sort(np.concatenate(found), axis=1)
+        pairs, big = band_buckets(keys, idx)
+        pairs = np.sort(np.concatenate([pairs, *map(_bucket_pairs, big)]), axis=1)
         codes = np.union1d(codes, pairs[:, 0] * n + pairs[:, 1])
     return np.stack([codes // n, codes % n], 1)
 
 
-def _bucket_pairs(members: np.ndarray, max_all: int = 32) -> np.ndarray:
+def band_buckets(keys: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The texts ``idx`` sharing a key in one band (``keys``, one per text): (every pair of
+    each bucket of up to ``_MAX_ALL`` texts, int64 [m, 2]; the members of each bigger bucket,
+    in ``idx`` order, whose pairs ``_bucket_pairs`` chooses)."""
+    order = np.argsort(keys, kind="stable")
+    keys = keys[order]
+    same = np.concatenate([[False], keys[1:] == keys[:-1], [False]])  # a text keyed as the one before
+    del keys
+    edges = np.diff(same.view(np.int8))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) + 1  # buckets of 2+, sorted
+    del same, edges
+    sizes = ends - starts
+    two = starts[sizes == 2]  # the usual case, vectorised
+    found = [np.stack([idx[order[two]], idx[order[two + 1]]], 1)]
+    some = (sizes > 2) & (sizes <= _MAX_ALL)
+    for s, e in zip(starts[some].tolist(), ends[some].tolist()):
+        found.append(_bucket_pairs(idx[order[s:e]]))
+    big = [idx[order[s:e]] for s, e in zip(starts[sizes > _MAX_ALL].tolist(), ends[sizes > _MAX_ALL].tolist())]
+    return np.concatenate(found), big
+
+
+_MAX_ALL = 32
+
+
+def _bucket_pairs(members: np.ndarray, max_all: int = _MAX_ALL) -> np.ndarray:
     """Pairs to verify in one LSH bucket: all of them in small buckets; in big ones (mostly
     copies of one text) each member with its predecessor and with the first member."""
     m = len(members)
