@@ -7,15 +7,22 @@ splits. Rows are added one parquet file at a time and only compact state is kept
 as numpy columns, never a Python object per row: the id as bytes, integer codes for the
 author, genre and label, split rank, the 16-byte hashes of chosen and rejected, of the
 positive's task and of the edit family (``validators.edit_families``), and per generated
-text its LSH band keys (``dataset.minhash``) and where it is (file, row, column): ~0.18 KB
-per pair (~0.3 KB while the verdicts are made) where lists of ids, tuples and hex strings
-took ~0.65 KB (~0.95 KB), so a build of millions of pairs checks them in memory that a
-laptop has. Near-duplicate candidates are confirmed
-with the exact Jaccard of their shingles, read back from the files. The exact-duplicate
-check is sequential (a rejected row claims nothing), but only rows sharing a generated hash
-or a whole pair with another row can take part in it: they are found with ``np.unique``,
-and only they go through the loop. Tasks and families are compared by a 16-byte hash of
-their fields, as texts are (``validators.text_hash``).
+text where it is (file, row, column) and the low 32 bits of its LSH band keys
+(``dataset.minhash``), per file: ~0.25 KB per pair (~0.36 KB at the verdicts' peak) where
+lists of ids, tuples and hex strings took ~0.65 KB (~0.95 KB), so a build of millions of
+pairs checks them in memory that a laptop has.
+
+Near-duplicate candidates are the full keys' exactly: two texts whose fingerprints agree in
+a band, and that may be near duplicates at all (two rows, neither one edit family nor the
+two orders of a pair), are read back, as a candidate is anyway for the exact Jaccard of its
+shingles, and their full keys decide. Fingerprints agreeing by chance cost the reading of
+about ``bands * texts**2 / 2**33`` such pairs (~2 on a 10,000-sample build, ~190 at
+100,000 samples, ~20,000 at 1,000,000: a second read of most files' texts there). The
+exact-duplicate check is sequential (a rejected row claims nothing), but only rows sharing a
+generated hash or a whole pair with another row can take part in it: hashes and pairs are
+numbered by one sort, only those rows go through the loop, and its memory is arrays over
+the numbers. Tasks and families are compared by a 16-byte hash of their fields, as texts
+are (``validators.text_hash``).
 
 Rows are judged in one canonical order, (split in contract order, author_id, id): train
 first, so a test pair repeating a train pair is the one rejected, and the same rows are

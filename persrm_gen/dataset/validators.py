@@ -382,9 +382,10 @@ def exact_duplicates(rows: Sequence[dict], config: ValidatorConfig | None = None
 
 
 class SeenTexts:
-    """The exact-duplicate check's memory, here and across shards (``crosscheck``): each
-    generated text's hash -> the first kept row holding it, and a generated positive's hash
-    -> its task, whose other pairs repeat that positive by design (:func:`positive_task`)."""
+    """The exact-duplicate check's memory: each generated text's hash -> the first kept row
+    holding it, and a generated positive's hash -> its task, whose other pairs repeat that
+    positive by design (:func:`positive_task`). ``crosscheck`` keeps the same two maps as
+    arrays over numbered hashes."""
 
     def __init__(self) -> None:
         self.first: dict[str, int] = {}
