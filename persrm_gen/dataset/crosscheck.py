@@ -7,8 +7,8 @@ splits. Rows are added one parquet file at a time and only compact state is kept
 as numpy columns, never a Python object per row: the id as bytes, integer codes for the
 author, genre and label, split rank, the 16-byte hashes of chosen and rejected, of the
 positive's task and of the edit family (``validators.edit_families``), and per generated
-text where it is (file, row, column) and the low 32 bits of its LSH band keys
-(``dataset.minhash``), per file: ~0.25 KB per pair (~0.36 KB at the verdicts' peak) where
+text its row and column (file and row there follow) and the low 32 bits of its LSH band
+keys (``dataset.minhash``), per file: ~0.24 KB per pair (~0.35 KB at the verdicts' peak) where
 lists of ids, tuples and hex strings took ~0.65 KB (~0.95 KB), so a build of millions of
 pairs checks them in memory that a laptop has.
 
@@ -121,9 +121,11 @@ class CrossShardCheck:
         self.row_cols = _Columns("id", "rank", "author", "genre", "label", "pair", "gen", "task", "has_task")
         self.target_cols = _Columns("row", "hash")  # a test_seen row's real target text, hashed
         self.train_cols = _Columns("hash")  # train targets and contexts, hashed (unique per file)
-        # per generated text: owner row, file, row in file, side, edit family hash (and whether
-        # it has one), whether it has any shingle
-        self.text_cols = _Columns("owner", "file", "at", "side", "family", "has_family", "valid")
+        # per generated text: owner row, side, edit family hash (and whether it has one),
+        # whether it has any shingle; its file and row there follow from the owner (rows are
+        # added file by file), with each file's first row
+        self.text_cols = _Columns("owner", "side", "family", "has_family", "valid")
+        self.first_rows: list[int] = []
         # and its LSH band keys' fingerprints (their low 32 bits, uint32 [texts, bands]) per
         # file, never joined: the candidates are found one band at a time (``_near``)
         self.keys: list[np.ndarray] = []
@@ -137,11 +139,11 @@ class CrossShardCheck:
         """Take in the rows of one ``pairs`` parquet file."""
         import pyarrow.parquet as pq  # only when a folder is read
 
-        file_no = len(self.files)
         self.files.append(Path(path))
+        self.first_rows.append(self.n)
         rows = pq.read_table(path, columns=_COLUMNS).to_pylist()
         if rows:
-            self._store(file_no, *self._fields(rows))
+            self._store(*self._fields(rows))
             self.n += len(rows)
 
     def _fields(self, rows: list[dict]) -> tuple[dict, dict, list, set]:
@@ -176,14 +178,13 @@ class CrossShardCheck:
                 if gen[side]:
                     family = next(families)
                     text["owner"].append(i)
-                    text["at"].append(r_no)
                     text["side"].append(side)
                     text["family"].append(_NO_HASH if family is None else _fields_hash(family))
                     text["has_family"].append(family is not None)
                     text["texts"].append(r[col] or "")
         return row, text, targets, train
 
-    def _store(self, file_no: int, row: dict, text: dict, targets: list, train: set) -> None:
+    def _store(self, row: dict, text: dict, targets: list, train: set) -> None:
         """Add one file's lists (``_fields``) as numpy chunks; its generated texts as band keys."""
         self.row_cols.add(id=np.array(row["id"], dtype=bytes), rank=np.array(row["rank"], dtype=np.int8),
                           author=np.array(row["author"], dtype=np.int32), genre=np.array(row["genre"], dtype=np.int32),
@@ -198,8 +199,7 @@ class CrossShardCheck:
         if text["texts"]:
             sig, _h, offsets = self.hasher.signatures(text["texts"])
             self.text_cols.add(owner=np.array(text["owner"], dtype=np.int32),
-                               file=np.full(len(text["owner"]), file_no, dtype=np.int32),
-                               at=np.array(text["at"], dtype=np.int32), side=np.array(text["side"], dtype=np.int8),
+                               side=np.array(text["side"], dtype=np.int8),
                                family=_digests(text["family"]).view("S16").ravel(),
                                has_family=np.array(text["has_family"], dtype=bool), valid=offsets[1:] > offsets[:-1])
             self.keys.append((band_keys(sig, self.bands, self.rows) & self._print_mask).astype(np.uint32))
@@ -370,12 +370,15 @@ class CrossShardCheck:
         t = self.t
         keys = np.zeros((len(wanted), self.bands), dtype=np.uint64)
         shingles: list[np.ndarray] = [np.zeros(0, dtype=np.uint64)] * len(wanted)
-        files = t["file"][wanted]
+        first = np.array(self.first_rows)
+        rows = t["owner"][wanted]
+        files = np.searchsorted(first, rows, side="right") - 1
         for file_no in np.unique(files).tolist():
             ts = np.flatnonzero(files == file_no)
             table = pq.read_table(self.files[file_no], columns=list(_SIDES))
             cols = [table.column(c) for c in _SIDES]
-            texts = [cols[t["side"][k]][int(t["at"][k])].as_py() or "" for k in wanted[ts].tolist()]
+            texts = [cols[side][at].as_py() or "" for side, at in zip(t["side"][wanted[ts]].tolist(),
+                                                                     (rows[ts] - first[file_no]).tolist())]
             sig, h, offsets = self.hasher.signatures(texts)
             keys[ts] = band_keys(sig, self.bands, self.rows)
             for j, k in enumerate(ts.tolist()):
