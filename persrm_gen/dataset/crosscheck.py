@@ -278,8 +278,8 @@ class CrossShardCheck:
         task_of = np.full(len(text_repeated), -1, dtype=np.int32)  # a claimed positive's hash -> its task
         labels = np.zeros((len(pair_repeated), max(len(self.labels), 1)), dtype=bool)  # labels kept per pair
         both_orders = self.config.allow_both_orders
-        for lo in range(0, len(walk), 4096):  # Python ints for a block of rows at a time
-            rows = walk[lo : lo + 4096]
+        for lo in range(0, len(walk), 1024):  # Python ints for a block of rows at a time
+            rows = walk[lo : lo + 1024]
             for i, (c, rj), task, key, label in zip(rows.tolist(), hashes[rows].tolist(), tasks[rows].tolist(),
                                                     pair[rows].tolist(), r["label"][rows].tolist()):
                 if i in out:
@@ -396,7 +396,9 @@ def _numbered(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     for lo in range(0, len(flat), _BLOCK):  # sorted values a block at a time, not a sorted copy
         in_order = flat[order[lo : lo + _BLOCK + 1]]
         new[lo + 1 : lo + len(in_order)] = in_order[1:] != in_order[:-1]
+    in_order = np.cumsum(new, dtype=np.int32)
+    in_order -= 1
     number = np.empty(len(flat), dtype=np.int32)
-    number[order] = np.cumsum(new, dtype=np.int32) - 1
+    number[order] = in_order
     first = np.flatnonzero(new)
     return number, np.diff(first, append=len(flat)) > 1
