@@ -181,6 +181,9 @@ def candidate_pairs_of_bands(bands: Iterable[np.ndarray], idx: np.ndarray, n: in
     return np.stack([codes // n, codes % n], 1)
 
 
+_MAX_ALL = 32  # a bucket's size up to which all its pairs are proposed (``_bucket_pairs``)
+
+
 def band_buckets(keys: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
     """The texts ``idx`` sharing a key in one band (``keys``, one per text): (every pair of
     each bucket of up to ``_MAX_ALL`` texts, int64 [m, 2]; the members of each bigger bucket,
@@ -200,9 +203,6 @@ def band_buckets(keys: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, list[np
         found.append(_bucket_pairs(idx[order[s:e]]))
     big = [idx[order[s:e]] for s, e in zip(starts[sizes > _MAX_ALL].tolist(), ends[sizes > _MAX_ALL].tolist())]
     return np.concatenate(found), big
-
-
-_MAX_ALL = 32
 
 
 def _bucket_pairs(members: np.ndarray, max_all: int = _MAX_ALL) -> np.ndarray:
