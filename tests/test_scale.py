@@ -101,7 +101,9 @@ def test_near_duplicates_planted_across_shards_are_caught(tmp_path, authors, sin
     ref, _ = single
     out = tmp_path / "out"
     with FakeServer(reply=planted) as server:
-        build(authors, out, server, "--shard-authors", "1")
+        # real positives: each author's generated negatives are the planted text (under the mixed
+        # default a generated positive is planted too, and its negatives copy their own chosen)
+        build(authors, out, server, "--shard-authors", "1", "--positive", "real")
         assert cli("validate", str(out), server=server).returncode == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["rejections"].get("near_duplicate", 0) > 0
