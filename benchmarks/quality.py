@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import subprocess
 import sys
@@ -42,7 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from persrm_gen.dataset.blind_audit import FEATURES, audit, text_features  # noqa: E402
+from persrm_gen.dataset.blind_audit import FEATURES, audit, text_features, wilson_interval  # noqa: E402
 from persrm_gen.dataset.reader import load_split_rows  # noqa: E402
 from persrm_gen.dataset.validators import ValidatorConfig, in_split_order, validate_pairs  # noqa: E402
 from persrm_gen.style import baseline_judge  # noqa: E402
@@ -147,14 +146,12 @@ def markdown(result: dict, tag: str) -> str:
 
 
 def _interval(p: float | None, n: int) -> str:
-    """The Wilson 95 % interval of an accuracy ``p`` over ``n`` pairs: on a strategy's 10-30
-    pairs it spans about +-0.2, so a target of 0.60 is read against it, not the point."""
+    """``blind_audit.wilson_interval`` as "(lo-hi)": at 10-30 pairs it spans about +-0.2, so
+    a target of 0.60 is read against it, not against the point."""
     if p is None or n <= 0:
         return ""
-    z = 1.96
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return f"({max(0.0, centre - half):.2f}-{min(1.0, centre + half):.2f})"
+    lo, hi = wilson_interval(p, n)
+    return f"({lo:.2f}-{hi:.2f})"
 
 
 def _f(x) -> str:

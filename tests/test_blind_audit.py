@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from persrm_gen.cards.dataset_card import render_dataset_card
-from persrm_gen.dataset.blind_audit import audit, confident_shortcuts, fit, pair_features
+from persrm_gen.dataset.blind_audit import audit, confident_shortcuts, fit, pair_features, wilson_interval
 from persrm_gen.dataset.stats import compute_stats
 from persrm_gen.dataset.validators import ValidatorConfig, validate_pairs
 from tests.test_validators import make_row
@@ -74,6 +74,15 @@ def test_the_judge_ignores_placement_and_is_symmetric():
     assert audit(swapped) == audit(rows)
 
 
+def test_the_interval_narrows_with_the_pairs_and_holds_its_point():
+    for p in (0.0, 0.3, 0.5, 0.61, 1.0):
+        small, large = wilson_interval(p, 10), wilson_interval(p, 1000)
+        assert small[0] <= p <= small[1] and large[0] <= p <= large[1]
+        assert large[1] - large[0] < small[1] - small[0]
+    lo, hi = wilson_interval(0.61, 18)  # randomize in the quality benchmark: 0.61 on 18 pairs
+    assert lo < 0.5 < hi and abs(lo - 0.39) < 0.01 and abs(hi - 0.80) < 0.01
+
+
 def test_too_few_train_pairs_means_no_audit_and_no_drops():
     rows = [dict(r, split="test_unseen_authors") for r in planted()]
     assert audit(rows) is None
@@ -91,6 +100,10 @@ def test_stats_and_card_report_the_audit_beside_the_baseline(with_rows):
         assert stats["blind_audit"]["by_strategy"]["planted"]["accuracy"] == 1.0
         assert "| planted | 40 | 1.000 (8) |" in card
         assert "stylometric" in card
+        # the planted shortcut's whole interval lies far from chance: cv 1.0 on 40 pairs
+        cv = stats["blind_audit"]["by_strategy"]["planted"]["cv_accuracy"]
+        lo, hi = wilson_interval(cv, 40)
+        assert lo > 0.8 and f"| {lo:.2f}-{hi:.2f} |" in card
     else:
         assert "Not measured" in card
 
