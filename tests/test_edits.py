@@ -364,6 +364,7 @@ def test_no_word_swap_leaves_a_dangling_comma_after_but():
 
 # -- a synonym swap keeps the sentence grammatical (issue 13: "We require to create a big modify") --
 
+_PAD = " We use it, and it is important and very useful."
 # (sentence, what no swap may make of it): nouns that share their spelling with a verb whose
 # twin is a verb only ("the need for", "a big change"), verbs whose twin takes another
 # complement ("need to create" is not "require to create", "want a" not "wish a"), idioms
@@ -390,17 +391,21 @@ UNGRAMMATICAL_SWAPS = [
     ("We propose to add it, so this may happen to work as part of the plan, and we will give it a try.",
      ["suggest to", "occur to", "as portion", "provide it", "a attempt"]),
     # inflected forms: plural nouns that share their spelling with a verb's -s, -ing nouns,
-    # -ed adjectives, and the base's complements ("needs to" is no "requires to")
-    ("The changes to the build need review; it needs to run, and the needs of users come first.",
+    # -ed adjectives, and the base's complements ("needs to" is no "requires to"); each with
+    # _PAD's four safe spots, so that edits are made and a wrong spot would be among them
+    ("The changes to the build need review; it needs to run, and the needs of users come first." + _PAD,
      ["the modifies", "requires to", "the requires"]),
-    ("So that changes are safe, which changes were made? The uses of it are many, and critical thinking helps.",
+    ("So that changes are safe, which changes were made? The uses of it are many, and critical thinking helps." + _PAD,
      ["that modifies", "which modifies", "the employs", "employs of", "critical believing"]),
-    ("At the beginning, the building had a fixed size and a finished look; the findings are in the ending.",
+    ("At the beginning, the building had a fixed size and a finished look; the findings are in the ending." + _PAD,
      ["the starting", "the constructing", "repaired size", "ended look", "the finishing"]),
-    ("The size is fixed, we are finished, and it ended up there; the starting point was a thought.",
+    ("The size is fixed, we are finished, and it ended up there; the starting point was a thought." + _PAD,
      ["is repaired", "are ended", "finished up", "beginning point", "a believed"]),
-    ("It is a bigger deal when chances are high, and they stopped using it because it needed to change.",
+    ("It is a bigger deal when chances are high, and they stopped using it because it needed to change." + _PAD,
      ["larger deal", "opportunities are", "halted using", "required to"]),
+    ("This PEP is starting out small; we use it, it needs a fix, and it is important for beginning "
+     "programmers and changing requirements." + _PAD,
+     ["beginning out", "for starting", "modifying requirements"]),
 ]
 
 
@@ -483,3 +488,11 @@ def test_a_plural_noun_before_a_time_phrase_keeps_its_spelling():
     text = "We made changes this year, and it needs a fix; they use the cache and want to check it."
     for out in _swaps(text, 60):
         assert "modifies" not in out, out
+
+
+def test_an_ing_form_swaps_where_it_is_a_verb():
+    # after "by", "when" (not "for": "for beginning programmers"), before "to", at a clause start
+    from persrm_gen.generator.edits import _synonym_spots
+
+    text = "By using symlinks, we avoid it; when using Python, trying to fix it is hard, for beginning programmers too."
+    assert [m.group(0) for m in _synonym_spots(text)] == ["using", "using", "trying", "fix", "hard"]

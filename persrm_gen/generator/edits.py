@@ -117,7 +117,7 @@ _WHERE: dict[str, _Where] = {
     # "to end users" no "to finish users", "stop using" no "halt using").
     "use": _where("verb"), "need": _where("verb", not_before="to"), "help": _where("verb", only_before="with in"),
     "change": _where("verb", only_before=_OBJ), "end": _where("verb", only_before=_OBJ),
-    "finish": _where("verb", only_before=_OBJ), "start": _where("verb"), "try": _where("verb"),
+    "finish": _where("verb", only_before=_OBJ), "start": _where("verb", not_before="out over off up"), "try": _where("verb"),
     "attempt": _where("verb"), "stop": _where("verb", not_before="*ing"), "fix": _where("verb"),
     "build": _where("verb", not_before="on upon against up from with out"), "construct": _where("verb"),
     "check": _where("verb", not_before="for out in on up off into with ."), "grasp": _where("verb"),
@@ -312,8 +312,9 @@ def _in_context(text: str, prev: re.Match | None, context: str | None, nxt: str)
 # The contexts of inflected forms (_FORM_CONTEXT): a verb's -s after a singular subject ("it
 # changes", not "the changes", "so that changes are", "which changes were made"), its -ed after
 # a subject, "have" or "be" (not "a fixed size"; "active": not after "be", "is fixed" meaning
-# constant), its -ing after "be", or before an object after a preposition or at a clause start
-# ("by using the", "Using the"; not "critical thinking", "the beginning of").
+# constant), its -ing after "be", or before an object or "to" after a preposition or at a
+# clause start ("by using the", "Using the", "trying to"; not "critical thinking", "the
+# beginning of").
 _VERB_CONTEXTS = frozenset(("verb", "3sg", "past", "active", "ing"))
 _SUBJECT_3SG = frozenset("he she it this which who one everyone everything someone something nobody nothing anyone anything".split())
 _SUBJECTS = frozenset("i we you they he she it that which who".split())  # not "this": "this tried and true"
@@ -321,6 +322,10 @@ _HAVE = frozenset("have has had having i've we've you've they've hasn't haven't 
 _BE_FORMS = frozenset("""am is are was were be been being isn't aren't wasn't weren't it's that's there's he's she's
 they're we're you're i'm what's who's""".split())
 _GERUND_BEFORE = frozenset("by for of without before after from when while about on in into and or then".split())
+# Conjunctions and prepositions before which an -ing word is a verb ("by using symlinks", "when
+# using Python"; "for beginning programmers", "of changing requirements" are adjectives).
+_ONLY_GERUND_AFTER = frozenset("by when while without before after".split())
+_NO_OBJECT = frozenset(f"of and or but up out in on at with from for into as than so {_AUX}".split())
 _NOT_AFTER_3SG = frozenset(f"of {_AUX} have".split())  # "which changes were made", "so that uses of"
 _PLURAL_BEFORE = _DETERMINERS | frozenset("""many several various all such other few both more most two three
 four five six seven eight nine ten""".split())
@@ -344,7 +349,9 @@ def _form_in_context(context: str, word: str | None, nxt: str) -> bool:
         return word in _SUBJECT_3SG and nxt not in _NOT_AFTER_3SG
     if context in ("past", "active"):
         return word in _SUBJECTS or word in _HAVE or (context == "past" and word in _BE_FORMS)
-    return word in _BE_FORMS or ((word is None or word in _GERUND_BEFORE) and nxt in _OBJECTS)
+    if word in _BE_FORMS or ((word is None or word in _GERUND_BEFORE) and (nxt in _OBJECTS or nxt == "to")):
+        return True
+    return word in _ONLY_GERUND_AFTER and nxt[:1].isalpha() and nxt not in _NO_OBJECT  # "by using symlinks"
 
 
 def _over_adverbs(text: str, prev: re.Match | None) -> re.Match | None:
