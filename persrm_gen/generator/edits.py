@@ -2,9 +2,11 @@
 
 ``minimal_edit`` swaps 3-4 words for synonyms and touches nothing else (PersRM-R1's
 near-duplicate negative), only where the sentence stays grammatical (:func:`_synonym_fits`:
-"the need for" is no "the require for"). ``axis_rewrite`` moves a real text along one
-stylistic axis (formality, length, punctuation, vocabulary, structure) while keeping its
-content, so the pair differs in style only. Both are deterministic given the Random they receive.
+"the need for" is no "the require for"), inflected forms too ("it changes the" -> "it
+modifies the", but "the changes" stays; inflect.py spells them). ``axis_rewrite`` moves a
+real text along one stylistic axis (formality, length, punctuation, vocabulary, structure)
+while keeping its content, so the pair differs in style only. Both are deterministic given
+the Random they receive.
 
 A rewrite that always moves a feature the same way (fewer commas, longer words) is a cue a
 judge reads without the author ("the response with more commas is the author's"), so where
@@ -20,6 +22,7 @@ import random
 import re
 from typing import NamedTuple
 
+from persrm_gen.generator.inflect import inflect
 from persrm_gen.style import n_words, words_of
 from persrm_gen.textutil import ASCII_WORD, PARAGRAPH_BREAK, normalized, sentences
 
@@ -94,7 +97,8 @@ def _where(context=None, not_after="", not_before="", only_before=None) -> _Wher
 # thing", "is right", "too big"; not "right now", "went down big"); "pred" as "adj" but for a
 # determiner ("is significant", not "a significant amount", whose twin means another thing);
 # "start" at a clause start ("Instead, ..."); "never": no place where the twin reads right often
-# enough. A word not in _WHERE may take its twin anywhere in running prose.
+# enough. A word not in _WHERE may take its twin anywhere in running prose. Inflected forms
+# have contexts of their own (_FORM_CONTEXT, below: "3sg", "past", "active", "ing", "plural").
 _NEVER = _where("never")
 _OBJ = "the a an this that these those its their our your his her my it them any"  # an object follows
 _ADVERB_WORDS = "not also just only still never always often really then now first simply actually usually even already"
@@ -113,7 +117,7 @@ _WHERE: dict[str, _Where] = {
     # "to end users" no "to finish users", "stop using" no "halt using").
     "use": _where("verb"), "need": _where("verb", not_before="to"), "help": _where("verb", only_before="with in"),
     "change": _where("verb", only_before=_OBJ), "end": _where("verb", only_before=_OBJ),
-    "finish": _where("verb", only_before=_OBJ), "start": _where("verb"), "try": _where("verb"),
+    "finish": _where("verb", only_before=_OBJ), "start": _where("verb", not_before="out over off up"), "try": _where("verb"),
     "attempt": _where("verb"), "stop": _where("verb", not_before="*ing"), "fix": _where("verb"),
     "build": _where("verb", not_before="on upon against up from with out"), "construct": _where("verb"),
     "check": _where("verb", not_before="for out in on up off into with ."), "grasp": _where("verb"),
@@ -164,6 +168,83 @@ _WHERE: dict[str, _Where] = {
     "little": _NEVER, "rule": _NEVER, "now": _NEVER, "poor": _NEVER, "appear": _NEVER, "appears": _NEVER,
     "job": _NEVER, "permits": _NEVER, "offers": _NEVER,  # "lose your job" (no "task"), "job offers"
 }  # fmt: skip
+
+# -- inflected forms ("changes", "using", "tried", "easier"): the same pairs, the same rules ---------
+# Only the base forms above would leave most texts too few swap spots. A pair inflects when
+# both sides are the part of speech below and both forms are regular (inflect.py); an
+# irregular form swaps only through _IRREGULAR. A form keeps its base's _WHERE rule (what may
+# stand before and after it), but where the base had a context (a noun/verb twin: "the
+# change", "a fix") the form's context is its own (_FORM_CONTEXT: "it changes the", "was
+# fixed", "by using the"), and an -ing form always has one ("critical thinking", "the
+# beginning", "the building" are nouns). A form in _WHERE already keeps its own rule.
+_VERBS = frozenset("""begin start end finish help assist use employ need require get obtain make create buy purchase
+try attempt want wish change modify keep retain give provide tell inform think believe allow permit stop halt
+find discover choose select build construct fix repair check verify understand grasp suggest propose explain
+clarify happen occur include contain show demonstrate seem appear receive remember recall observe see""".split())
+_NOUNS = frozenset("idea notion problem issue part portion job task goal aim chance opportunity rule guideline "
+                   "answer reply purpose responsibility duty".split())  # answer/reply: nouns only ("reply the question")
+_ADJECTIVES = frozenset("big large fast quick easy simple".split())  # -er/-est on both sides ("littler", "more difficult": no)
+_FORM_KINDS = {"verb": ("s", "ed", "ing"), "noun": ("s",), "adj": ("er", "est")}
+# Irregular forms (source:twin:base, one way each): only where the twin fits every place the
+# source stands ("began" is past only, so "started" fits it; "started" may be a participle,
+# "has started", where "began" does not). No got/obtained ("I've got a question"), saw/seen.
+_IRREGULAR = """
+began:started:begin begun:started:begin built:constructed:build constructed:built:construct
+bought:purchased:buy purchased:bought:purchase found:discovered:find discovered:found:discover
+understood:grasped:understand grasped:understood:grasp thought:believed:think believed:thought:believe
+chose:selected:choose chosen:selected:choose showed:demonstrated:show shown:demonstrated:show
+created:made:create retained:kept:retain
+""".split()
+_PAST_TENSE_ONLY = frozenset("began begun chose showed".split())  # a verb wherever it stands
+# The context of a form whose base needs one (_in_context): a verb's -s after a singular
+# subject, its -ed after a subject, "have" or "be", its -ing after "be" or (before an object)
+# a preposition or a clause start; a noun's plural after a determiner.
+_FORM_CONTEXT = {("verb", "s"): "3sg", ("verb", "ed"): "past", ("verb", "ing"): "ing", ("noun", "s"): "plural"}
+_FORM_RULES: dict[str, _Where] = {
+    # "a thought", "the thought of": the noun; "chances are" (no "opportunities are").
+    "thought": _WHERE["think"]._replace(context="past"),
+    "fixed": _where("active"), "finished": _where("active", only_before=_OBJ),  # "is fixed", "we are finished"
+    "chances": _where("plural", not_before="of are is"),
+    "providing": _where("ing", not_before="that"), "including": _NEVER,  # "providing that", "languages, including Perl"
+}
+
+
+def _form_rule(base: str, pos: str, kind: str) -> _Where:
+    rule = _WHERE.get(base, _Where())
+    if rule.context == "never":
+        return rule
+    if kind in ("er", "est"):  # "bigger", "easier" are adjectives or adverbs: no noun twin to avoid
+        return rule._replace(context=None)
+    if rule.context is None and kind != "ing":
+        return rule
+    return rule._replace(context=_FORM_CONTEXT[pos, kind])
+
+
+def _add_forms(a: str, b: str, both_ways: bool) -> None:
+    """The inflected forms of the pair a:b in SYNONYMS and _WHERE (an entry there wins)."""
+    for pos, words in (("verb", _VERBS), ("noun", _NOUNS), ("adj", _ADJECTIVES)):
+        if a not in words or b not in words:
+            continue
+        for kind in _FORM_KINDS[pos]:
+            fa, fb = inflect(a, kind), inflect(b, kind)
+            if fa is None or fb is None:
+                continue
+            for src, dst, base in ((fa, fb, a), (fb, fa, b))[:1 + both_ways]:
+                if src not in SYNONYMS:
+                    SYNONYMS[src] = dst
+                    _WHERE.setdefault(src, _FORM_RULES.get(src) or _form_rule(base, pos, kind))
+
+
+for pair in _SYN_PAIRS:
+    _add_forms(*pair.split(":"), both_ways=True)
+for pair in _SHORTER_WAYS:
+    _add_forms(*pair.split(":"), both_ways=False)
+for entry in _IRREGULAR:  # a participle may be an adjective ("the found bug", "the created file"): "past"
+    src, dst, base = entry.split(":")
+    SYNONYMS.setdefault(src, dst)
+    _WHERE.setdefault(src, _FORM_RULES.get(src) or _WHERE.get(base, _Where())._replace(
+        context=None if src in _PAST_TENSE_ONLY else "past"))
+
 _PREV_WORD = re.compile(r"([A-Za-z']+)[ \t]*$")
 _NEXT_WORD = re.compile(r"[ \t]*([A-Za-z']+|[^\sA-Za-z']|$)")
 
@@ -202,7 +283,7 @@ def _synonym_fits(text: str, m: re.Match) -> bool:
     nxt = nxt if nxt[:1].isalpha() or nxt == "," else "."
     if prev_word in rule.not_after or nxt in rule.not_before or ("*ing" in rule.not_before and nxt.endswith("ing")):
         return False
-    if rule.only_before is not None and nxt not in rule.only_before:
+    if rule.only_before is not None and nxt not in rule.only_before and not _passive(text, prev, rule):
         return False
     return _in_context(text, prev, rule.context, nxt)
 
@@ -214,14 +295,78 @@ def _in_context(text: str, prev: re.Match | None, context: str | None, nxt: str)
         return context is None
     if context == "start":
         return prev is None or prev.group(1).lower() == "and"
-    while context == "verb" and prev and prev.group(1).lower() in _ADVERBS:  # "we also need", "do not use"
-        prev = _word_before(text, prev.start())
+    if context in _VERB_CONTEXTS:  # "we also need", "do not use"
+        prev = _over_adverbs(text, prev)
     word = prev.group(1).lower() if prev else None
     if context == "verb":
         return word in _VERB_BEFORE or (word in (None, "and", "or", "then", "please") and nxt in _OBJECTS)
+    if context in _VERB_CONTEXTS:
+        return _form_in_context(context, word, nxt)
+    if context == "plural":
+        return word in _PLURAL_BEFORE
     if context == "pred":
         return word in _BE or word in _INTENSIFIERS
     return word in _DETERMINERS or (context == "adj" and (word in _BE or word in _INTENSIFIERS))
+
+
+# The contexts of inflected forms (_FORM_CONTEXT): a verb's -s after a singular subject ("it
+# changes", not "the changes", "so that changes are", "which changes were made"), its -ed after
+# a subject, "have" or "be" (not "a fixed size"; "active": not after "be", "is fixed" meaning
+# constant), its -ing after "be", or before an object or "to" after a preposition or at a
+# clause start ("by using the", "Using the", "trying to"; not "critical thinking", "the
+# beginning of").
+_VERB_CONTEXTS = frozenset(("verb", "3sg", "past", "active", "ing"))
+_SUBJECT_3SG = frozenset("he she it this which who one everyone everything someone something nobody nothing anyone anything".split())
+_SUBJECTS = frozenset("i we you they he she it that which who".split())  # not "this": "this tried and true"
+_HAVE = frozenset("have has had having i've we've you've they've hasn't haven't hadn't".split())
+_BE_FORMS = frozenset("""am is are was were be been being isn't aren't wasn't weren't it's that's there's he's she's
+they're we're you're i'm what's who's""".split())
+_GERUND_BEFORE = frozenset("by for of without before after from when while about on in into and or then".split())
+# Conjunctions and prepositions before which an -ing word is a verb ("by using symlinks", "when
+# using Python"; "for beginning programmers", "of changing requirements" are adjectives).
+_ONLY_GERUND_AFTER = frozenset("by when while without before after".split())
+_NO_OBJECT = frozenset(f"of and or but up out in on at with from for into as than so {_AUX}".split())
+_NOT_AFTER_3SG = frozenset(f"of {_AUX} have".split())  # "which changes were made", "so that uses of"
+_PLURAL_BEFORE = _DETERMINERS | frozenset("""many several various all such other few both more most two three
+four five six seven eight nine ten""".split())
+# (no "this": "we made changes this year")
+_DETERMINER_NEXT = frozenset("the a an these those its their our your his her my any".split())
+# Words after which such a form is no verb ("the changes the", "of changes the"); "that",
+# "this", "one" open no plural ("a patch that changes the", "this uses the").
+_NO_VERB_AFTER = (_PLURAL_BEFORE | _GERUND_BEFORE | frozenset("at to with as than".split())) - {"and", "or", "then", "that", "this", "one"}
+
+
+def _form_in_context(context: str, word: str | None, nxt: str) -> bool:
+    """Whether an inflected verb form between ``word`` (the word before it over adverbs, or
+    None) and ``nxt`` is in ``context`` (_FORM_CONTEXT).
+
+    Any form between a word that opens no noun phrase and a determiner is a verb: a noun or
+    an adjective of the same spelling is not followed by "the" ("a patch that changes the
+    API", "the team fixed the bug", "code using the cache"; but "the changes the team made")."""
+    if word is not None and word not in _NO_VERB_AFTER and nxt in _DETERMINER_NEXT:
+        return True
+    if context == "3sg":
+        return word in _SUBJECT_3SG and nxt not in _NOT_AFTER_3SG
+    if context in ("past", "active"):
+        return word in _SUBJECTS or word in _HAVE or (context == "past" and word in _BE_FORMS)
+    if word in _BE_FORMS or ((word is None or word in _GERUND_BEFORE) and (nxt in _OBJECTS or nxt == "to")):
+        return True
+    return word in _ONLY_GERUND_AFTER and nxt[:1].isalpha() and nxt not in _NO_OBJECT  # "by using symlinks"
+
+
+def _over_adverbs(text: str, prev: re.Match | None) -> re.Match | None:
+    """The word before, over adverbs ("we also need", "do not use", "is now changed")."""
+    while prev and prev.group(1).lower() in _ADVERBS:
+        prev = _word_before(text, prev.start())
+    return prev
+
+
+def _passive(text: str, prev: re.Match | None, rule: _Where) -> bool:
+    """Whether a verb's -ed form stands after a form of "be": its object is then the subject
+    ("the API is changed to", "should be helped"), so what its base wants after it
+    (``only_before``: "change" an object, "help" with or in) does not hold there."""
+    prev = _over_adverbs(text, prev)
+    return rule.context == "past" and prev is not None and prev.group(1).lower() in _BE_FORMS
 
 
 _CONTRACTIONS = {
