@@ -134,6 +134,15 @@ def test_a_build_reports_the_audit_and_counts_blind_drops(tmp_path, monkeypatch)
     assert "test_unseen_authors" in manifest["shortcuts"]["stylometric_baseline"]["by_split"]
     card = (out / "README.md").read_text()
     assert "## Shortcuts (read before training)" in card and "| blind_shortcut |" in card
+    # `persrm-gen stats` prints each strategy's cv accuracy with its 95 % interval, as the card does
+    from persrm_gen.dataset.stats_report import show_stats
+    from persrm_gen.progress import console
+
+    with console.capture() as captured:
+        show_stats(out)
+    name, row = sorted(audit_after["by_strategy"].items())[0]
+    lo, hi = wilson_interval(row["cv_accuracy"], row["n"])
+    assert "cv 95 %" in captured.get() and f"{lo:.2f}-{hi:.2f}" in captured.get()
 
 
 def test_the_config_key_reaches_the_validator(tmp_path):
