@@ -41,7 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from persrm_gen.dataset.blind_audit import FEATURES, audit, text_features, wilson_interval  # noqa: E402
+from persrm_gen.dataset.blind_audit import FEATURES, audit, interval_text, text_features  # noqa: E402
 from persrm_gen.dataset.reader import load_split_rows  # noqa: E402
 from persrm_gen.dataset.validators import ValidatorConfig, in_split_order, validate_pairs  # noqa: E402
 from persrm_gen.style import baseline_judge  # noqa: E402
@@ -131,8 +131,9 @@ def markdown(result: dict, tag: str) -> str:
     cues = result.get("cues", {})
     for name, row in pooled["by_strategy"].items():
         c = cues.get(name, {})
+        interval = interval_text(row["cv_accuracy"], row["n"])  # at 10-30 pairs about +-0.2: read 0.60 against it
         lines.append(f"| {name} | {row['n']} ({c.get('generated_chosen', 0)}) | {_f(row['cv_accuracy'])} "
-                     f"{_interval(row['cv_accuracy'], row['n'])} | {_f(row['accuracy'])} "
+                     f"{f'({interval})' if interval else ''} | {_f(row['accuracy'])} "
                      f"({row['n_test']}) | {_f(row['longer_chosen'])} | {_f(c.get('ttr_higher'))} | {_f(c.get('words_longer'))} |")
     test = pooled["by_split"]["test"]
     lines.append(f"| **all** | {sum(r['n'] for r in pooled['by_strategy'].values())} | {_f(pooled['cv_accuracy'])} | "
@@ -143,15 +144,6 @@ def markdown(result: dict, tag: str) -> str:
         lines.append(f"| {name} | {b['pairs']} | {_f(b['stylometric_unseen'])} ({b['n_unseen']}) | {_f(b['blind_test'])} | "
                      f"{_f(b['blind_cv'])} | {_f(b['longer_chosen'])} |")
     return "\n".join(lines)
-
-
-def _interval(p: float | None, n: int) -> str:
-    """``blind_audit.wilson_interval`` as "(lo-hi)": at 10-30 pairs it spans about +-0.2, so
-    a target of 0.60 is read against it, not against the point."""
-    if p is None or n <= 0:
-        return ""
-    lo, hi = wilson_interval(p, n)
-    return f"({lo:.2f}-{hi:.2f})"
 
 
 def _f(x) -> str:

@@ -15,7 +15,7 @@ from jinja2 import PackageLoader
 
 from persrm_gen.cards.data_scan import ConfigData, data_files_glob, scan_data
 from persrm_gen.cards.merge import dump_card, merge_body, merge_meta, parse_card, read_card, sections
-from persrm_gen.dataset.blind_audit import TEST_SPLITS_ALL, wilson_interval
+from persrm_gen.dataset.blind_audit import TEST_SPLITS_ALL, interval_text
 from persrm_gen.dataset.schema import CONFIGS, SPLITS, in_contract_order
 from persrm_gen.fileio import write_text_atomic
 from persrm_gen.jinja_sandbox import sandboxed_env
@@ -213,14 +213,6 @@ def _config_table(manifest: dict, data: dict[str, ConfigData] | None) -> dict:
 _SPLIT_LABEL = {"train": "train (the pairs it was fitted on)", TEST_SPLITS_ALL: "all test splits"}
 
 
-def _interval(p: float | None, n: int) -> str:
-    """A blind accuracy's 95 % interval for the card, "0.21-0.72"; empty when not measured."""
-    if p is None:
-        return ""
-    lo, hi = wilson_interval(p, n)
-    return f"{lo:.2f}-{hi:.2f}"
-
-
 def _shortcuts(stats: dict) -> dict | None:
     """The card's "Shortcuts" section: the context-blind judge per split and per strategy,
     beside the pick-the-longer rate and the stylometric baseline (which sees the author)."""
@@ -234,7 +226,7 @@ def _shortcuts(stats: dict) -> dict | None:
                    for k in in_contract_order(splits, SPLITS)],
         "strategies": [
             {"name": name, "n": row["n"], "n_test": row["n_test"], "test": _fmt(row["accuracy"]),
-             "cv": _fmt(row["cv_accuracy"]), "cv_interval": _interval(row["cv_accuracy"], row["n"]),
+             "cv": _fmt(row["cv_accuracy"]), "cv_interval": interval_text(row["cv_accuracy"], row["n"]) or "",
              "longer": _fmt(row["longer_chosen"]), "stylometric": _fmt(baseline.get(name))}
             for name, row in sorted((blind.get("by_strategy") or {}).items())
         ],

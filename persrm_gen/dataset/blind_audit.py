@@ -193,6 +193,15 @@ def wilson_interval(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def interval_text(p: float | None, n: int) -> str | None:
+    """:func:`wilson_interval` as the card, ``stats`` and the quality benchmark print it,
+    "0.21-0.72"; None when the accuracy was not measured."""
+    if p is None:
+        return None
+    lo, hi = wilson_interval(p, n)
+    return f"{lo:.2f}-{hi:.2f}"
+
+
 def _hits(p: np.ndarray) -> np.ndarray:
     """1 for a right call, 0 for a wrong one, 0.5 for no preference."""
     return np.where(np.isclose(p, 0.5), 0.5, (p > 0.5).astype(float))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from persrm_gen.dataset.blind_audit import wilson_interval
+from persrm_gen.dataset.blind_audit import interval_text
 from persrm_gen.dataset.reader import load_split_rows
 from persrm_gen.dataset.stats import compute_stats
 from persrm_gen.errors import InputError, InputIssue
@@ -45,17 +45,9 @@ def _shortcut_table(stats: dict) -> Table:
         t.add_column(col, justify="left" if col == "strategy" else "right")
     for name, row in blind["by_strategy"].items():
         t.add_row(name, str(row["n"]), _fmt(row["accuracy"], row["n_test"]), _fmt(row["cv_accuracy"]),
-                  _interval(row["cv_accuracy"], row["n"]), _fmt(row["longer_chosen"]),
+                  interval_text(row["cv_accuracy"], row["n"]) or "n/a", _fmt(row["longer_chosen"]),
                   _fmt(stats["baseline_by_strategy"].get(name)))
     return t
-
-
-def _interval(p: float | None, n: int) -> str:
-    """The cv accuracy's 95 % interval (as on the card): a few dozen pairs know it to +-0.2."""
-    if p is None:
-        return "n/a"
-    lo, hi = wilson_interval(p, n)
-    return f"{lo:.2f}-{hi:.2f}"
 
 
 def _fmt(x, n: int | None = None) -> str:

@@ -87,7 +87,7 @@ DRAW_ATTEMPT = 1000  # draw d is attempt d * DRAW_ATTEMPT: apart from the re-sam
 @dataclass(frozen=True)
 class CandidateOptions:
     model: str
-    positive: str = "mixed"  # "real" | "style-matched" | "mixed" (POSITIVES)
+    positive: str = "mixed"  # "real" | "style-matched" | "mixed" (BuildOptions.positive)
     mixed_share: float = MIXED_SHARE  # with "mixed": the share of generated positives
     negatives: tuple[str, ...] = ("mimic", "randomize", "minimal-edit", "other-author", "axes")
     axes: tuple[str, ...] = AXES
